@@ -1,0 +1,5 @@
+#!/bin/sh
+# Regenerate the autotools build files after a fresh checkout.
+set -e
+cd "$(dirname "$0")"
+autoreconf --install --force

@@ -1,0 +1,844 @@
+/*
+ * The agent: one single-threaded loop that keeps HAProxy equal to the
+ * swarm.  It is level-triggered: Docker events, timers and signals only
+ * mark work due; reconcile() recomputes the desired state from the latest
+ * snapshot, reads what HAProxy runs, and applies the difference.  A lost
+ * event therefore costs latency, never correctness.
+ *
+ * Task-level change goes through the runtime API.  Only a change to the
+ * file's skeleton (frontends, backends) rewrites the file, checks it and
+ * reloads HAProxy through the master CLI.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dovetail.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define RELOAD_TIMEOUT_MS 15000
+
+struct fastpoll {
+	char *service_id;
+	long long until;
+};
+
+struct agent {
+	struct config *cfg;
+	const char *config_path;
+	const struct config_override *overrides;
+	size_t noverrides;
+	char *map_path;
+
+	struct docker *docker;
+	int docker_up;
+	long long docker_retry_at;
+	unsigned docker_backoff_ms;
+	char *docker_error;	/* last reported, to log changes once */
+
+	struct swarm *swarm;
+	int have_snapshot;
+	long long next_full_sync;
+	long long next_fast_poll;
+	struct fastpoll *fast;
+	size_t nfast;
+
+	int dirty;
+	long long next_reconcile;
+	char *haproxy_error;	/* last reported */
+	char *disk_config;	/* what the files on disk hold */
+	char *disk_map;
+	char **problems;	/* reported label problems, sorted */
+	size_t nproblems;
+};
+
+static volatile sig_atomic_t got_term;
+static volatile sig_atomic_t got_hup;
+static int wake_pipe[2] = { -1, -1 };
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+	if (wake_pipe[1] != -1 && write(wake_pipe[1], "x", 1) == -1) {
+		/* The pipe is full: the loop is awake already. */
+	}
+	errno = saved;
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/*
+ * Logs msg when it differs from the last one reported in *slot, so that
+ * a component that stays away produces one line, not one per retry.
+ */
+static void
+report_once(char **slot, char *msg)
+{
+	if (*slot != NULL && strcmp(*slot, msg) == 0) {
+		free(msg);
+		return;
+	}
+	log_warnx("%s", msg);
+	free(*slot);
+	*slot = msg;
+}
+
+static void
+report_clear(char **slot, const char *recovered)
+{
+	if (*slot == NULL)
+		return;
+	log_info("%s", recovered);
+	free(*slot);
+	*slot = NULL;
+}
+
+/* ---- Docker ---- */
+
+static void
+docker_down(struct agent *a, char *why)
+{
+	report_once(&a->docker_error, xasprintf("docker: %s; HAProxy keeps "
+	    "serving what it has, retrying", why));
+	free(why);
+	a->docker_up = 0;
+	docker_events_close(a->docker);
+	a->docker_retry_at = mono_ms() + a->docker_backoff_ms;
+	a->docker_backoff_ms *= 2;
+	if (a->docker_backoff_ms > BACKOFF_MAX_MS)
+		a->docker_backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void
+docker_up(struct agent *a)
+{
+	char *cause;
+
+	if (docker_connect(a->docker, &cause) == -1) {
+		docker_down(a, cause);
+		return;
+	}
+	if (docker_events_open(a->docker, 0, &cause) == -1) {
+		docker_down(a, cause);
+		return;
+	}
+	report_clear(&a->docker_error, "docker: reachable again");
+	log_info("docker: connected to %s, a swarm manager",
+	    docker_endpoint(a->docker));
+	a->docker_up = 1;
+	a->docker_backoff_ms = BACKOFF_MIN_MS;
+	/* Events before the stream opened are lost: read everything. */
+	a->next_full_sync = 0;
+}
+
+static char *
+filter_query(const char *key, const char *value)
+{
+	char *json, *escaped, *q;
+
+	json = xasprintf("{\"%s\":[\"%s\"]}", key, value);
+	escaped = curl_easy_escape(NULL, json, 0);
+	if (escaped == NULL)
+		fatalx("curl_easy_escape failed");
+	q = xasprintf("filters=%s", escaped);
+	curl_free(escaped);
+	free(json);
+	return q;
+}
+
+static int
+fetch_into(struct agent *a, const char *path,
+    int (*parse)(struct swarm *, const char *, size_t, char **),
+    struct swarm *sw, char **cause)
+{
+	struct buf out;
+	char *why;
+	int rc;
+
+	buf_init(&out);
+	rc = docker_get(a->docker, path, &out, cause);
+	if (rc == 0 && parse(sw, out.data == NULL ? "[]" : out.data,
+	    out.data == NULL ? 2 : out.len, &why) == -1) {
+		*cause = xasprintf("%s: %s", path, why);
+		free(why);
+		rc = -1;
+	}
+	buf_free(&out);
+	return rc;
+}
+
+/* Reads every labelled service, running task and node. */
+static int
+full_sync(struct agent *a)
+{
+	struct swarm *fresh;
+	char *label, *fs, *ft, *ps, *pt, *cause = NULL;
+	int rc;
+
+	label = xasprintf("%s.hosts", a->cfg->label_prefix);
+	fs = filter_query("label", label);
+	ft = filter_query("desired-state", "running");
+	ps = xasprintf("/services?%s", fs);
+	pt = xasprintf("/tasks?%s", ft);
+	fresh = swarm_new();
+	rc = fetch_into(a, ps, swarm_parse_services, fresh, &cause);
+	if (rc == 0)
+		rc = fetch_into(a, pt, swarm_parse_tasks, fresh, &cause);
+	if (rc == 0)
+		rc = fetch_into(a, "/nodes", swarm_parse_nodes, fresh, &cause);
+	free(label);
+	free(fs);
+	free(ft);
+	free(ps);
+	free(pt);
+	if (rc == -1) {
+		swarm_free(fresh);
+		docker_down(a, cause);
+		return -1;
+	}
+	log_debug("docker: %zu labelled service(s), %zu running task(s), "
+	    "%zu node(s)", fresh->nservices, fresh->ntasks, fresh->nnodes);
+	swarm_free(a->swarm);
+	a->swarm = fresh;
+	a->have_snapshot = 1;
+	a->dirty = 1;
+	return 0;
+}
+
+static int
+valid_id(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 64)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+static void
+fast_add(struct agent *a, const char *id)
+{
+	long long until = mono_ms() + a->cfg->converge_timeout_ms;
+	size_t i;
+
+	for (i = 0; i < a->nfast; i++) {
+		if (strcmp(a->fast[i].service_id, id) == 0) {
+			a->fast[i].until = until;
+			return;
+		}
+	}
+	a->fast = xreallocarray(a->fast, a->nfast + 1, sizeof(*a->fast));
+	a->fast[a->nfast].service_id = xstrdup(id);
+	a->fast[a->nfast].until = until;
+	a->nfast++;
+	if (a->next_fast_poll == 0 || a->next_fast_poll > mono_ms())
+		a->next_fast_poll = mono_ms();
+}
+
+static void
+fast_remove(struct agent *a, size_t i)
+{
+	free(a->fast[i].service_id);
+	a->fast[i] = a->fast[--a->nfast];
+}
+
+/*
+ * A service has converged when every task it wants running runs, as many
+ * as it wants, and no task it told to stop is still running.
+ */
+static int
+converged(const struct swarm *sw, const char *id)
+{
+	const struct service *s;
+	uint64_t running = 0;
+	size_t i;
+
+	s = swarm_service(sw, id);
+	if (s == NULL)
+		return 1;
+	for (i = 0; i < sw->ntasks; i++) {
+		const struct task *t = &sw->tasks[i];
+
+		if (strcmp(t->service_id, id) != 0)
+			continue;
+		if (t->desired_running && t->state != TASK_RUNNING)
+			return 0;
+		if (!t->desired_running && (t->state == TASK_RUNNING ||
+		    t->state == TASK_STARTING))
+			return 0;
+		if (t->desired_running)
+			running++;
+	}
+	return !s->replicated || running == s->replicas;
+}
+
+/* Re-reads one service and all its tasks; returns 1 once converged. */
+static int
+poll_service(struct agent *a, const char *id)
+{
+	struct swarm *fresh;
+	char *fs, *ft, *ps, *pt, *cause = NULL;
+	int rc;
+
+	fs = filter_query("id", id);
+	ft = filter_query("service", id);
+	ps = xasprintf("/services?%s", fs);
+	pt = xasprintf("/tasks?%s", ft);
+	fresh = swarm_new();
+	rc = fetch_into(a, ps, swarm_parse_services, fresh, &cause);
+	if (rc == 0 && fresh->nservices > 0)
+		rc = fetch_into(a, pt, swarm_parse_tasks, fresh, &cause);
+	free(fs);
+	free(ft);
+	free(ps);
+	free(pt);
+	if (rc == -1) {
+		swarm_free(fresh);
+		docker_down(a, cause);
+		return 0;
+	}
+	swarm_replace_service(a->swarm, id, fresh);
+	swarm_free(fresh);
+	a->dirty = 1;
+	return converged(a->swarm, id);
+}
+
+static void
+fast_polls(struct agent *a)
+{
+	long long now = mono_ms();
+	size_t i = 0;
+
+	while (i < a->nfast && a->docker_up) {
+		if (poll_service(a, a->fast[i].service_id) ||
+		    now >= a->fast[i].until) {
+			log_debug("docker: service %s settled",
+			    a->fast[i].service_id);
+			fast_remove(a, i);
+		} else
+			i++;
+	}
+	a->next_fast_poll = a->nfast > 0 ? now + a->cfg->converge_interval_ms :
+	    0;
+}
+
+static void
+handle_event(struct agent *a, const struct docker_event *ev)
+{
+	log_debug("docker: event %s %s %s", ev->kind == EVENT_SERVICE ?
+	    "service" : ev->kind == EVENT_NODE ? "node" : "other",
+	    esc(ev->action), esc(ev->name));
+	switch (ev->kind) {
+	case EVENT_SERVICE:
+		if (!valid_id(ev->actor))
+			return;
+		fast_add(a, ev->actor);
+		break;
+	case EVENT_NODE:
+	case EVENT_NETWORK:
+		a->next_full_sync = 0;
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- HAProxy ---- */
+
+/* Logs each label problem once, when it first appears. */
+static void
+report_problems(struct agent *a, const struct desired *d)
+{
+	char **now;
+	size_t i;
+
+	now = xcalloc(d->nproblems, sizeof(char *));
+	for (i = 0; i < d->nproblems; i++) {
+		const struct problem *p = &d->problems[i];
+
+		if (p->label != NULL)
+			now[i] = xasprintf("service %s: label %s: %s; service "
+			    "not routed", esc(p->service), esc(p->label),
+			    p->message);
+		else
+			now[i] = xasprintf("service %s: %s; service not routed",
+			    esc(p->service), p->message);
+		if (bsearch(&now[i], a->problems, a->nproblems,
+		    sizeof(char *), str_cmp_ptr) == NULL)
+			log_warnx("%s", now[i]);
+	}
+	qsort(now, d->nproblems, sizeof(char *), str_cmp_ptr);
+	for (i = 0; i < a->nproblems; i++)
+		free(a->problems[i]);
+	free(a->problems);
+	a->problems = now;
+	a->nproblems = d->nproblems;
+}
+
+static int
+write_if_changed(const char *path, char **disk, const char *text,
+    char **cause)
+{
+	if (*disk != NULL && strcmp(*disk, text) == 0)
+		return 0;
+	if (file_write_atomic(path, text, strlen(text), cause) == -1)
+		return -1;
+	free(*disk);
+	*disk = xstrdup(text);
+	return 0;
+}
+
+/*
+ * Writes the map and the file, checked with haproxy -c.  On any failure
+ * the previous files are put back and -1 returned.
+ */
+static int
+write_checked(struct agent *a, const char *config, const char *map)
+{
+	struct buf out;
+	char *old_config, *old_map, *cause = NULL, *ignored;
+	int rc = -1;
+
+	old_config = a->disk_config == NULL ? NULL : xstrdup(a->disk_config);
+	old_map = a->disk_map == NULL ? NULL : xstrdup(a->disk_map);
+	buf_init(&out);
+	if (write_if_changed(a->map_path, &a->disk_map, map, &cause) == -1 ||
+	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,
+	    &cause) == -1)
+		goto done;
+	if (haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
+	    a->cfg->haproxy_config, &out, &cause) == -1) {
+		log_warnx("haproxy: %s; keeping the previous file. HAProxy "
+		    "said: %s", cause, esc(out.data == NULL ? "" : out.data));
+		free(cause);
+		cause = NULL;
+		if (old_config != NULL && write_if_changed(
+		    a->cfg->haproxy_config, &a->disk_config, old_config,
+		    &ignored) == -1)
+			free(ignored);
+		if (old_map != NULL && write_if_changed(a->map_path,
+		    &a->disk_map, old_map, &ignored) == -1)
+			free(ignored);
+		goto done;
+	}
+	rc = 0;
+done:
+	if (cause != NULL) {
+		log_warnx("haproxy: %s", cause);
+		free(cause);
+	}
+	buf_free(&out);
+	free(old_config);
+	free(old_map);
+	return rc;
+}
+
+static int
+skeleton_changed(const char *old_text, const char *new_text)
+{
+	struct buf a, b;
+	int changed;
+
+	if (old_text == NULL)
+		return 1;
+	buf_init(&a);
+	buf_init(&b);
+	render_skeleton(&a, old_text);
+	render_skeleton(&b, new_text);
+	changed = a.len != b.len || memcmp(a.data, b.data, a.len) != 0;
+	buf_free(&a);
+	buf_free(&b);
+	return changed;
+}
+
+/* Why HAProxy must load the file again, or NULL. */
+static const char *
+reload_reason(const struct agent *a, const struct desired *d,
+    const struct running *r, const char *config)
+{
+	size_t i;
+
+	if (skeleton_changed(a->disk_config, config))
+		return "frontends or backends changed";
+	if (r->map_missing)
+		return "HAProxy runs without dovetail's host map";
+	if (!running_has_backend(r, DT_BACKEND_NO_ROUTE))
+		return "HAProxy runs without dovetail's file";
+	for (i = 0; i < d->nbackends; i++) {
+		if (!running_has_backend(r, d->backends[i].name))
+			return "HAProxy lacks a backend of the file";
+	}
+	return NULL;
+}
+
+static void
+log_backend_changes(const struct desired *d, const struct running *r)
+{
+	size_t i;
+
+	for (i = 0; i < d->nbackends; i++) {
+		if (!running_has_backend(r, d->backends[i].name))
+			log_info("backend %s added (%zu server(s))",
+			    d->backends[i].name, d->backends[i].nservers);
+	}
+	for (i = 0; i < r->nbackends; i++) {
+		const char *n = r->backends[i];
+
+		if ((strncmp(n, "svc-", 4) == 0 || strncmp(n, "grp-", 4) == 0) &&
+		    desired_backend(d, n) == NULL)
+			log_info("backend %s removed", n);
+	}
+}
+
+static void
+apply_plan(struct agent *a, const struct plan *p)
+{
+	const char **texts;
+	char **replies, *cause;
+	size_t i;
+
+	if (p->ncmds == 0)
+		return;
+	texts = xcalloc(p->ncmds, sizeof(char *));
+	for (i = 0; i < p->ncmds; i++)
+		texts[i] = p->cmds[i].text;
+	if (runtime_batch(a->cfg->runtime_socket, texts, p->ncmds, &replies,
+	    &cause) == -1) {
+		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
+		    "API: %s", cause));
+		free(cause);
+		free(texts);
+		a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
+		return;
+	}
+	for (i = 0; i < p->ncmds; i++) {
+		const struct cmd *c = &p->cmds[i];
+
+		if (plan_reply_ok(c, replies[i])) {
+			if (c->what != NULL)
+				log_info("%s", c->what);
+		} else if (c->kind == CMD_DEL_SERVER) {
+			/* Connections still open: retried next time. */
+			log_debug("haproxy: %s: %s", c->text, esc(replies[i]));
+			a->next_reconcile = mono_ms() + 1000;
+		} else {
+			log_warnx("haproxy: \"%s\" failed: %s", c->text,
+			    esc(replies[i]));
+			a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
+		}
+	}
+	runtime_replies_free(replies, p->ncmds);
+	free(texts);
+}
+
+static int
+read_running(struct agent *a, struct running **out)
+{
+	char *cause;
+
+	*out = running_new();
+	if (runtime_read_state(a->cfg->runtime_socket, a->map_path, *out,
+	    &cause) == -1) {
+		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
+		    "API: %s; will apply the changes when it answers",
+		    cause));
+		free(cause);
+		running_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	report_clear(&a->haproxy_error, "haproxy: runtime API answers");
+	return 0;
+}
+
+/*
+ * Makes HAProxy equal to the snapshot.  Returns 0 when HAProxy (or, when
+ * it does not answer, the file on disk) now matches, -1 otherwise.
+ */
+static int
+reconcile(struct agent *a)
+{
+	struct render_opts ro;
+	struct desired *d;
+	struct running *r = NULL;
+	struct plan p;
+	struct buf config, map;
+	const char *why;
+	char *cause;
+	int rc = -1;
+
+	a->dirty = 0;
+	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
+	d = desired_build(a->swarm, a->cfg->label_prefix,
+	    a->cfg->service_cluster);
+	report_problems(a, d);
+	ro.http_bind = a->cfg->http_bind;
+	ro.https_bind = a->cfg->https_bind;
+	ro.map_path = a->map_path;
+	buf_init(&config);
+	buf_init(&map);
+	render_config(&config, d, &ro);
+	render_map(&map, d);
+	memset(&p, 0, sizeof(p));
+
+	if (read_running(a, &r) == -1) {
+		/* HAProxy is away: leave a file it will start right with. */
+		if (skeleton_changed(a->disk_config, config.data)) {
+			if (write_checked(a, config.data, map.data) == -1)
+				goto out;
+		} else if (write_if_changed(a->map_path, &a->disk_map,
+		    map.data, &cause) == -1 || write_if_changed(
+		    a->cfg->haproxy_config, &a->disk_config, config.data,
+		    &cause) == -1) {
+			log_warnx("%s", cause);
+			free(cause);
+			goto out;
+		}
+		a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
+		goto out;
+	}
+
+	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
+		if (write_checked(a, config.data, map.data) == -1)
+			goto plan;
+		log_backend_changes(d, r);
+		if (haproxy_reload(a->cfg->master_socket, RELOAD_TIMEOUT_MS,
+		    &cause) == -1) {
+			log_warnx("haproxy: reload failed: %s", cause);
+			free(cause);
+			a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
+			goto plan;
+		}
+		log_info("haproxy: reloaded (%s): %zu backend(s), %zu "
+		    "host(s)", why, d->nbackends, d->nroutes);
+		running_free(r);
+		if (read_running(a, &r) == -1)
+			goto out;
+	}
+plan:
+	plan_build(&p, d, r, a->map_path);
+	apply_plan(a, &p);
+	/* Server lines and map entries only: no check or reload needed. */
+	if (!skeleton_changed(a->disk_config, config.data)) {
+		if (write_if_changed(a->map_path, &a->disk_map, map.data,
+		    &cause) == -1 || write_if_changed(a->cfg->haproxy_config,
+		    &a->disk_config, config.data, &cause) == -1) {
+			log_warnx("%s", cause);
+			free(cause);
+			goto out;
+		}
+		rc = 0;
+	}
+out:
+	plan_free(&p);
+	running_free(r);
+	desired_free(d);
+	buf_free(&config);
+	buf_free(&map);
+	return rc;
+}
+
+/* ---- the loop ---- */
+
+static void
+load_disk_state(struct agent *a)
+{
+	struct buf b;
+	char *cause;
+
+	buf_init(&b);
+	if (file_read(a->cfg->haproxy_config, &b, &cause) == 0)
+		a->disk_config = buf_steal(&b);
+	else
+		free(cause);
+	buf_reset(&b);
+	if (file_read(a->map_path, &b, &cause) == 0)
+		a->disk_map = buf_steal(&b);
+	else
+		free(cause);
+	buf_free(&b);
+}
+
+/*
+ * SIGHUP: the file is parsed into a fresh config with the command-line
+ * options applied again on top; only when all of it is valid does it
+ * replace the running one.
+ */
+static void
+reread_config(struct agent *a)
+{
+	struct config *fresh, tmp;
+	char *cause;
+	size_t i;
+
+	fresh = config_new();
+	if (config_load(fresh, a->config_path, &cause) == -1) {
+		log_warnx("SIGHUP: %s; keeping the running configuration",
+		    cause);
+		free(cause);
+		config_free(fresh);
+		return;
+	}
+	for (i = 0; i < a->noverrides; i++) {
+		if (config_set_option(fresh, a->overrides[i].key,
+		    a->overrides[i].value, &cause) == -1)
+			fatalx("option --%s: %s", config_keys[
+			    a->overrides[i].key].option, cause);
+	}
+	tmp = *a->cfg;
+	*a->cfg = *fresh;
+	*fresh = tmp;
+	config_free(fresh);
+	free(a->map_path);
+	a->map_path = config_map_path(a->cfg);
+	free(a->disk_config);
+	free(a->disk_map);
+	a->disk_config = a->disk_map = NULL;
+	load_disk_state(a);
+	/* Reconnect: the Docker settings may have changed. */
+	docker_events_close(a->docker);
+	a->docker_up = 0;
+	a->docker_retry_at = 0;
+	log_info("SIGHUP: configuration %s reloaded", a->config_path);
+}
+
+static void
+agent_free(struct agent *a)
+{
+	size_t i;
+
+	docker_free(a->docker);
+	swarm_free(a->swarm);
+	for (i = 0; i < a->nfast; i++)
+		free(a->fast[i].service_id);
+	free(a->fast);
+	for (i = 0; i < a->nproblems; i++)
+		free(a->problems[i]);
+	free(a->problems);
+	free(a->map_path);
+	free(a->docker_error);
+	free(a->haproxy_error);
+	free(a->disk_config);
+	free(a->disk_map);
+}
+
+static long long
+earliest(long long a, long long b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/*
+ * Runs until SIGTERM or SIGINT (returns 0), or with once set, does one
+ * full reconcile and returns 0 on success, 1 otherwise.
+ */
+int
+agent_run(struct config *cfg, const char *config_path,
+    const struct config_override *overrides, size_t noverrides, int once)
+{
+	struct agent a;
+	struct docker_event ev;
+	long long now, next;
+	char drain[64];
+	int rc = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = cfg;
+	a.config_path = config_path;
+	a.overrides = overrides;
+	a.noverrides = noverrides;
+	a.map_path = config_map_path(cfg);
+	a.docker = docker_new(cfg);
+	a.swarm = swarm_new();
+	a.docker_backoff_ms = BACKOFF_MIN_MS;
+	load_disk_state(&a);
+	setup_signals();
+
+	if (once) {
+		docker_up(&a);
+		if (!a.docker_up || full_sync(&a) == -1)
+			rc = 1;
+		else if (reconcile(&a) == -1)
+			rc = 1;
+		else
+			log_info("once: %s written", cfg->haproxy_config);
+		agent_free(&a);
+		return rc;
+	}
+
+	log_info("started: docker %s, haproxy runtime %s, file %s",
+	    cfg->docker_url, cfg->runtime_socket, cfg->haproxy_config);
+	while (!got_term) {
+		if (got_hup) {
+			got_hup = 0;
+			reread_config(&a);
+		}
+		now = mono_ms();
+		if (!a.docker_up && now >= a.docker_retry_at)
+			docker_up(&a);
+		if (a.docker_up && !docker_events_active(a.docker))
+			docker_down(&a, xstrdup("event stream closed"));
+		while (a.docker_up && docker_event_next(a.docker, &ev))
+			handle_event(&a, &ev);
+		if (a.docker_up && now >= a.next_full_sync &&
+		    full_sync(&a) == 0)
+			a.next_full_sync = mono_ms() + cfg->poll_interval_ms;
+		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)
+			fast_polls(&a);
+		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile))
+			reconcile(&a);
+
+		next = a.next_reconcile;
+		if (a.docker_up) {
+			next = earliest(next, a.next_full_sync);
+			next = earliest(next, a.next_fast_poll);
+		} else
+			next = earliest(next, a.docker_retry_at);
+		now = mono_ms();
+		next = next <= now ? 0 : next - now;
+		if (next > 60000)
+			next = 60000;
+		if (docker_wait(a.docker, wake_pipe[0], (int)next) == -1)
+			log_warnx("docker: waiting on the event stream failed");
+		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
+			;
+	}
+	log_info("stopping on signal");
+	agent_free(&a);
+	return 0;
+}

@@ -1,0 +1,380 @@
+/*
+ * The configuration: one table of keys shared by the INI file parser and
+ * the command-line options, so that every key has exactly one long option
+ * and one validator.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dovetail.h"
+
+const struct config_key config_keys[] = {
+	{ "docker", "url", "docker-url", "unix:///var/run/docker.sock", "URL",
+	  "Docker Engine API endpoints, a comma list tried in order" },
+	{ "docker", "tls_ca", "docker-tls-ca", "", "FILE",
+	  "CA certificate that signs the Docker TLS endpoint" },
+	{ "docker", "tls_cert", "docker-tls-cert", "", "FILE",
+	  "client certificate for the Docker TLS endpoint" },
+	{ "docker", "tls_key", "docker-tls-key", "", "FILE",
+	  "client key for the Docker TLS endpoint" },
+	{ "docker", "timeout", "docker-timeout", "10s", "DURATION",
+	  "time limit of one Docker API request" },
+	{ "haproxy", "runtime_socket", "haproxy-runtime-socket",
+	  "/run/haproxy/admin.sock", "PATH",
+	  "HAProxy stats socket with level admin" },
+	{ "haproxy", "master_socket", "haproxy-master-socket",
+	  "/run/haproxy/master.sock", "PATH",
+	  "HAProxy master CLI socket, used for reloads" },
+	{ "haproxy", "config", "haproxy-config", "/etc/haproxy/dovetail.cfg",
+	  "FILE", "the HAProxy file dovetail writes" },
+	{ "haproxy", "base_config", "haproxy-base-config",
+	  "/etc/haproxy/haproxy.cfg", "FILE",
+	  "the user's HAProxy file loaded before it, for checks" },
+	{ "haproxy", "binary", "haproxy-binary", "/usr/sbin/haproxy", "FILE",
+	  "HAProxy binary used for configuration checks" },
+	{ "routing", "label_prefix", "routing-label-prefix", "com.docker.lb",
+	  "PREFIX", "prefix of the service labels dovetail reads" },
+	{ "routing", "service_cluster", "routing-service-cluster", "", "NAME",
+	  "serve only services of this cluster (empty: no cluster label)" },
+	{ "routing", "http_bind", "routing-http-bind", ":80", "ADDR:PORT",
+	  "address and port of the HTTP frontend" },
+	{ "routing", "https_bind", "routing-https-bind", ":443", "ADDR:PORT",
+	  "address and port of the HTTPS frontend (empty: none)" },
+	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
+	  "full resynchronisation period" },
+	{ "agent", "converge_interval", "agent-converge-interval", "200ms",
+	  "DURATION", "task polling period of a service that just changed" },
+	{ "agent", "converge_timeout", "agent-converge-timeout", "60s",
+	  "DURATION", "how long a changed service is polled at most" },
+};
+const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
+
+struct config *
+config_new(void)
+{
+	struct config *c;
+	size_t i;
+	char *cause;
+
+	c = xcalloc(1, sizeof(*c));
+	for (i = 0; i < config_nkeys; i++) {
+		if (config_set_option(c, i, config_keys[i].def, &cause) == -1)
+			fatalx("built-in default: %s", cause);
+	}
+	return c;
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->docker_url);
+	free(c->docker_tls_ca);
+	free(c->docker_tls_cert);
+	free(c->docker_tls_key);
+	free(c->runtime_socket);
+	free(c->master_socket);
+	free(c->haproxy_config);
+	free(c->haproxy_base);
+	free(c->haproxy_binary);
+	free(c->label_prefix);
+	free(c->service_cluster);
+	free(c->http_bind);
+	free(c->https_bind);
+	free(c);
+}
+
+/* Parses "250ms", "3s", "2m" or a bare number of seconds. */
+int
+config_parse_duration(const char *s, unsigned *ms)
+{
+	unsigned long long v = 0, mult;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	while (isdigit((unsigned char)*p)) {
+		v = v * 10 + (unsigned)(*p - '0');
+		if (v > UINT_MAX)
+			return -1;
+		p++;
+	}
+	if (strcmp(p, "ms") == 0)
+		mult = 1;
+	else if (strcmp(p, "s") == 0 || *p == '\0')
+		mult = 1000;
+	else if (strcmp(p, "m") == 0)
+		mult = 60000;
+	else if (strcmp(p, "h") == 0)
+		mult = 3600000;
+	else
+		return -1;
+	if (v * mult > UINT_MAX)
+		return -1;
+	*ms = (unsigned)(v * mult);
+	return 0;
+}
+
+/*
+ * A bind is "ADDR:PORT" where ADDR is empty, "*", an IPv4 address or a
+ * bracket-free IPv6 address as HAProxy writes it ("::" forms), and PORT
+ * is 1-65535.  Nothing else reaches the HAProxy file.
+ */
+int
+config_check_bind(const char *s)
+{
+	const char *colon, *p;
+	unsigned long port;
+	char *end;
+
+	colon = strrchr(s, ':');
+	if (colon == NULL || colon[1] == '\0')
+		return -1;
+	for (p = s; p < colon; p++) {
+		if (!isxdigit((unsigned char)*p) && *p != '.' && *p != ':' &&
+		    *p != '*')
+			return -1;
+	}
+	if (!isdigit((unsigned char)colon[1]))
+		return -1;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+		return -1;
+	return 0;
+}
+
+static int
+check_docker_urls(const char *s, char **cause)
+{
+	char *copy, *item, *next;
+	int rc = 0;
+
+	copy = xstrdup(s);
+	for (item = copy; item != NULL; item = next) {
+		next = strchr(item, ',');
+		if (next != NULL)
+			*next++ = '\0';
+		while (*item == ' ')
+			item++;
+		if (strncmp(item, "unix:///", 8) != 0 &&
+		    strncmp(item, "tcp://", 6) != 0 &&
+		    strncmp(item, "http://", 7) != 0 &&
+		    strncmp(item, "https://", 8) != 0) {
+			*cause = xasprintf("\"%s\" is not a unix:///PATH, "
+			    "tcp://HOST:PORT, http:// or https:// URL",
+			    esc(item));
+			rc = -1;
+			break;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+static int
+check_name(const char *s, const char *extra)
+{
+	for (; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && strchr(extra, *s) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+replace(char **slot, const char *value)
+{
+	free(*slot);
+	*slot = xstrdup(value);
+}
+
+int
+config_set_option(struct config *c, size_t i, const char *v, char **cause)
+{
+	const struct config_key *k = &config_keys[i];
+	const char *o = k->option;
+	unsigned ms;
+
+	*cause = NULL;
+	if (strcmp(o, "docker-url") == 0) {
+		if (*v == '\0' || check_docker_urls(v, cause) == -1) {
+			if (*cause == NULL)
+				*cause = xstrdup("url is empty");
+			return -1;
+		}
+		replace(&c->docker_url, v);
+	} else if (strcmp(o, "docker-tls-ca") == 0)
+		replace(&c->docker_tls_ca, v);
+	else if (strcmp(o, "docker-tls-cert") == 0)
+		replace(&c->docker_tls_cert, v);
+	else if (strcmp(o, "docker-tls-key") == 0)
+		replace(&c->docker_tls_key, v);
+	else if (strncmp(o, "haproxy-", 8) == 0) {
+		if (v[0] != '/') {
+			*cause = xasprintf("%s must be an absolute path",
+			    k->key);
+			return -1;
+		}
+		if (strcmp(k->key, "runtime_socket") == 0)
+			replace(&c->runtime_socket, v);
+		else if (strcmp(k->key, "master_socket") == 0)
+			replace(&c->master_socket, v);
+		else if (strcmp(k->key, "config") == 0)
+			replace(&c->haproxy_config, v);
+		else if (strcmp(k->key, "base_config") == 0)
+			replace(&c->haproxy_base, v);
+		else
+			replace(&c->haproxy_binary, v);
+	} else if (strcmp(o, "routing-label-prefix") == 0) {
+		if (*v == '\0' || check_name(v, ".-_") == -1 ||
+		    v[strlen(v) - 1] == '.') {
+			*cause = xasprintf("label_prefix \"%s\" must be "
+			    "letters, digits, '.', '-' and '_'", esc(v));
+			return -1;
+		}
+		replace(&c->label_prefix, v);
+	} else if (strcmp(o, "routing-service-cluster") == 0) {
+		if (check_name(v, ".-_") == -1) {
+			*cause = xasprintf("service_cluster \"%s\" must be "
+			    "letters, digits, '.', '-' and '_'", esc(v));
+			return -1;
+		}
+		replace(&c->service_cluster, v);
+	} else if (strcmp(o, "routing-http-bind") == 0 ||
+	    strcmp(o, "routing-https-bind") == 0) {
+		if ((*v != '\0' || strcmp(k->key, "http_bind") == 0) &&
+		    config_check_bind(v) == -1) {
+			*cause = xasprintf("%s \"%s\" is not ADDR:PORT "
+			    "(for example :80 or 127.0.0.1:8080)", k->key,
+			    esc(v));
+			return -1;
+		}
+		if (strcmp(k->key, "http_bind") == 0)
+			replace(&c->http_bind, v);
+		else
+			replace(&c->https_bind, v);
+	} else {
+		/* The remaining keys are durations. */
+		if (config_parse_duration(v, &ms) == -1) {
+			*cause = xasprintf("%s \"%s\" is not a duration "
+			    "(for example 500ms, 3s or 1m)", k->key, esc(v));
+			return -1;
+		}
+		if (ms < 10 || ms > 3600000) {
+			*cause = xasprintf("%s \"%s\" is outside 10ms..1h",
+			    k->key, esc(v));
+			return -1;
+		}
+		if (strcmp(k->key, "timeout") == 0)
+			c->docker_timeout_ms = ms;
+		else if (strcmp(k->key, "poll_interval") == 0)
+			c->poll_interval_ms = ms;
+		else if (strcmp(k->key, "converge_interval") == 0)
+			c->converge_interval_ms = ms;
+		else
+			c->converge_timeout_ms = ms;
+	}
+	return 0;
+}
+
+int
+config_set(struct config *c, const char *section, const char *key,
+    const char *value, char **cause)
+{
+	size_t i;
+
+	for (i = 0; i < config_nkeys; i++) {
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    strcmp(config_keys[i].key, key) == 0)
+			return config_set_option(c, i, value, cause);
+	}
+	for (i = 0; i < config_nkeys; i++) {
+		if (strcmp(config_keys[i].section, section) == 0) {
+			*cause = xasprintf("unknown key \"%s\" in section "
+			    "[%s]", esc(key), esc(section));
+			return -1;
+		}
+	}
+	*cause = xasprintf("unknown section [%s]", esc(section));
+	return -1;
+}
+
+struct load_ctx {
+	struct config *config;
+	char *cause;
+};
+
+/* inih reports the line of the first handler failure; keep its reason. */
+static int
+load_handler(void *user, const char *section, const char *key,
+    const char *value)
+{
+	struct load_ctx *ctx = user;
+	char *cause;
+
+	if (ctx->cause != NULL)
+		return 0;
+	if (config_set(ctx->config, section, key, value, &cause) == -1) {
+		ctx->cause = cause;
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Loads path over the values already in c.  On error, *cause names the
+ * file and line; c may then hold some of the file's values, so callers
+ * load into a fresh config and keep the old one until this succeeds.
+ */
+int
+config_load(struct config *c, const char *path, char **cause)
+{
+	struct load_ctx ctx = { c, NULL };
+	FILE *f;
+	int rc;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		*cause = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = ini_parse_file(f, load_handler, &ctx);
+	fclose(f);
+	if (ctx.cause != NULL) {
+		*cause = xasprintf("%s:%d: %s", path, rc, ctx.cause);
+		free(ctx.cause);
+		return -1;
+	}
+	if (rc != 0) {
+		*cause = xasprintf("%s:%d: syntax error (expected [section] "
+		    "or key = value)", path, rc);
+		return -1;
+	}
+	if ((*c->docker_tls_cert != '\0') != (*c->docker_tls_key != '\0')) {
+		*cause = xasprintf("%s: tls_cert and tls_key go together",
+		    path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The map file sits beside the generated file: dovetail.cfg -> .map */
+char *
+config_map_path(const struct config *c)
+{
+	const char *p = c->haproxy_config;
+	size_t len = strlen(p);
+
+	if (len > 4 && strcmp(p + len - 4, ".cfg") == 0)
+		len -= 4;
+	return xasprintf("%.*s.hosts.map", (int)len, p);
+}

@@ -1,0 +1,371 @@
+/*
+ * dovetail: keep one HAProxy equal to a Docker swarm.
+ *
+ * One header for the whole daemon, listing each file's interface under a
+ * comment naming the file.  Ownership is written down at each boundary:
+ * "new" means the caller frees the result, "borrowed" means it must not.
+ */
+#ifndef DOVETAIL_H
+#define DOVETAIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DT_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define DT_DEAD __attribute__((noreturn))
+
+/* Names dovetail gives to the objects it owns in the HAProxy file. */
+#define DT_FRONTEND_HTTP "dovetail-http"
+#define DT_BACKEND_NO_ROUTE "dovetail-no-route"
+
+/* xmalloc.c: allocation that dies on out-of-memory */
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xreallocarray(void *, size_t, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+char *xasprintf(const char *, ...) DT_PRINTF(1, 2);
+
+/* buf.c: growable byte buffers, always NUL-terminated */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void buf_init(struct buf *);
+void buf_free(struct buf *);
+void buf_reset(struct buf *);
+void buf_add(struct buf *, const void *, size_t);
+void buf_adds(struct buf *, const char *);
+void buf_addc(struct buf *, char);
+void buf_addf(struct buf *, const char *, ...) DT_PRINTF(2, 3);
+void buf_vaddf(struct buf *, const char *, va_list) DT_PRINTF(2, 0);
+char *buf_steal(struct buf *);
+int str_cmp_ptr(const void *, const void *);
+
+/* log.c: logging to standard error */
+enum log_level {
+	LOG_LEVEL_WARN = 0,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_TRACE,
+};
+void log_init(int verbosity);
+void log_warn(const char *, ...) DT_PRINTF(1, 2);
+void log_warnx(const char *, ...) DT_PRINTF(1, 2);
+void log_info(const char *, ...) DT_PRINTF(1, 2);
+void log_debug(const char *, ...) DT_PRINTF(1, 2);
+void log_trace(const char *, ...) DT_PRINTF(1, 2);
+void fatal(const char *, ...) DT_PRINTF(1, 2) DT_DEAD;
+void fatalx(const char *, ...) DT_PRINTF(1, 2) DT_DEAD;
+int log_enabled(enum log_level);
+long long mono_ms(void);
+void str_escape(struct buf *, const char *, size_t max);
+const char *esc(const char *);
+
+/* config.c: the configuration file and the command-line options */
+struct config {
+	char *docker_url;	/* comma list, tried in order */
+	char *docker_tls_ca;
+	char *docker_tls_cert;
+	char *docker_tls_key;
+	char *runtime_socket;
+	char *master_socket;
+	char *haproxy_config;	/* the generated file dovetail owns */
+	char *haproxy_base;	/* the user's file, for haproxy -c */
+	char *haproxy_binary;
+	char *label_prefix;
+	char *service_cluster;	/* "" = services without a cluster label */
+	char *http_bind;
+	char *https_bind;
+	unsigned poll_interval_ms;
+	unsigned converge_interval_ms;
+	unsigned converge_timeout_ms;
+	unsigned docker_timeout_ms;
+};
+struct config_key {
+	const char *section;
+	const char *key;
+	const char *option;	/* long option, "section-key" */
+	const char *def;
+	const char *arg;	/* argument name in usage */
+	const char *help;
+};
+extern const struct config_key config_keys[];
+extern const size_t config_nkeys;
+struct config *config_new(void);
+void config_free(struct config *);
+int config_set(struct config *, const char *section, const char *key,
+    const char *value, char **cause);
+int config_set_option(struct config *, size_t key_index, const char *value,
+    char **cause);
+int config_load(struct config *, const char *path, char **cause);
+int config_parse_duration(const char *, unsigned *ms);
+int config_check_bind(const char *);
+char *config_map_path(const struct config *);
+
+/* swarm.c: Docker Engine JSON to the swarm model (no I/O) */
+struct kv {
+	char *key;
+	char *value;
+};
+struct vip {
+	char *network_id;
+	char *addr;	/* without the prefix length */
+};
+struct service {
+	char *id;
+	char *name;
+	struct kv *labels;	/* sorted by key */
+	size_t nlabels;
+	char **networks;	/* Spec.TaskTemplate.Networks[].Target */
+	size_t nnetworks;
+	struct vip *vips;
+	size_t nvips;
+	int replicated;
+	uint64_t replicas;
+};
+enum task_state {
+	TASK_OTHER = 0,
+	TASK_STARTING,	/* new .. starting: on the way to running */
+	TASK_RUNNING,
+	TASK_DONE,	/* complete, shutdown, failed, rejected, orphaned, remove */
+};
+struct task_net {
+	char *network_id;
+	char *network_name;
+	char *addr;	/* without the prefix length */
+};
+struct task_port {
+	uint16_t target;
+	uint16_t published;
+};
+struct task {
+	char *id;
+	char *service_id;
+	char *node_id;
+	int desired_running;
+	enum task_state state;
+	struct task_net *nets;
+	size_t nnets;
+	struct task_port *ports;	/* host-mode published ports */
+	size_t nports;
+};
+struct node {
+	char *id;
+	char *hostname;
+	char *addr;
+};
+struct swarm {
+	struct service *services;	/* sorted by id */
+	size_t nservices;
+	struct task *tasks;		/* sorted by service id, then id */
+	size_t ntasks;
+	struct node *nodes;		/* sorted by id */
+	size_t nnodes;
+};
+enum docker_event_kind {
+	EVENT_OTHER = 0,
+	EVENT_SERVICE,
+	EVENT_NODE,
+	EVENT_NETWORK,
+	EVENT_CONTAINER,
+};
+struct docker_event {
+	enum docker_event_kind kind;
+	char action[32];
+	char actor[80];		/* service or node id */
+	char name[80];		/* actor's name attribute, for logs */
+};
+struct swarm *swarm_new(void);
+void swarm_free(struct swarm *);
+int swarm_parse_services(struct swarm *, const char *, size_t, char **cause);
+int swarm_parse_tasks(struct swarm *, const char *, size_t, char **cause);
+int swarm_parse_nodes(struct swarm *, const char *, size_t, char **cause);
+void swarm_replace_service(struct swarm *, const char *service_id,
+    struct swarm *fresh);
+const struct service *swarm_service(const struct swarm *, const char *id);
+const struct node *swarm_node(const struct swarm *, const char *id);
+const char *service_label(const struct service *, const char *key);
+int swarm_parse_version(const char *, size_t, char **api, char **min_api,
+    char **cause);
+int swarm_parse_info(const char *, size_t, int *manager, char **detail,
+    char **cause);
+int swarm_parse_event(const char *, size_t, struct docker_event *);
+int swarm_parse_error(const char *, size_t, char **message);
+void task_free_fields(struct task *);
+void service_free_fields(struct service *);
+
+/* labels.c: service labels to a route specification (no I/O) */
+struct route_spec {
+	char **hosts;		/* lower case, validated */
+	size_t nhosts;
+	uint16_t port;
+	char *network;		/* NULL: the only network */
+};
+struct problem {
+	char *service;
+	char *label;		/* full label name, or NULL */
+	char *message;
+};
+enum labels_result {
+	LABELS_ERROR = -1,
+	LABELS_IGNORED = 0,	/* not for this agent */
+	LABELS_ROUTED = 1,
+};
+enum labels_result labels_parse(const struct service *, const char *prefix,
+    const char *cluster, struct route_spec *, struct problem *);
+void route_spec_free(struct route_spec *);
+void problem_free(struct problem *);
+int label_valid_host(const char *);
+int label_parse_port(const char *, uint16_t *);
+
+/* desired.c: swarm model to the desired HAProxy state (no I/O) */
+struct dserver {
+	char *name;		/* the task id */
+	char *addr;
+	uint16_t port;
+	char *service;		/* service name, for logs (borrowed text) */
+};
+struct dbackend {
+	char *name;
+	char **services;	/* names, sorted */
+	size_t nservices;
+	struct dserver *servers;	/* sorted by name */
+	size_t nservers;
+};
+struct droute {
+	char *host;
+	char *backend;
+};
+struct desired {
+	struct dbackend *backends;	/* sorted by name */
+	size_t nbackends;
+	struct droute *routes;		/* sorted by host */
+	size_t nroutes;
+	struct problem *problems;	/* sorted by service */
+	size_t nproblems;
+};
+struct desired *desired_build(const struct swarm *, const char *prefix,
+    const char *cluster);
+void desired_free(struct desired *);
+const struct dbackend *desired_backend(const struct desired *, const char *);
+
+/* render.c: desired state to the HAProxy file and map (no I/O) */
+struct render_opts {
+	const char *http_bind;
+	const char *https_bind;
+	const char *map_path;
+};
+void render_config(struct buf *, const struct desired *,
+    const struct render_opts *);
+void render_map(struct buf *, const struct desired *);
+void render_skeleton(struct buf *, const char *config_text);
+void render_server_args(struct buf *, const struct dserver *);
+
+/* hastate.c: parsing HAProxy runtime replies (no I/O) */
+struct rserver {
+	char *backend;
+	char *name;
+	char *addr;
+	uint16_t port;
+	unsigned admin;
+	unsigned op;
+};
+struct rmapent {
+	char *key;
+	char *value;
+};
+struct running {
+	struct rserver *servers;	/* sorted by backend, then name */
+	size_t nservers;
+	char **backends;		/* sorted */
+	size_t nbackends;
+	struct rmapent *map;		/* sorted by key */
+	size_t nmap;
+	int map_missing;		/* HAProxy has no such map loaded */
+};
+struct proc_info {
+	long master_pid;
+	long reloads;
+	long failed;
+	long worker_pid;		/* newest current worker, -1 if none */
+};
+#define SRV_ADMIN_MAINT_MASK 0x23u	/* forced, inherited, resolution */
+#define SRV_ADMIN_DRAIN_MASK 0x18u
+struct running *running_new(void);
+void running_free(struct running *);
+int hastate_parse_servers(struct running *, const char *, char **cause);
+int hastate_parse_backends(struct running *, const char *, char **cause);
+int hastate_parse_map(struct running *, const char *, char **cause);
+int hastate_parse_proc(const char *, struct proc_info *, char **cause);
+int running_has_backend(const struct running *, const char *);
+int rserver_in_maint(const struct rserver *);
+
+/* plan.c: desired versus running, as runtime commands (no I/O) */
+enum cmd_kind {
+	CMD_ADD_SERVER = 1,
+	CMD_DEL_SERVER,
+	CMD_SET_STATE,
+	CMD_SET_ADDR,
+	CMD_MAP_ADD,
+	CMD_MAP_SET,
+	CMD_MAP_DEL,
+};
+struct cmd {
+	enum cmd_kind kind;
+	char *text;		/* one runtime command, no newline */
+	char *what;		/* the change, for the log */
+};
+struct plan {
+	struct cmd *cmds;
+	size_t ncmds;
+	size_t cap;
+};
+void plan_build(struct plan *, const struct desired *,
+    const struct running *, const char *map_path);
+void plan_free(struct plan *);
+int plan_reply_ok(const struct cmd *, const char *reply);
+
+/* runtime.c: talking to the HAProxy runtime API and master CLI */
+int runtime_query(const char *socket, const char *command, struct buf *out,
+    char **cause);
+int runtime_batch(const char *socket, const char *const *commands, size_t n,
+    char ***replies, char **cause);
+void runtime_replies_free(char **, size_t);
+int runtime_read_state(const char *socket, const char *map_path,
+    struct running *, char **cause);
+
+/* reload.c: writing the file, checking it and reloading HAProxy */
+int file_read(const char *path, struct buf *, char **cause);
+int file_write_atomic(const char *path, const char *data, size_t len,
+    char **cause);
+int haproxy_check(const char *binary, const char *base, const char *config,
+    struct buf *output, char **cause);
+int haproxy_reload(const char *master_socket, unsigned timeout_ms,
+    char **cause);
+
+/* docker.c: the Docker Engine API over libcurl */
+struct docker;
+struct docker *docker_new(const struct config *);
+void docker_free(struct docker *);
+int docker_connect(struct docker *, char **cause);
+int docker_get(struct docker *, const char *path, struct buf *,
+    char **cause);
+const char *docker_endpoint(const struct docker *);
+int docker_events_open(struct docker *, long since, char **cause);
+void docker_events_close(struct docker *);
+int docker_events_active(const struct docker *);
+int docker_wait(struct docker *, int extra_fd, int timeout_ms);
+int docker_event_next(struct docker *, struct docker_event *);
+
+/* agent.c: the reconcile loop */
+struct config_override {
+	size_t key;		/* index into config_keys */
+	const char *value;	/* borrowed from argv */
+};
+int agent_run(struct config *, const char *config_path,
+    const struct config_override *, size_t, int once);
+
+#endif /* DOVETAIL_H */

@@ -1,0 +1,324 @@
+/*
+ * Parsing what the HAProxy runtime API and master CLI answer: "show
+ * servers state", "show backend", "show map" and "show proc".  Pure.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dovetail.h"
+
+#define STATE_MAX_FIELDS 32
+
+struct running *
+running_new(void)
+{
+	return xcalloc(1, sizeof(struct running));
+}
+
+void
+running_free(struct running *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nservers; i++) {
+		free(r->servers[i].backend);
+		free(r->servers[i].name);
+		free(r->servers[i].addr);
+	}
+	free(r->servers);
+	for (i = 0; i < r->nbackends; i++)
+		free(r->backends[i]);
+	free(r->backends);
+	for (i = 0; i < r->nmap; i++) {
+		free(r->map[i].key);
+		free(r->map[i].value);
+	}
+	free(r->map);
+	free(r);
+}
+
+/* Splits line (modified) on blanks; returns the number of fields. */
+static size_t
+split_fields(char *line, char **fields, size_t max)
+{
+	size_t n = 0;
+	char *p = line;
+
+	while (*p != '\0' && n < max) {
+		while (*p == ' ' || *p == '\t')
+			*p++ = '\0';
+		if (*p == '\0')
+			break;
+		fields[n++] = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t')
+			p++;
+	}
+	return n;
+}
+
+static int
+parse_ulong(const char *s, unsigned long *v)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return errno != 0 || *end != '\0' ? -1 : 0;
+}
+
+static int
+rserver_cmp(const void *a, const void *b)
+{
+	const struct rserver *x = a, *y = b;
+	int c;
+
+	c = strcmp(x->backend, y->backend);
+	return c != 0 ? c : strcmp(x->name, y->name);
+}
+
+static int
+rmapent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rmapent *)a)->key,
+	    ((const struct rmapent *)b)->key);
+}
+
+/* Column positions, looked up in the header so a new column is harmless. */
+struct state_cols {
+	int be_name, srv_name, srv_addr, srv_op_state, srv_admin_state,
+	    srv_port;
+};
+
+static int
+header_cols(char *header, struct state_cols *c, char **cause)
+{
+	char *f[STATE_MAX_FIELDS];
+	size_t n, i;
+
+	c->be_name = c->srv_name = c->srv_addr = c->srv_op_state =
+	    c->srv_admin_state = c->srv_port = -1;
+	n = split_fields(header, f, STATE_MAX_FIELDS);
+	/* f[0] is "#" */
+	for (i = 1; i < n; i++) {
+		int col = (int)i - 1;
+
+		if (strcmp(f[i], "be_name") == 0)
+			c->be_name = col;
+		else if (strcmp(f[i], "srv_name") == 0)
+			c->srv_name = col;
+		else if (strcmp(f[i], "srv_addr") == 0)
+			c->srv_addr = col;
+		else if (strcmp(f[i], "srv_op_state") == 0)
+			c->srv_op_state = col;
+		else if (strcmp(f[i], "srv_admin_state") == 0)
+			c->srv_admin_state = col;
+		else if (strcmp(f[i], "srv_port") == 0)
+			c->srv_port = col;
+	}
+	if (c->be_name < 0 || c->srv_name < 0 || c->srv_addr < 0 ||
+	    c->srv_op_state < 0 || c->srv_admin_state < 0 || c->srv_port < 0) {
+		*cause = xstrdup("show servers state: header lacks a column");
+		return -1;
+	}
+	return 0;
+}
+
+/* Appends the servers listed in a "show servers state" reply. */
+int
+hastate_parse_servers(struct running *r, const char *text, char **cause)
+{
+	char *copy, *line, *next, *f[STATE_MAX_FIELDS];
+	struct state_cols c;
+	struct rserver *s;
+	unsigned long op, admin, port;
+	size_t n;
+	int have_header = 0, rc = 0, max;
+
+	memset(&c, 0, sizeof(c));
+	copy = xstrdup(text);
+	for (line = copy; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (line[0] == '\0')
+			continue;
+		if (line[0] == '#') {
+			if ((rc = header_cols(line, &c, cause)) == -1)
+				break;
+			have_header = 1;
+			continue;
+		}
+		if (!have_header) {
+			/* the format version line, "1" */
+			if (strcmp(line, "1") == 0)
+				continue;
+			*cause = xasprintf("show servers state: unexpected "
+			    "\"%s\"", esc(line));
+			rc = -1;
+			break;
+		}
+		n = split_fields(line, f, STATE_MAX_FIELDS);
+		max = c.be_name;
+		if (c.srv_name > max)
+			max = c.srv_name;
+		if (c.srv_addr > max)
+			max = c.srv_addr;
+		if (c.srv_op_state > max)
+			max = c.srv_op_state;
+		if (c.srv_admin_state > max)
+			max = c.srv_admin_state;
+		if (c.srv_port > max)
+			max = c.srv_port;
+		if ((int)n <= max ||
+		    parse_ulong(f[c.srv_op_state], &op) == -1 ||
+		    parse_ulong(f[c.srv_admin_state], &admin) == -1 ||
+		    parse_ulong(f[c.srv_port], &port) == -1 || port > 65535) {
+			*cause = xasprintf("show servers state: bad line "
+			    "for backend \"%s\"", esc(n > 0 ? f[0] : ""));
+			rc = -1;
+			break;
+		}
+		r->servers = xreallocarray(r->servers, r->nservers + 1,
+		    sizeof(*r->servers));
+		s = &r->servers[r->nservers++];
+		s->backend = xstrdup(f[c.be_name]);
+		s->name = xstrdup(f[c.srv_name]);
+		s->addr = xstrdup(f[c.srv_addr]);
+		s->port = (uint16_t)port;
+		s->op = (unsigned)op;
+		s->admin = (unsigned)admin;
+	}
+	free(copy);
+	qsort(r->servers, r->nservers, sizeof(*r->servers), rserver_cmp);
+	return rc;
+}
+
+/* Appends the backends listed in a "show backend" reply. */
+int
+hastate_parse_backends(struct running *r, const char *text, char **cause)
+{
+	char *copy, *line, *next;
+
+	copy = xstrdup(text);
+	for (line = copy; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		if (strchr(line, ' ') != NULL) {
+			*cause = xasprintf("show backend: unexpected \"%s\"",
+			    esc(line));
+			free(copy);
+			return -1;
+		}
+		r->backends = xreallocarray(r->backends, r->nbackends + 1,
+		    sizeof(char *));
+		r->backends[r->nbackends++] = xstrdup(line);
+	}
+	free(copy);
+	qsort(r->backends, r->nbackends, sizeof(char *), str_cmp_ptr);
+	return 0;
+}
+
+/* Appends the entries of a "show map" reply: "0xID key value". */
+int
+hastate_parse_map(struct running *r, const char *text, char **cause)
+{
+	char *copy, *line, *next, *f[4];
+	size_t n;
+
+	copy = xstrdup(text);
+	for (line = copy; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (line[0] == '\0')
+			continue;
+		n = split_fields(line, f, 4);
+		if (n != 3 || strncmp(f[0], "0x", 2) != 0) {
+			*cause = xasprintf("show map: unexpected \"%s\"",
+			    esc(line));
+			free(copy);
+			return -1;
+		}
+		r->map = xreallocarray(r->map, r->nmap + 1, sizeof(*r->map));
+		r->map[r->nmap].key = xstrdup(f[1]);
+		r->map[r->nmap].value = xstrdup(f[2]);
+		r->nmap++;
+	}
+	free(copy);
+	qsort(r->map, r->nmap, sizeof(*r->map), rmapent_cmp);
+	return 0;
+}
+
+/*
+ * Reads the master CLI's "show proc": the master line carries the reload
+ * count and, on 2.6, "[failed: N]"; the first worker line under
+ * "# workers" is the newest worker.
+ */
+int
+hastate_parse_proc(const char *text, struct proc_info *p, char **cause)
+{
+	char *copy, *line, *next, *f[8], *failed;
+	size_t n;
+	unsigned long v;
+	long fcount;
+	int in_workers = 0, seen_master = 0;
+
+	p->master_pid = p->reloads = p->failed = p->worker_pid = -1;
+	copy = xstrdup(text);
+	for (line = copy; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (line[0] == '#') {
+			in_workers = strncmp(line, "# workers", 9) == 0;
+			continue;
+		}
+		failed = strstr(line, "[failed:");
+		fcount = failed == NULL ? 0 : strtol(failed + 8, NULL, 10);
+		n = split_fields(line, f, 8);
+		if (n >= 3 && strcmp(f[1], "master") == 0) {
+			if (parse_ulong(f[0], &v) == -1)
+				break;
+			p->master_pid = (long)v;
+			if (parse_ulong(f[2], &v) == -1)
+				break;
+			p->reloads = (long)v;
+			p->failed = fcount;
+			seen_master = 1;
+		} else if (n >= 2 && in_workers && p->worker_pid == -1 &&
+		    strcmp(f[1], "worker") == 0 &&
+		    parse_ulong(f[0], &v) == 0) {
+			p->worker_pid = (long)v;
+		}
+	}
+	free(copy);
+	if (!seen_master || p->reloads < 0) {
+		*cause = xstrdup("show proc: no master line");
+		return -1;
+	}
+	return 0;
+}
+
+int
+running_has_backend(const struct running *r, const char *name)
+{
+	return bsearch(&name, r->backends, r->nbackends, sizeof(char *),
+	    str_cmp_ptr) != NULL;
+}
+
+int
+rserver_in_maint(const struct rserver *s)
+{
+	return (s->admin & SRV_ADMIN_MAINT_MASK) != 0;
+}

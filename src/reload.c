@@ -1,0 +1,230 @@
+/*
+ * Changing what HAProxy loads: files written atomically, checked with
+ * "haproxy -c", and reloaded through the master CLI, with the reload
+ * confirmed by the master's own counters.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dovetail.h"
+
+#define CHECK_OUTPUT_MAX 65536
+
+int
+file_read(const char *path, struct buf *b, char **cause)
+{
+	char chunk[8192];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		*cause = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			*cause = xasprintf("%s: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		buf_add(b, chunk, (size_t)n);
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Replaces path with data: written to a temporary file in the same
+ * directory, flushed, then renamed over path, so a reader (HAProxy at
+ * start-up) sees the old file or the new one, never a mix.
+ */
+int
+file_write_atomic(const char *path, const char *data, size_t len,
+    char **cause)
+{
+	char *tmp, *dircopy;
+	size_t off = 0;
+	ssize_t n;
+	int fd, dfd;
+
+	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		*cause = xasprintf("%s: %s", tmp, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	free(tmp);
+	dircopy = xstrdup(path);
+	dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd != -1) {
+		fsync(dfd);
+		close(dfd);
+	}
+	free(dircopy);
+	return 0;
+fail:
+	*cause = xasprintf("%s: %s", tmp, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return -1;
+}
+
+/*
+ * Runs "binary -c -f base -f config".  Returns 0 when HAProxy accepts
+ * the files, -1 with *cause otherwise; output receives what it printed.
+ */
+int
+haproxy_check(const char *binary, const char *base, const char *config,
+    struct buf *output, char **cause)
+{
+	int pipefd[2], status, devnull;
+	pid_t pid;
+	char chunk[4096];
+	ssize_t n;
+
+	if (pipe2(pipefd, O_CLOEXEC) == -1) {
+		*cause = xasprintf("pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid == -1) {
+		*cause = xasprintf("fork: %s", strerror(errno));
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		devnull = open("/dev/null", O_RDONLY);
+		if (devnull != -1)
+			dup2(devnull, STDIN_FILENO);
+		dup2(pipefd[1], STDOUT_FILENO);
+		dup2(pipefd[1], STDERR_FILENO);
+		if (base != NULL && *base != '\0')
+			execl(binary, binary, "-c", "-q", "-f", base, "-f",
+			    config, (char *)NULL);
+		else
+			execl(binary, binary, "-c", "-q", "-f", config,
+			    (char *)NULL);
+		dprintf(STDERR_FILENO, "cannot run %s: %s\n", binary,
+		    strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], chunk, sizeof(chunk))) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			break;
+		if (output->len < CHECK_OUTPUT_MAX)
+			buf_add(output, chunk, (size_t)n);
+	}
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			*cause = xasprintf("waitpid: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		*cause = xasprintf("cannot run %s", binary);
+	else
+		*cause = xasprintf("%s -c refused the configuration", binary);
+	return -1;
+}
+
+static int
+read_proc(const char *master, struct proc_info *p, char **cause)
+{
+	struct buf out;
+	int rc;
+
+	buf_init(&out);
+	rc = runtime_query(master, "show proc", &out, cause);
+	if (rc == 0)
+		rc = hastate_parse_proc(out.data == NULL ? "" : out.data, p,
+		    cause);
+	buf_free(&out);
+	return rc;
+}
+
+/*
+ * Asks the master to reload and waits until its counters say it did.
+ * HAProxy 2.6 answers nothing to "reload" and re-executes the master, so
+ * the master socket is briefly away; a failed reload shows as a higher
+ * "failed" count while the old worker keeps serving.
+ */
+int
+haproxy_reload(const char *master, unsigned timeout_ms, char **cause)
+{
+	struct proc_info before, after;
+	struct buf out;
+	long long deadline;
+	char *ignored;
+
+	if (read_proc(master, &before, cause) == -1)
+		return -1;
+	buf_init(&out);
+	if (runtime_query(master, "reload", &out, cause) == -1) {
+		buf_free(&out);
+		return -1;
+	}
+	buf_free(&out);
+	deadline = mono_ms() + (long long)timeout_ms;
+	for (;;) {
+		if (read_proc(master, &after, &ignored) == 0) {
+			if (after.failed > before.failed) {
+				*cause = xasprintf("HAProxy refused the new "
+				    "configuration (failed reloads: %ld)",
+				    after.failed);
+				return -1;
+			}
+			if (after.reloads > before.reloads ||
+			    after.master_pid != before.master_pid)
+				return 0;
+		} else
+			free(ignored);
+		if (mono_ms() > deadline) {
+			*cause = xasprintf("no sign of the reload after %u ms",
+			    timeout_ms);
+			return -1;
+		}
+		poll(NULL, 0, 50);
+	}
+}

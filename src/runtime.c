@@ -1,0 +1,235 @@
+/*
+ * The HAProxy runtime API (stats socket) and master CLI, over UNIX
+ * sockets.  Batches run in one session in interactive mode: every
+ * command's reply is followed by the "> " prompt, which is how replies
+ * are told apart, and commands are written while replies are read so that
+ * neither side blocks on a full socket buffer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dovetail.h"
+
+#define RUNTIME_IO_TIMEOUT_MS 10000
+
+static int
+connect_unix(const char *path, char **cause)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		*cause = xasprintf("%s: socket path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		*cause = xasprintf("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		*cause = xasprintf("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
+		*cause = xasprintf("fcntl: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Writes all of in while reading everything the peer sends until EOF. */
+static int
+exchange(int fd, const struct buf *in, struct buf *out, char **cause)
+{
+	struct pollfd pfd;
+	size_t off = 0;
+	ssize_t n;
+	char chunk[16384];
+	int rc;
+
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = POLLIN | (off < in->len ? POLLOUT : 0);
+		pfd.revents = 0;
+		rc = poll(&pfd, 1, RUNTIME_IO_TIMEOUT_MS);
+		if (rc == -1 && errno == EINTR)
+			continue;
+		if (rc == -1) {
+			*cause = xasprintf("poll: %s", strerror(errno));
+			return -1;
+		}
+		if (rc == 0) {
+			*cause = xstrdup("no answer within 10 seconds");
+			return -1;
+		}
+		if ((pfd.revents & POLLOUT) != 0 && off < in->len) {
+			n = write(fd, in->data + off, in->len - off);
+			if (n == -1 && errno != EAGAIN && errno != EINTR) {
+				*cause = xasprintf("write: %s",
+				    strerror(errno));
+				return -1;
+			}
+			if (n > 0)
+				off += (size_t)n;
+			if (off == in->len)
+				shutdown(fd, SHUT_WR);
+		}
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+			n = read(fd, chunk, sizeof(chunk));
+			if (n == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n == -1) {
+				*cause = xasprintf("read: %s",
+				    strerror(errno));
+				return -1;
+			}
+			if (n == 0)
+				break;
+			buf_add(out, chunk, (size_t)n);
+		}
+	}
+	if (off < in->len) {
+		*cause = xstrdup("connection closed before all commands "
+		    "were sent");
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs one command in non-interactive mode; out receives the reply. */
+int
+runtime_query(const char *socket, const char *command, struct buf *out,
+    char **cause)
+{
+	struct buf in;
+	int fd, rc;
+
+	if ((fd = connect_unix(socket, cause)) == -1)
+		return -1;
+	buf_init(&in);
+	buf_addf(&in, "%s\n", command);
+	rc = exchange(fd, &in, out, cause);
+	buf_free(&in);
+	close(fd);
+	return rc;
+}
+
+void
+runtime_replies_free(char **replies, size_t n)
+{
+	size_t i;
+
+	if (replies == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(replies[i]);
+	free(replies);
+}
+
+/*
+ * Runs n commands in one session.  On success *replies (new) holds one
+ * reply per command, without trailing newlines.  Fails only when the
+ * session does; a command HAProxy refused shows in its reply.
+ */
+int
+runtime_batch(const char *socket, const char *const *commands, size_t n,
+    char ***replies, char **cause)
+{
+	struct buf in, out;
+	const char *p, *start, *prompt;
+	char **r;
+	size_t i, got = 0, len;
+	int fd;
+
+	*replies = NULL;
+	if ((fd = connect_unix(socket, cause)) == -1)
+		return -1;
+	buf_init(&in);
+	buf_init(&out);
+	buf_adds(&in, "prompt\n");
+	for (i = 0; i < n; i++)
+		buf_addf(&in, "%s\n", commands[i]);
+	buf_adds(&in, "quit\n");
+	if (exchange(fd, &in, &out, cause) == -1) {
+		close(fd);
+		buf_free(&in);
+		buf_free(&out);
+		return -1;
+	}
+	close(fd);
+	buf_free(&in);
+
+	/* The reply to "prompt" comes first, then "> " before each reply. */
+	r = xcalloc(n == 0 ? 1 : n, sizeof(char *));
+	p = out.data == NULL ? "" : out.data;
+	prompt = strstr(p, "> ");
+	while (prompt != NULL && got < n) {
+		start = prompt + 2;
+		p = strstr(start, "\n> ");
+		len = p == NULL ? strlen(start) : (size_t)(p + 1 - start);
+		while (len > 0 && start[len - 1] == '\n')
+			len--;
+		r[got++] = xstrndup(start, len);
+		prompt = p == NULL ? NULL : p + 1;
+	}
+	buf_free(&out);
+	if (got < n) {
+		*cause = xasprintf("HAProxy answered %zu of %zu commands",
+		    got, n);
+		runtime_replies_free(r, n);
+		return -1;
+	}
+	*replies = r;
+	return 0;
+}
+
+/*
+ * Reads what HAProxy runs: its servers, backends and host map, in one
+ * session.  A map HAProxy has not loaded reads as empty, with
+ * r->map_missing set.
+ */
+int
+runtime_read_state(const char *socket, const char *map_path,
+    struct running *r, char **cause)
+{
+	const char *cmds[3];
+	char **replies, *map_cmd;
+	int rc = -1;
+
+	map_cmd = xasprintf("show map %s", map_path);
+	cmds[0] = "show servers state";
+	cmds[1] = "show backend";
+	cmds[2] = map_cmd;
+	if (runtime_batch(socket, cmds, 3, &replies, cause) == -1) {
+		free(map_cmd);
+		return -1;
+	}
+	free(map_cmd);
+	if (hastate_parse_servers(r, replies[0], cause) == -1)
+		goto out;
+	if (hastate_parse_backends(r, replies[1], cause) == -1)
+		goto out;
+	if (strncmp(replies[2], "0x", 2) != 0 && replies[2][0] != '\0') {
+		/* "Unknown map identifier ..." */
+		r->map_missing = 1;
+	} else if (hastate_parse_map(r, replies[2], cause) == -1)
+		goto out;
+	rc = 0;
+out:
+	runtime_replies_free(replies, 3);
+	return rc;
+}

@@ -1,0 +1,665 @@
+/*
+ * Docker Engine JSON to the swarm model.  No json_t leaves this file: the
+ * rest of dovetail sees plain structs with copied strings.  Unknown or
+ * missing fields are treated as absent, not as errors, so that a newer
+ * engine's answers still parse; only a malformed document is an error.
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dovetail.h"
+
+/* Borrowed string at a dotted path of object keys, or NULL. */
+static const char *
+jstr(json_t *o, const char *path)
+{
+	char key[64];
+	const char *dot;
+	size_t len;
+
+	while (o != NULL && (dot = strchr(path, '.')) != NULL) {
+		len = (size_t)(dot - path);
+		if (len >= sizeof(key))
+			return NULL;
+		memcpy(key, path, len);
+		key[len] = '\0';
+		o = json_object_get(o, key);
+		path = dot + 1;
+	}
+	if (o == NULL)
+		return NULL;
+	return json_string_value(json_object_get(o, path));
+}
+
+static json_t *
+jget(json_t *o, const char *path)
+{
+	char key[64];
+	const char *dot;
+	size_t len;
+
+	while (o != NULL && (dot = strchr(path, '.')) != NULL) {
+		len = (size_t)(dot - path);
+		if (len >= sizeof(key))
+			return NULL;
+		memcpy(key, path, len);
+		key[len] = '\0';
+		o = json_object_get(o, key);
+		path = dot + 1;
+	}
+	return o == NULL ? NULL : json_object_get(o, path);
+}
+
+static char *
+dupornull(const char *s)
+{
+	return s == NULL ? NULL : xstrdup(s);
+}
+
+/* "10.0.0.5/24" -> "10.0.0.5" (new) */
+static char *
+strip_prefixlen(const char *cidr)
+{
+	const char *slash = strchr(cidr, '/');
+
+	return slash == NULL ? xstrdup(cidr) :
+	    xstrndup(cidr, (size_t)(slash - cidr));
+}
+
+static json_t *
+load_array(const char *text, size_t len, char **cause)
+{
+	json_error_t err;
+	json_t *root;
+
+	root = json_loadb(text, len, 0, &err);
+	if (root == NULL) {
+		*cause = xasprintf("bad JSON at line %d: %s", err.line,
+		    err.text);
+		return NULL;
+	}
+	if (!json_is_array(root)) {
+		*cause = xstrdup("expected a JSON array");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+static int
+kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kv *)a)->key,
+	    ((const struct kv *)b)->key);
+}
+
+static int
+service_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct service *)a)->id,
+	    ((const struct service *)b)->id);
+}
+
+static int
+task_cmp(const void *a, const void *b)
+{
+	const struct task *x = a, *y = b;
+	int c;
+
+	c = strcmp(x->service_id, y->service_id);
+	return c != 0 ? c : strcmp(x->id, y->id);
+}
+
+static int
+node_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct node *)a)->id,
+	    ((const struct node *)b)->id);
+}
+
+void
+service_free_fields(struct service *s)
+{
+	size_t i;
+
+	free(s->id);
+	free(s->name);
+	for (i = 0; i < s->nlabels; i++) {
+		free(s->labels[i].key);
+		free(s->labels[i].value);
+	}
+	free(s->labels);
+	for (i = 0; i < s->nnetworks; i++)
+		free(s->networks[i]);
+	free(s->networks);
+	for (i = 0; i < s->nvips; i++) {
+		free(s->vips[i].network_id);
+		free(s->vips[i].addr);
+	}
+	free(s->vips);
+}
+
+void
+task_free_fields(struct task *t)
+{
+	size_t i;
+
+	free(t->id);
+	free(t->service_id);
+	free(t->node_id);
+	for (i = 0; i < t->nnets; i++) {
+		free(t->nets[i].network_id);
+		free(t->nets[i].network_name);
+		free(t->nets[i].addr);
+	}
+	free(t->nets);
+	free(t->ports);
+}
+
+static void
+node_free_fields(struct node *n)
+{
+	free(n->id);
+	free(n->hostname);
+	free(n->addr);
+}
+
+struct swarm *
+swarm_new(void)
+{
+	return xcalloc(1, sizeof(struct swarm));
+}
+
+static void
+free_services(struct swarm *sw)
+{
+	size_t i;
+
+	for (i = 0; i < sw->nservices; i++)
+		service_free_fields(&sw->services[i]);
+	free(sw->services);
+	sw->services = NULL;
+	sw->nservices = 0;
+}
+
+static void
+free_tasks(struct swarm *sw)
+{
+	size_t i;
+
+	for (i = 0; i < sw->ntasks; i++)
+		task_free_fields(&sw->tasks[i]);
+	free(sw->tasks);
+	sw->tasks = NULL;
+	sw->ntasks = 0;
+}
+
+void
+swarm_free(struct swarm *sw)
+{
+	size_t i;
+
+	if (sw == NULL)
+		return;
+	free_services(sw);
+	free_tasks(sw);
+	for (i = 0; i < sw->nnodes; i++)
+		node_free_fields(&sw->nodes[i]);
+	free(sw->nodes);
+	free(sw);
+}
+
+static int
+parse_service(json_t *js, struct service *s)
+{
+	json_t *labels, *v, *nets, *vips, *replicas;
+	const char *key, *id, *name;
+	size_t i, n;
+
+	id = jstr(js, "ID");
+	name = jstr(js, "Spec.Name");
+	if (id == NULL || name == NULL)
+		return -1;
+	memset(s, 0, sizeof(*s));
+	s->id = xstrdup(id);
+	s->name = xstrdup(name);
+
+	labels = jget(js, "Spec.Labels");
+	if (json_is_object(labels)) {
+		s->labels = xreallocarray(NULL, json_object_size(labels),
+		    sizeof(*s->labels));
+		json_object_foreach(labels, key, v) {
+			if (!json_is_string(v))
+				continue;
+			s->labels[s->nlabels].key = xstrdup(key);
+			s->labels[s->nlabels].value =
+			    xstrdup(json_string_value(v));
+			s->nlabels++;
+		}
+		qsort(s->labels, s->nlabels, sizeof(*s->labels), kv_cmp);
+	}
+
+	nets = jget(js, "Spec.TaskTemplate.Networks");
+	if (json_is_array(nets) && (n = json_array_size(nets)) > 0) {
+		s->networks = xreallocarray(NULL, n, sizeof(char *));
+		json_array_foreach(nets, i, v) {
+			if (jstr(v, "Target") != NULL)
+				s->networks[s->nnetworks++] =
+				    xstrdup(jstr(v, "Target"));
+		}
+	}
+
+	vips = jget(js, "Endpoint.VirtualIPs");
+	if (json_is_array(vips) && (n = json_array_size(vips)) > 0) {
+		s->vips = xreallocarray(NULL, n, sizeof(*s->vips));
+		json_array_foreach(vips, i, v) {
+			if (jstr(v, "NetworkID") == NULL ||
+			    jstr(v, "Addr") == NULL)
+				continue;
+			s->vips[s->nvips].network_id =
+			    xstrdup(jstr(v, "NetworkID"));
+			s->vips[s->nvips].addr = strip_prefixlen(jstr(v,
+			    "Addr"));
+			s->nvips++;
+		}
+	}
+
+	replicas = jget(js, "Spec.Mode.Replicated.Replicas");
+	if (json_is_integer(replicas)) {
+		s->replicated = 1;
+		s->replicas = (uint64_t)json_integer_value(replicas);
+	}
+	return 0;
+}
+
+/* Replaces the services of sw with those in the JSON array text. */
+int
+swarm_parse_services(struct swarm *sw, const char *text, size_t len,
+    char **cause)
+{
+	json_t *root, *js;
+	size_t i, n = 0;
+	struct service *out;
+
+	if ((root = load_array(text, len, cause)) == NULL)
+		return -1;
+	out = xcalloc(json_array_size(root), sizeof(*out));
+	json_array_foreach(root, i, js) {
+		if (parse_service(js, &out[n]) == 0)
+			n++;
+	}
+	json_decref(root);
+	qsort(out, n, sizeof(*out), service_cmp);
+	free_services(sw);
+	sw->services = out;
+	sw->nservices = n;
+	return 0;
+}
+
+static enum task_state
+task_state_of(const char *s)
+{
+	static const char *const starting[] = { "new", "allocated",
+	    "pending", "assigned", "accepted", "preparing", "ready",
+	    "starting", NULL };
+	static const char *const done[] = { "complete", "shutdown", "failed",
+	    "rejected", "orphaned", "remove", NULL };
+	size_t i;
+
+	if (s == NULL)
+		return TASK_OTHER;
+	if (strcmp(s, "running") == 0)
+		return TASK_RUNNING;
+	for (i = 0; starting[i] != NULL; i++)
+		if (strcmp(s, starting[i]) == 0)
+			return TASK_STARTING;
+	for (i = 0; done[i] != NULL; i++)
+		if (strcmp(s, done[i]) == 0)
+			return TASK_DONE;
+	return TASK_OTHER;
+}
+
+static int
+parse_task(json_t *jt, struct task *t)
+{
+	json_t *atts, *att, *addrs, *ports, *p, *ingress;
+	const char *id, *svc, *desired, *mode, *name;
+	size_t i, n;
+	json_int_t target, published;
+
+	id = jstr(jt, "ID");
+	svc = jstr(jt, "ServiceID");
+	if (id == NULL || svc == NULL)
+		return -1;
+	memset(t, 0, sizeof(*t));
+	t->id = xstrdup(id);
+	t->service_id = xstrdup(svc);
+	t->node_id = dupornull(jstr(jt, "NodeID"));
+	desired = jstr(jt, "DesiredState");
+	t->desired_running = desired != NULL && strcmp(desired,
+	    "running") == 0;
+	t->state = task_state_of(jstr(jt, "Status.State"));
+
+	atts = jget(jt, "NetworksAttachments");
+	if (json_is_array(atts) && (n = json_array_size(atts)) > 0) {
+		t->nets = xcalloc(n, sizeof(*t->nets));
+		json_array_foreach(atts, i, att) {
+			ingress = jget(att, "Network.Spec.Ingress");
+			name = jstr(att, "Network.Spec.Name");
+			if (json_is_true(ingress) || (name != NULL &&
+			    strcmp(name, "ingress") == 0))
+				continue;
+			addrs = jget(att, "Addresses");
+			if (jstr(att, "Network.ID") == NULL ||
+			    !json_is_array(addrs) ||
+			    !json_is_string(json_array_get(addrs, 0)))
+				continue;
+			t->nets[t->nnets].network_id =
+			    xstrdup(jstr(att, "Network.ID"));
+			t->nets[t->nnets].network_name = dupornull(name);
+			t->nets[t->nnets].addr = strip_prefixlen(
+			    json_string_value(json_array_get(addrs, 0)));
+			t->nnets++;
+		}
+	}
+
+	ports = jget(jt, "Status.PortStatus.Ports");
+	if (json_is_array(ports) && (n = json_array_size(ports)) > 0) {
+		t->ports = xcalloc(n, sizeof(*t->ports));
+		json_array_foreach(ports, i, p) {
+			mode = jstr(p, "PublishMode");
+			target = json_integer_value(jget(p, "TargetPort"));
+			published = json_integer_value(jget(p,
+			    "PublishedPort"));
+			if (mode != NULL && strcmp(mode, "host") != 0)
+				continue;
+			if (target <= 0 || target > 65535 || published <= 0 ||
+			    published > 65535)
+				continue;
+			t->ports[t->nports].target = (uint16_t)target;
+			t->ports[t->nports].published = (uint16_t)published;
+			t->nports++;
+		}
+	}
+	return 0;
+}
+
+/* Replaces the tasks of sw with those in the JSON array text. */
+int
+swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
+    char **cause)
+{
+	json_t *root, *jt;
+	size_t i, n = 0;
+	struct task *out;
+
+	if ((root = load_array(text, len, cause)) == NULL)
+		return -1;
+	out = xcalloc(json_array_size(root), sizeof(*out));
+	json_array_foreach(root, i, jt) {
+		if (parse_task(jt, &out[n]) == 0)
+			n++;
+	}
+	json_decref(root);
+	qsort(out, n, sizeof(*out), task_cmp);
+	free_tasks(sw);
+	sw->tasks = out;
+	sw->ntasks = n;
+	return 0;
+}
+
+/*
+ * A node's address is Status.Addr, except on managers where it can read
+ * 0.0.0.0 (or be missing): there ManagerStatus.Addr, without its port,
+ * is the address other nodes use.
+ */
+static char *
+node_addr(json_t *jn)
+{
+	const char *addr, *maddr, *colon;
+
+	addr = jstr(jn, "Status.Addr");
+	maddr = jstr(jn, "ManagerStatus.Addr");
+	if ((addr == NULL || *addr == '\0' || strcmp(addr, "0.0.0.0") == 0) &&
+	    maddr != NULL && (colon = strrchr(maddr, ':')) != NULL)
+		return xstrndup(maddr, (size_t)(colon - maddr));
+	if (addr == NULL || *addr == '\0' || strcmp(addr, "0.0.0.0") == 0)
+		return NULL;
+	return xstrdup(addr);
+}
+
+int
+swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
+    char **cause)
+{
+	json_t *root, *jn;
+	size_t i, n = 0;
+	struct node *out;
+
+	if ((root = load_array(text, len, cause)) == NULL)
+		return -1;
+	out = xcalloc(json_array_size(root), sizeof(*out));
+	json_array_foreach(root, i, jn) {
+		if (jstr(jn, "ID") == NULL)
+			continue;
+		out[n].id = xstrdup(jstr(jn, "ID"));
+		out[n].hostname = dupornull(jstr(jn, "Description.Hostname"));
+		out[n].addr = node_addr(jn);
+		n++;
+	}
+	json_decref(root);
+	qsort(out, n, sizeof(*out), node_cmp);
+	for (i = 0; i < sw->nnodes; i++)
+		node_free_fields(&sw->nodes[i]);
+	free(sw->nodes);
+	sw->nodes = out;
+	sw->nnodes = n;
+	return 0;
+}
+
+/*
+ * Replaces what sw knows of one service (the service and its tasks) with
+ * what fresh holds, which came from queries filtered to that service.
+ * Steals fresh's services and tasks; fresh is left empty.
+ */
+void
+swarm_replace_service(struct swarm *sw, const char *id, struct swarm *fresh)
+{
+	size_t i, n;
+
+	n = 0;
+	for (i = 0; i < sw->nservices; i++) {
+		if (strcmp(sw->services[i].id, id) == 0)
+			service_free_fields(&sw->services[i]);
+		else
+			sw->services[n++] = sw->services[i];
+	}
+	sw->nservices = n;
+	sw->services = xreallocarray(sw->services,
+	    n + fresh->nservices, sizeof(*sw->services));
+	for (i = 0; i < fresh->nservices; i++)
+		sw->services[sw->nservices++] = fresh->services[i];
+	qsort(sw->services, sw->nservices, sizeof(*sw->services),
+	    service_cmp);
+
+	n = 0;
+	for (i = 0; i < sw->ntasks; i++) {
+		if (strcmp(sw->tasks[i].service_id, id) == 0)
+			task_free_fields(&sw->tasks[i]);
+		else
+			sw->tasks[n++] = sw->tasks[i];
+	}
+	sw->ntasks = n;
+	sw->tasks = xreallocarray(sw->tasks, n + fresh->ntasks,
+	    sizeof(*sw->tasks));
+	for (i = 0; i < fresh->ntasks; i++)
+		sw->tasks[sw->ntasks++] = fresh->tasks[i];
+	qsort(sw->tasks, sw->ntasks, sizeof(*sw->tasks), task_cmp);
+
+	free(fresh->services);
+	fresh->services = NULL;
+	fresh->nservices = 0;
+	free(fresh->tasks);
+	fresh->tasks = NULL;
+	fresh->ntasks = 0;
+}
+
+/* Borrowed. */
+const struct service *
+swarm_service(const struct swarm *sw, const char *id)
+{
+	struct service key;
+
+	key.id = (char *)id;
+	return bsearch(&key, sw->services, sw->nservices,
+	    sizeof(*sw->services), service_cmp);
+}
+
+/* Borrowed. */
+const struct node *
+swarm_node(const struct swarm *sw, const char *id)
+{
+	struct node key;
+
+	key.id = (char *)id;
+	return bsearch(&key, sw->nodes, sw->nnodes, sizeof(*sw->nodes),
+	    node_cmp);
+}
+
+/* Borrowed value of a service label, or NULL. */
+const char *
+service_label(const struct service *s, const char *key)
+{
+	struct kv k, *found;
+
+	k.key = (char *)key;
+	found = bsearch(&k, s->labels, s->nlabels, sizeof(*s->labels),
+	    kv_cmp);
+	return found == NULL ? NULL : found->value;
+}
+
+static json_t *
+load_object(const char *text, size_t len, char **cause)
+{
+	json_error_t err;
+	json_t *root;
+
+	root = json_loadb(text, len, 0, &err);
+	if (root == NULL) {
+		*cause = xasprintf("bad JSON at line %d: %s", err.line,
+		    err.text);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		*cause = xstrdup("expected a JSON object");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+int
+swarm_parse_version(const char *text, size_t len, char **api, char **min_api,
+    char **cause)
+{
+	json_t *root;
+
+	if ((root = load_object(text, len, cause)) == NULL)
+		return -1;
+	if (jstr(root, "ApiVersion") == NULL) {
+		*cause = xstrdup("/version has no ApiVersion");
+		json_decref(root);
+		return -1;
+	}
+	*api = xstrdup(jstr(root, "ApiVersion"));
+	*min_api = xstrdup(jstr(root, "MinAPIVersion") != NULL ?
+	    jstr(root, "MinAPIVersion") : *api);
+	json_decref(root);
+	return 0;
+}
+
+/*
+ * Sets *manager to whether the engine can answer swarm queries, and
+ * *detail (new) to the node's swarm state, for the message when not.
+ */
+int
+swarm_parse_info(const char *text, size_t len, int *manager, char **detail,
+    char **cause)
+{
+	json_t *root;
+	const char *state;
+
+	if ((root = load_object(text, len, cause)) == NULL)
+		return -1;
+	*manager = json_is_true(jget(root, "Swarm.ControlAvailable"));
+	state = jstr(root, "Swarm.LocalNodeState");
+	*detail = xstrdup(state != NULL && *state != '\0' ? state :
+	    "unknown");
+	json_decref(root);
+	return 0;
+}
+
+static void
+copy_field(char *dst, size_t size, const char *src)
+{
+	if (src == NULL)
+		src = "";
+	snprintf(dst, size, "%s", src);
+}
+
+/* Returns 0 and fills ev, or -1 when the line is not an event. */
+int
+swarm_parse_event(const char *text, size_t len, struct docker_event *ev)
+{
+	json_error_t err;
+	json_t *root;
+	const char *type;
+
+	root = json_loadb(text, len, 0, &err);
+	if (root == NULL || !json_is_object(root)) {
+		json_decref(root);
+		return -1;
+	}
+	memset(ev, 0, sizeof(*ev));
+	type = jstr(root, "Type");
+	if (type == NULL)
+		ev->kind = EVENT_OTHER;
+	else if (strcmp(type, "service") == 0)
+		ev->kind = EVENT_SERVICE;
+	else if (strcmp(type, "node") == 0)
+		ev->kind = EVENT_NODE;
+	else if (strcmp(type, "network") == 0)
+		ev->kind = EVENT_NETWORK;
+	else if (strcmp(type, "container") == 0)
+		ev->kind = EVENT_CONTAINER;
+	else
+		ev->kind = EVENT_OTHER;
+	copy_field(ev->action, sizeof(ev->action), jstr(root, "Action"));
+	copy_field(ev->actor, sizeof(ev->actor), jstr(root, "Actor.ID"));
+	copy_field(ev->name, sizeof(ev->name), jstr(root,
+	    "Actor.Attributes.name"));
+	json_decref(root);
+	return 0;
+}
+
+/* The "message" of a Docker error body (new), or -1. */
+int
+swarm_parse_error(const char *text, size_t len, char **message)
+{
+	json_error_t err;
+	json_t *root;
+	const char *m;
+
+	root = json_loadb(text, len, 0, &err);
+	m = root == NULL ? NULL : jstr(root, "message");
+	if (m == NULL) {
+		json_decref(root);
+		return -1;
+	}
+	*message = xstrdup(m);
+	json_decref(root);
+	return 0;
+}

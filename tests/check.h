@@ -1,0 +1,15 @@
+/* Unit tests of dovetail's pure core, with check. */
+#ifndef DOVETAIL_CHECK_H
+#define DOVETAIL_CHECK_H
+
+#include <check.h>
+
+#include "dovetail.h"
+
+Suite *suite_units(void);
+Suite *suite_golden(void);
+
+char *test_read_file(const char *path);	/* new, or NULL */
+const char *test_data_dir(void);
+
+#endif

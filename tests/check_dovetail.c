@@ -1,0 +1,556 @@
+/*
+ * Unit tests of the pure parts: configuration, labels (with a table of
+ * hostile values), Docker JSON, HAProxy replies, rendering and the plan.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+
+/* ---- config ---- */
+
+START_TEST(test_durations)
+{
+	unsigned ms;
+
+	ck_assert_int_eq(config_parse_duration("3s", &ms), 0);
+	ck_assert_uint_eq(ms, 3000);
+	ck_assert_int_eq(config_parse_duration("250ms", &ms), 0);
+	ck_assert_uint_eq(ms, 250);
+	ck_assert_int_eq(config_parse_duration("2m", &ms), 0);
+	ck_assert_uint_eq(ms, 120000);
+	ck_assert_int_eq(config_parse_duration("7", &ms), 0);
+	ck_assert_uint_eq(ms, 7000);
+	ck_assert_int_eq(config_parse_duration("", &ms), -1);
+	ck_assert_int_eq(config_parse_duration("s", &ms), -1);
+	ck_assert_int_eq(config_parse_duration("3 s", &ms), -1);
+	ck_assert_int_eq(config_parse_duration("-3s", &ms), -1);
+	ck_assert_int_eq(config_parse_duration("99999999999s", &ms), -1);
+}
+END_TEST
+
+START_TEST(test_binds)
+{
+	ck_assert_int_eq(config_check_bind(":80"), 0);
+	ck_assert_int_eq(config_check_bind("127.0.0.1:8080"), 0);
+	ck_assert_int_eq(config_check_bind("*:443"), 0);
+	ck_assert_int_eq(config_check_bind(":::80"), 0);
+	ck_assert_int_eq(config_check_bind("80"), -1);
+	ck_assert_int_eq(config_check_bind(":0"), -1);
+	ck_assert_int_eq(config_check_bind(":65536"), -1);
+	ck_assert_int_eq(config_check_bind("1.2.3.4:80 ssl"), -1);
+	ck_assert_int_eq(config_check_bind("host name:80"), -1);
+	ck_assert_int_eq(config_check_bind(":80;x"), -1);
+}
+END_TEST
+
+static char *
+write_temp(const char *text)
+{
+	char tmpl[] = "/tmp/dovetail-test-XXXXXX";
+	int fd;
+	ssize_t n;
+
+	fd = mkstemp(tmpl);
+	ck_assert_int_ne(fd, -1);
+	n = write(fd, text, strlen(text));
+	ck_assert_int_eq((int)n, (int)strlen(text));
+	close(fd);
+	return xstrdup(tmpl);
+}
+
+static void
+expect_load_error(const char *text, const char *fragment)
+{
+	struct config *c = config_new();
+	char *path = write_temp(text), *cause = NULL;
+
+	ck_assert_int_eq(config_load(c, path, &cause), -1);
+	ck_assert_msg(strstr(cause, fragment) != NULL,
+	    "cause \"%s\" lacks \"%s\"", cause, fragment);
+	unlink(path);
+	free(path);
+	free(cause);
+	config_free(c);
+}
+
+START_TEST(test_config_file)
+{
+	struct config *c = config_new();
+	char *path, *cause = NULL, *map;
+
+	path = write_temp("; comment\n[docker]\nurl = tcp://10.0.0.1:2376\n"
+	    "tls_ca = /ca.pem\ntls_cert = /c.pem\ntls_key = /k.pem\n"
+	    "[haproxy]\nconfig = /tmp/x/gen.cfg\n[routing]\n"
+	    "http_bind = 127.0.0.1:8080\nservice_cluster = east\n"
+	    "[agent]\npoll_interval = 500ms\n");
+	ck_assert_msg(config_load(c, path, &cause) == 0, "%s", cause);
+	ck_assert_str_eq(c->docker_url, "tcp://10.0.0.1:2376");
+	ck_assert_str_eq(c->http_bind, "127.0.0.1:8080");
+	ck_assert_str_eq(c->service_cluster, "east");
+	ck_assert_uint_eq(c->poll_interval_ms, 500);
+	ck_assert_str_eq(c->runtime_socket, "/run/haproxy/admin.sock");
+	map = config_map_path(c);
+	ck_assert_str_eq(map, "/tmp/x/gen.hosts.map");
+	free(map);
+	unlink(path);
+	free(path);
+	config_free(c);
+
+	expect_load_error("[docker]\nurl = unix:///x\n\n[routing]\n"
+	    "http_bind = 80\n", ":5: http_bind");
+	expect_load_error("[docker]\nurl = unix:///x\nbogus = 1\n",
+	    ":3: unknown key \"bogus\" in section [docker]");
+	expect_load_error("[nope]\nx = 1\n", ":2: unknown section [nope]");
+	expect_load_error("[agent]\npoll_interval = fast\n",
+	    ":2: poll_interval \"fast\" is not a duration");
+	expect_load_error("[docker]\nurl = ftp://x\n", ":2: \"ftp://x\"");
+	expect_load_error("[haproxy]\nconfig = relative.cfg\n",
+	    ":2: config must be an absolute path");
+	expect_load_error("[routing]\nlabel_prefix = a b\n",
+	    ":2: label_prefix");
+	expect_load_error("[docker]\nthis line is not ini\n", ":2:");
+	expect_load_error("[docker]\ntls_cert = /c.pem\n", "go together");
+}
+END_TEST
+
+/* ---- labels ---- */
+
+static struct service *
+make_service(const char *name, const char *const *kv)
+{
+	struct service *s = xcalloc(1, sizeof(*s));
+	size_t n = 0, i;
+
+	while (kv[n * 2] != NULL)
+		n++;
+	s->id = xstrdup("svcid");
+	s->name = xstrdup(name);
+	s->labels = xcalloc(n, sizeof(*s->labels));
+	for (i = 0; i < n; i++) {
+		s->labels[i].key = xstrdup(kv[i * 2]);
+		s->labels[i].value = xstrdup(kv[i * 2 + 1]);
+	}
+	s->nlabels = n;
+	/* service_label() searches: keep them sorted like the parser. */
+	for (i = 1; i < n; i++) {
+		size_t j = i;
+
+		while (j > 0 && strcmp(s->labels[j - 1].key,
+		    s->labels[j].key) > 0) {
+			struct kv t = s->labels[j];
+
+			s->labels[j] = s->labels[j - 1];
+			s->labels[j - 1] = t;
+			j--;
+		}
+	}
+	return s;
+}
+
+static void
+drop_service(struct service *s)
+{
+	service_free_fields(s);
+	free(s);
+}
+
+START_TEST(test_labels_good)
+{
+	const char *kv[] = { "com.docker.lb.hosts", " Demo.Local , b.example,"
+	    "demo.local", "com.docker.lb.port", "8080", "other", "x", NULL };
+	struct service *s = make_service("demo", kv);
+	struct route_spec r;
+	struct problem p;
+
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_uint_eq(r.nhosts, 2);
+	ck_assert_str_eq(r.hosts[0], "b.example");
+	ck_assert_str_eq(r.hosts[1], "demo.local");
+	ck_assert_uint_eq(r.port, 8080);
+	ck_assert_ptr_null(r.network);
+	route_spec_free(&r);
+	/* Another prefix: not ours. */
+	ck_assert_int_eq(labels_parse(s, "lb", "", &r, &p), LABELS_IGNORED);
+	/* Another cluster: not ours. */
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "east", &r, &p),
+	    LABELS_IGNORED);
+	drop_service(s);
+}
+END_TEST
+
+START_TEST(test_labels_cluster)
+{
+	const char *kv[] = { "com.docker.lb.hosts", "a.example",
+	    "com.docker.lb.port", "80", "com.docker.lb.service_cluster",
+	    "east", NULL };
+	struct service *s = make_service("demo", kv);
+	struct route_spec r;
+	struct problem p;
+
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "east", &r, &p),
+	    LABELS_ROUTED);
+	route_spec_free(&r);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_IGNORED);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "west", &r, &p),
+	    LABELS_IGNORED);
+	drop_service(s);
+}
+END_TEST
+
+struct hostile {
+	const char *label;	/* short name */
+	const char *value;
+};
+
+static const struct hostile hostile_values[] = {
+	{ "hosts", "demo local" },
+	{ "hosts", "demo.local;evil" },
+	{ "hosts", "demo.local\nbackend x" },
+	{ "hosts", "#demo" },
+	{ "hosts", "\"demo\"" },
+	{ "hosts", "demo.local%[src]" },
+	{ "hosts", "*.demo.local" },
+	{ "hosts", "-demo.local" },
+	{ "hosts", "demo..local" },
+	{ "hosts", "demo.local." },
+	{ "hosts", "" },
+	{ "hosts", " , " },
+	{ "hosts", "caf\xc3\xa9.example" },
+	{ "port", "abc" },
+	{ "port", "0" },
+	{ "port", "65536" },
+	{ "port", "80 " },
+	{ "port", "-1" },
+	{ "port", "1e3" },
+	{ "port", "" },
+	{ "port", "8080;del server" },
+	{ "port", "000000080" },
+	{ "network", "net work" },
+	{ "network", "net;x" },
+	{ "network", "net\n" },
+	{ "network", "" },
+};
+
+START_TEST(test_labels_hostile)
+{
+	const struct hostile *h = &hostile_values[_i];
+	char key[64];
+	const char *kv[] = { "com.docker.lb.hosts", "ok.example",
+	    "com.docker.lb.port", "8080", NULL, NULL, NULL };
+	struct service *s;
+	struct route_spec r;
+	struct problem p;
+	char *want;
+
+	snprintf(key, sizeof(key), "com.docker.lb.%s", h->label);
+	if (strcmp(h->label, "hosts") == 0)
+		kv[1] = h->value;
+	else if (strcmp(h->label, "port") == 0)
+		kv[3] = h->value;
+	else {
+		kv[4] = key;
+		kv[5] = h->value;
+	}
+	s = make_service("victim", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	ck_assert_str_eq(p.service, "victim");
+	ck_assert_str_eq(p.label, key);
+	ck_assert_ptr_nonnull(p.message);
+	/* The message never carries a raw newline into the log. */
+	ck_assert_ptr_null(strchr(p.message, '\n'));
+	want = xasprintf("%s", p.message);
+	free(want);
+	problem_free(&p);
+	drop_service(s);
+}
+END_TEST
+
+START_TEST(test_labels_long_host)
+{
+	char host[400];
+	const char *kv[] = { "com.docker.lb.hosts", host,
+	    "com.docker.lb.port", "80", NULL };
+	struct service *s;
+	struct route_spec r;
+	struct problem p;
+
+	memset(host, 'a', sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	s = make_service("long", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	/* The log line is bounded: the value is cut, not copied whole. */
+	ck_assert_uint_lt(strlen(p.message), 300);
+	problem_free(&p);
+	drop_service(s);
+}
+END_TEST
+
+START_TEST(test_labels_missing_port)
+{
+	const char *kv[] = { "com.docker.lb.hosts", "a.example", NULL };
+	struct service *s = make_service("noport", kv);
+	struct route_spec r;
+	struct problem p;
+
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	ck_assert_str_eq(p.label, "com.docker.lb.port");
+	ck_assert_ptr_nonnull(strstr(p.message, "missing"));
+	problem_free(&p);
+	drop_service(s);
+}
+END_TEST
+
+/* ---- Docker JSON ---- */
+
+START_TEST(test_swarm_small_documents)
+{
+	struct docker_event ev;
+	char *api, *min, *detail, *cause, *msg;
+	int manager;
+	const char *e = "{\"Type\":\"service\",\"Action\":\"update\","
+	    "\"Actor\":{\"ID\":\"abc123\",\"Attributes\":{\"name\":\"demo\"}},"
+	    "\"scope\":\"swarm\"}";
+	const char *info = "{\"Swarm\":{\"LocalNodeState\":\"active\","
+	    "\"ControlAvailable\":false}}";
+	const char *ver = "{\"ApiVersion\":\"1.41\",\"MinAPIVersion\":"
+	    "\"1.12\"}";
+
+	ck_assert_int_eq(swarm_parse_event(e, strlen(e), &ev), 0);
+	ck_assert_int_eq(ev.kind, EVENT_SERVICE);
+	ck_assert_str_eq(ev.action, "update");
+	ck_assert_str_eq(ev.actor, "abc123");
+	ck_assert_str_eq(ev.name, "demo");
+	ck_assert_int_eq(swarm_parse_event("not json", 8, &ev), -1);
+
+	ck_assert_int_eq(swarm_parse_info(info, strlen(info), &manager,
+	    &detail, &cause), 0);
+	ck_assert_int_eq(manager, 0);
+	ck_assert_str_eq(detail, "active");
+	free(detail);
+
+	ck_assert_int_eq(swarm_parse_version(ver, strlen(ver), &api, &min,
+	    &cause), 0);
+	ck_assert_str_eq(api, "1.41");
+	ck_assert_str_eq(min, "1.12");
+	free(api);
+	free(min);
+
+	ck_assert_int_eq(swarm_parse_error("{\"message\":\"This node is not "
+	    "a swarm manager.\"}", 47, &msg), 0);
+	ck_assert_str_eq(msg, "This node is not a swarm manager.");
+	free(msg);
+
+	ck_assert_int_eq(swarm_parse_services(swarm_new(), "{}", 2, &cause),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(cause, "array"));
+	free(cause);
+}
+END_TEST
+
+START_TEST(test_swarm_node_address)
+{
+	struct swarm *sw = swarm_new();
+	const char *nodes = "[{\"ID\":\"n1\",\"Status\":{\"Addr\":\"0.0.0.0\"},"
+	    "\"ManagerStatus\":{\"Addr\":\"192.0.2.7:2377\"}},"
+	    "{\"ID\":\"n2\",\"Status\":{\"Addr\":\"192.0.2.8\"}},"
+	    "{\"ID\":\"n3\",\"Status\":{}}]";
+	char *cause;
+
+	ck_assert_int_eq(swarm_parse_nodes(sw, nodes, strlen(nodes), &cause),
+	    0);
+	ck_assert_str_eq(swarm_node(sw, "n1")->addr, "192.0.2.7");
+	ck_assert_str_eq(swarm_node(sw, "n2")->addr, "192.0.2.8");
+	ck_assert_ptr_null(swarm_node(sw, "n3")->addr);
+	ck_assert_ptr_null(swarm_node(sw, "n4"));
+	swarm_free(sw);
+}
+END_TEST
+
+/* ---- HAProxy replies ---- */
+
+static const char servers_state[] =
+    "1\n"
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state "
+    "srv_uweight srv_iweight srv_time_since_last_change srv_check_status "
+    "srv_check_result srv_check_health srv_check_state srv_agent_state "
+    "bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl "
+    "srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
+    "4 svc-demo 1 t1 127.0.0.1 2 0 1 1 1 1 0 2 0 0 0 0 - 9999 - 0 0 - - 0\n"
+    "4 svc-demo 2 t2 127.0.0.1 0 5 1 1 1 1 0 0 8 0 0 0 - 9998 - 0 0 - - 0\n"
+    "3 svc-a 1 t9 10.0.0.9 2 8 1 1 1 1 0 2 0 0 0 0 - 80 - 0 0 - - 0\n"
+    "\n";
+
+START_TEST(test_hastate_servers)
+{
+	struct running *r = running_new();
+	char *cause = NULL;
+
+	ck_assert_msg(hastate_parse_servers(r, servers_state, &cause) == 0,
+	    "%s", cause);
+	ck_assert_uint_eq(r->nservers, 3);
+	/* Sorted by backend, then server. */
+	ck_assert_str_eq(r->servers[0].backend, "svc-a");
+	ck_assert_str_eq(r->servers[1].name, "t1");
+	ck_assert_uint_eq(r->servers[1].port, 9999);
+	ck_assert_int_eq(rserver_in_maint(&r->servers[1]), 0);
+	/* Admin state 5 = forced maintenance + "disabled" in the file. */
+	ck_assert_int_eq(rserver_in_maint(&r->servers[2]), 1);
+	/* Admin state 8 = forced drain: not maintenance. */
+	ck_assert_int_eq(rserver_in_maint(&r->servers[0]), 0);
+	ck_assert_uint_eq(r->servers[0].admin & SRV_ADMIN_DRAIN_MASK, 8);
+	running_free(r);
+
+	r = running_new();
+	ck_assert_int_eq(hastate_parse_servers(r, "1\n# be_id be_name\n"
+	    "1 x\n", &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "header"));
+	free(cause);
+	running_free(r);
+}
+END_TEST
+
+START_TEST(test_hastate_backends_and_map)
+{
+	struct running *r = running_new();
+	char *cause = NULL;
+
+	ck_assert_int_eq(hastate_parse_backends(r, "# name\nsvc-demo\n"
+	    "dovetail-no-route\n\n", &cause), 0);
+	ck_assert_uint_eq(r->nbackends, 2);
+	ck_assert_int_eq(running_has_backend(r, "svc-demo"), 1);
+	ck_assert_int_eq(running_has_backend(r, "svc-other"), 0);
+	ck_assert_int_eq(hastate_parse_map(r, "0x55ad0e3b2a60 demo.local "
+	    "svc-demo\n0x55ad0e3b2b00 a.local svc-a\n", &cause), 0);
+	ck_assert_uint_eq(r->nmap, 2);
+	ck_assert_str_eq(r->map[0].key, "a.local");
+	ck_assert_int_eq(hastate_parse_map(r, "Unknown map identifier\n",
+	    &cause), -1);
+	free(cause);
+	running_free(r);
+}
+END_TEST
+
+START_TEST(test_hastate_proc)
+{
+	struct proc_info p;
+	char *cause = NULL;
+	const char *two =
+	    "#<PID>          <type>          <reloads>       <uptime>        "
+	    "<version>      \n"
+	    "2742            master          2 [failed: 1]   0d00h00m13s     "
+	    "2.6.12-1+deb12u4\n# workers\n"
+	    "2779            worker          1               0d00h00m01s     "
+	    "2.6.12-1+deb12u4\n# old workers\n"
+	    "2700            worker          2               0d00h00m09s     "
+	    "2.6.12-1+deb12u4\n# programs\n\n";
+
+	ck_assert_msg(hastate_parse_proc(two, &p, &cause) == 0, "%s", cause);
+	ck_assert_int_eq(p.master_pid, 2742);
+	ck_assert_int_eq(p.reloads, 2);
+	ck_assert_int_eq(p.failed, 1);
+	ck_assert_int_eq(p.worker_pid, 2779);
+	ck_assert_int_eq(hastate_parse_proc("Unknown command.\n", &p, &cause),
+	    -1);
+	free(cause);
+}
+END_TEST
+
+START_TEST(test_reply_classes)
+{
+	struct cmd c;
+
+	c.kind = CMD_ADD_SERVER;
+	ck_assert(plan_reply_ok(&c, "New server registered."));
+	ck_assert(!plan_reply_ok(&c, "Already exists a server with the same "
+	    "name in backend."));
+	c.kind = CMD_DEL_SERVER;
+	ck_assert(plan_reply_ok(&c, "Server deleted."));
+	ck_assert(!plan_reply_ok(&c, "Only servers in maintenance mode can "
+	    "be deleted."));
+	ck_assert(!plan_reply_ok(&c, "No such server."));
+	c.kind = CMD_SET_STATE;
+	ck_assert(plan_reply_ok(&c, ""));
+	ck_assert(!plan_reply_ok(&c, "No such server."));
+	c.kind = CMD_SET_ADDR;
+	ck_assert(plan_reply_ok(&c, "IP changed from '127.0.0.1' to "
+	    "'127.0.0.2', port changed from '9999' to '8000' by 'stats socket "
+	    "command'"));
+	ck_assert(!plan_reply_ok(&c, "No such server."));
+	c.kind = CMD_MAP_DEL;
+	ck_assert(plan_reply_ok(&c, ""));
+	ck_assert(!plan_reply_ok(&c, "Key not found."));
+}
+END_TEST
+
+START_TEST(test_skeleton)
+{
+	struct buf a, b;
+
+	buf_init(&a);
+	buf_init(&b);
+	render_skeleton(&a, "backend x\n\tmode http\n\tserver t1 1.2.3.4:80\n"
+	    "\tserver t2 1.2.3.5:80\n");
+	render_skeleton(&b, "backend x\n\tmode http\n\tserver t9 1.2.3.9:81\n");
+	ck_assert_str_eq(a.data, "backend x\n\tmode http\n");
+	ck_assert_str_eq(a.data, b.data);
+	buf_reset(&b);
+	render_skeleton(&b, "backend y\n\tmode http\n");
+	ck_assert_str_ne(a.data, b.data);
+	buf_free(&a);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_escape)
+{
+	ck_assert_str_eq(esc("a\nb\"c\\\x01"), "a\\nb\\\"c\\\\\\x01");
+	ck_assert_str_eq(esc(NULL), "(null)");
+}
+END_TEST
+
+Suite *
+suite_units(void)
+{
+	Suite *s = suite_create("units");
+	TCase *tc;
+
+	tc = tcase_create("config");
+	tcase_add_test(tc, test_durations);
+	tcase_add_test(tc, test_binds);
+	tcase_add_test(tc, test_config_file);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("labels");
+	tcase_add_test(tc, test_labels_good);
+	tcase_add_test(tc, test_labels_cluster);
+	tcase_add_loop_test(tc, test_labels_hostile, 0,
+	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
+	tcase_add_test(tc, test_labels_long_host);
+	tcase_add_test(tc, test_labels_missing_port);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("swarm");
+	tcase_add_test(tc, test_swarm_small_documents);
+	tcase_add_test(tc, test_swarm_node_address);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("haproxy");
+	tcase_add_test(tc, test_hastate_servers);
+	tcase_add_test(tc, test_hastate_backends_and_map);
+	tcase_add_test(tc, test_hastate_proc);
+	tcase_add_test(tc, test_reply_classes);
+	tcase_add_test(tc, test_skeleton);
+	tcase_add_test(tc, test_escape);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,164 @@
+/*
+ * Golden directories: tests/data/golden/<case>/ holds a swarm (Docker's
+ * JSON for services, tasks and nodes) and optionally what HAProxy runs
+ * (show servers state / show backend / show map replies).  The expected
+ * outputs sit beside them: the rendered file, the map, the label problems
+ * and the runtime plan.  A new case needs no C.  To accept new outputs
+ * after a deliberate change, run with DOVETAIL_UPDATE_GOLDEN=1 and review
+ * the diff.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+static char *
+path_in(const char *dir, const char *name)
+{
+	return xasprintf("%s/golden/%s/%s", test_data_dir(), dir, name);
+}
+
+static char *
+read_opt(const char *dir, const char *name)
+{
+	char *p = path_in(dir, name), *text;
+
+	text = test_read_file(p);
+	free(p);
+	return text;
+}
+
+static void
+load_input(struct swarm *sw, const char *dir, const char *name,
+    int (*parse)(struct swarm *, const char *, size_t, char **))
+{
+	char *text, *cause = NULL;
+
+	text = read_opt(dir, name);
+	ck_assert_msg(text != NULL, "%s: missing %s", dir, name);
+	ck_assert_msg(parse(sw, text, strlen(text), &cause) == 0,
+	    "%s/%s: %s", dir, name, cause);
+	free(text);
+}
+
+static void
+compare(const char *dir, const char *name, const char *got)
+{
+	char *want, *p, *cause;
+
+	if (getenv("DOVETAIL_UPDATE_GOLDEN") != NULL) {
+		p = path_in(dir, name);
+		ck_assert_msg(file_write_atomic(p, got, strlen(got), &cause) ==
+		    0, "%s", cause);
+		free(p);
+		return;
+	}
+	want = read_opt(dir, name);
+	ck_assert_msg(want != NULL, "%s: missing expected %s", dir, name);
+	ck_assert_msg(strcmp(want, got) == 0,
+	    "%s/%s differs.\n--- expected\n%s\n--- got\n%s", dir, name, want,
+	    got);
+	free(want);
+}
+
+static void
+run_case(const char *dir)
+{
+	struct swarm *sw = swarm_new();
+	struct desired *d;
+	struct running *r;
+	struct render_opts ro = { ":80", ":443", "/etc/haproxy/dovetail.hosts.map" };
+	struct plan p;
+	struct buf out;
+	char *cluster, *text, *cause = NULL, *nl;
+	size_t i;
+
+	load_input(sw, dir, "services.json", swarm_parse_services);
+	load_input(sw, dir, "tasks.json", swarm_parse_tasks);
+	load_input(sw, dir, "nodes.json", swarm_parse_nodes);
+	cluster = read_opt(dir, "cluster.txt");
+	if (cluster != NULL && (nl = strchr(cluster, '\n')) != NULL)
+		*nl = '\0';
+	d = desired_build(sw, "com.docker.lb", cluster == NULL ? "" : cluster);
+
+	buf_init(&out);
+	render_config(&out, d, &ro);
+	compare(dir, "haproxy.cfg", out.data);
+	buf_reset(&out);
+	render_map(&out, d);
+	compare(dir, "hosts.map", out.data);
+	buf_reset(&out);
+	for (i = 0; i < d->nproblems; i++)
+		buf_addf(&out, "%s\t%s\t%s\n", d->problems[i].service,
+		    d->problems[i].label == NULL ? "-" : d->problems[i].label,
+		    d->problems[i].message);
+	compare(dir, "problems.txt", out.data == NULL ? "" : out.data);
+
+	/* What HAProxy runs, when the case says: then the plan. */
+	text = read_opt(dir, "servers-state.txt");
+	if (text != NULL) {
+		r = running_new();
+		ck_assert_msg(hastate_parse_servers(r, text, &cause) == 0,
+		    "%s: %s", dir, cause);
+		free(text);
+		text = read_opt(dir, "backends.txt");
+		ck_assert_msg(text != NULL, "%s: missing backends.txt", dir);
+		ck_assert_int_eq(hastate_parse_backends(r, text, &cause), 0);
+		free(text);
+		text = read_opt(dir, "map.txt");
+		ck_assert_msg(text != NULL, "%s: missing map.txt", dir);
+		ck_assert_int_eq(hastate_parse_map(r, text, &cause), 0);
+		free(text);
+		memset(&p, 0, sizeof(p));
+		plan_build(&p, d, r, ro.map_path);
+		buf_reset(&out);
+		for (i = 0; i < p.ncmds; i++)
+			buf_addf(&out, "%s%s%s\n", p.cmds[i].text,
+			    p.cmds[i].what != NULL ? "\t# " : "",
+			    p.cmds[i].what != NULL ? p.cmds[i].what : "");
+		compare(dir, "plan.txt", out.data == NULL ? "" : out.data);
+		plan_free(&p);
+		running_free(r);
+	}
+	buf_free(&out);
+	free(cluster);
+	desired_free(d);
+	swarm_free(sw);
+}
+
+START_TEST(test_golden_cases)
+{
+	char *root;
+	DIR *dp;
+	struct dirent *de;
+	int n = 0;
+
+	root = xasprintf("%s/golden", test_data_dir());
+	dp = opendir(root);
+	ck_assert_msg(dp != NULL, "cannot open %s", root);
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		run_case(de->d_name);
+		n++;
+	}
+	closedir(dp);
+	free(root);
+	ck_assert_int_ge(n, 5);
+}
+END_TEST
+
+Suite *
+suite_golden(void)
+{
+	Suite *s = suite_create("golden");
+	TCase *tc = tcase_create("cases");
+
+	tcase_add_test(tc, test_golden_cases);
+	suite_add_tcase(s, tc);
+	return s;
+}

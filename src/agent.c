@@ -202,10 +202,12 @@ static int
 full_sync(struct agent *a)
 {
 	struct swarm *fresh;
-	char *label, *fs, *ft, *ps, *pt, *cause = NULL;
+	char *label, *fs, *ft, *fn, *ps, *pt, *pn, *cause = NULL;
 	int rc;
 
 	label = xasprintf("%s.hosts", a->cfg->label_prefix);
+	fn = filter_query("scope", "swarm");
+	pn = xasprintf("/networks?%s", fn);
 	fs = filter_query("label", label);
 	ft = filter_query("desired-state", "running");
 	ps = xasprintf("/services?%s", fs);
@@ -216,11 +218,15 @@ full_sync(struct agent *a)
 		rc = fetch_into(a, pt, swarm_parse_tasks, fresh, &cause);
 	if (rc == 0)
 		rc = fetch_into(a, "/nodes", swarm_parse_nodes, fresh, &cause);
+	if (rc == 0)
+		rc = fetch_into(a, pn, swarm_parse_networks, fresh, &cause);
 	free(label);
 	free(fs);
 	free(ft);
 	free(ps);
 	free(pt);
+	free(fn);
+	free(pn);
 	if (rc == -1) {
 		swarm_free(fresh);
 		docker_down(a, cause);
@@ -366,8 +372,14 @@ handle_event(struct agent *a, const struct docker_event *ev)
 		fast_add(a, ev->actor);
 		break;
 	case EVENT_NODE:
-	case EVENT_NETWORK:
 		a->next_full_sync = 0;
+		break;
+	case EVENT_NETWORK:
+		/* Not connect/disconnect: those come with every container. */
+		if (strcmp(ev->action, "create") == 0 ||
+		    strcmp(ev->action, "remove") == 0 ||
+		    strcmp(ev->action, "update") == 0)
+			a->next_full_sync = 0;
 		break;
 	default:
 		break;

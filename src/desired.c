@@ -86,28 +86,69 @@ add_problem(struct desired *d, const char *service, const char *label,
 	p->message = message;
 }
 
+static int network_matches(const char *, const struct service *,
+    const char *);
+
 static const struct task_net *
 task_net_named(const struct task *t, const struct service *s,
     const char *name)
 {
-	const char *ns;
-	size_t i, nslen;
+	size_t i;
 
-	ns = service_label(s, "com.docker.stack.namespace");
-	nslen = ns == NULL ? 0 : strlen(ns);
 	for (i = 0; i < t->nnets; i++) {
-		const char *n = t->nets[i].network_name;
-
-		if (n == NULL)
-			continue;
-		if (strcmp(n, name) == 0)
-			return &t->nets[i];
-		/* A stack file's "net" is the swarm's "stack_net". */
-		if (ns != NULL && strncmp(n, ns, nslen) == 0 &&
-		    n[nslen] == '_' && strcmp(n + nslen + 1, name) == 0)
+		if (t->nets[i].network_name != NULL &&
+		    network_matches(t->nets[i].network_name, s, name))
 			return &t->nets[i];
 	}
 	return NULL;
+}
+
+static int
+network_matches(const char *net, const struct service *s, const char *name)
+{
+	const char *ns;
+	size_t nslen;
+
+	if (strcmp(net, name) == 0)
+		return 1;
+	/* A stack file's "net" is the swarm's "stack_net". */
+	ns = service_label(s, "com.docker.stack.namespace");
+	if (ns == NULL)
+		return 0;
+	nslen = strlen(ns);
+	return strncmp(net, ns, nslen) == 0 && net[nslen] == '_' &&
+	    strcmp(net + nslen + 1, name) == 0;
+}
+
+/*
+ * Checks the network label against the networks of the service's spec,
+ * so that a wrong name is reported even before any task runs.  When a
+ * network of the spec is unknown (the snapshot has no network list),
+ * the check is left to the tasks.
+ */
+static int
+check_spec_network(const struct swarm *sw, const struct service *s,
+    const char *label, char **message)
+{
+	struct buf names;
+	const char *name;
+	size_t i;
+
+	if (label == NULL)
+		return 0;
+	buf_init(&names);
+	for (i = 0; i < s->nnetworks; i++) {
+		name = swarm_network_name(sw, s->networks[i]);
+		if (name == NULL || network_matches(name, s, label)) {
+			buf_free(&names);
+			return 0;
+		}
+		buf_addf(&names, "%s%s", i > 0 ? ", " : "", name);
+	}
+	*message = xasprintf("network \"%s\" is not one of the service's "
+	    "networks (%s)", label, names.len > 0 ? names.data : "none");
+	buf_free(&names);
+	return -1;
 }
 
 static char *
@@ -349,7 +390,8 @@ desired_build(const struct swarm *sw, const char *prefix, const char *cluster)
 		case LABELS_ROUTED:
 			break;
 		}
-		if (service_servers(sw, r, &message) == -1) {
+		if (check_spec_network(sw, r->svc, r->spec.network,
+		    &message) == -1 || service_servers(sw, r, &message) == -1) {
 			label = xasprintf("%s.network", prefix);
 			add_problem(d, r->svc->name, label, message);
 			free(label);

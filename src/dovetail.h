@@ -157,7 +157,13 @@ struct node {
 	char *hostname;
 	char *addr;
 };
+struct network {
+	char *id;
+	char *name;
+};
 struct swarm {
+	struct network *networks;	/* sorted by id; may be empty */
+	size_t nnetworks;
 	struct service *services;	/* sorted by id */
 	size_t nservices;
 	struct task *tasks;		/* sorted by service id, then id */
@@ -183,6 +189,8 @@ void swarm_free(struct swarm *);
 int swarm_parse_services(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_tasks(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_nodes(struct swarm *, const char *, size_t, char **cause);
+int swarm_parse_networks(struct swarm *, const char *, size_t, char **cause);
+const char *swarm_network_name(const struct swarm *, const char *id_or_name);
 void swarm_replace_service(struct swarm *, const char *service_id,
     struct swarm *fresh);
 const struct service *swarm_service(const struct swarm *, const char *id);

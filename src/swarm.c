@@ -197,6 +197,20 @@ free_tasks(struct swarm *sw)
 	sw->ntasks = 0;
 }
 
+static void
+free_networks(struct swarm *sw)
+{
+	size_t i;
+
+	for (i = 0; i < sw->nnetworks; i++) {
+		free(sw->networks[i].id);
+		free(sw->networks[i].name);
+	}
+	free(sw->networks);
+	sw->networks = NULL;
+	sw->nnetworks = 0;
+}
+
 void
 swarm_free(struct swarm *sw)
 {
@@ -204,6 +218,7 @@ swarm_free(struct swarm *sw)
 
 	if (sw == NULL)
 		return;
+	free_networks(sw);
 	free_services(sw);
 	free_tasks(sw);
 	for (i = 0; i < sw->nnodes; i++)
@@ -458,6 +473,61 @@ swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
 	sw->nodes = out;
 	sw->nnodes = n;
 	return 0;
+}
+
+static int
+network_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct network *)a)->id,
+	    ((const struct network *)b)->id);
+}
+
+/* Replaces the networks of sw (id and name) with those of the array. */
+int
+swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
+    char **cause)
+{
+	json_t *root, *jn;
+	size_t i, n = 0;
+	struct network *out;
+
+	if ((root = load_array(text, len, cause)) == NULL)
+		return -1;
+	out = xcalloc(json_array_size(root), sizeof(*out));
+	json_array_foreach(root, i, jn) {
+		if (jstr(jn, "Id") == NULL || jstr(jn, "Name") == NULL)
+			continue;
+		out[n].id = xstrdup(jstr(jn, "Id"));
+		out[n].name = xstrdup(jstr(jn, "Name"));
+		n++;
+	}
+	json_decref(root);
+	qsort(out, n, sizeof(*out), network_cmp);
+	free_networks(sw);
+	sw->networks = out;
+	sw->nnetworks = n;
+	return 0;
+}
+
+/*
+ * Borrowed name of the network a service spec names by id (or by name,
+ * which Docker also accepts), or NULL when sw does not know it.
+ */
+const char *
+swarm_network_name(const struct swarm *sw, const char *target)
+{
+	struct network key, *found;
+	size_t i;
+
+	key.id = (char *)target;
+	found = bsearch(&key, sw->networks, sw->nnetworks,
+	    sizeof(*sw->networks), network_cmp);
+	if (found != NULL)
+		return found->name;
+	for (i = 0; i < sw->nnetworks; i++)
+		if (strcmp(sw->networks[i].name, target) == 0)
+			return sw->networks[i].name;
+	return NULL;
 }
 
 /*

@@ -80,6 +80,12 @@ run_case(const char *dir)
 	load_input(sw, dir, "services.json", swarm_parse_services);
 	load_input(sw, dir, "tasks.json", swarm_parse_tasks);
 	load_input(sw, dir, "nodes.json", swarm_parse_nodes);
+	text = read_opt(dir, "networks.json");
+	if (text != NULL) {
+		ck_assert_msg(swarm_parse_networks(sw, text, strlen(text),
+		    &cause) == 0, "%s/networks.json: %s", dir, cause);
+		free(text);
+	}
 	cluster = read_opt(dir, "cluster.txt");
 	if (cluster != NULL && (nl = strchr(cluster, '\n')) != NULL)
 		*nl = '\0';

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# End-to-end tests: the real dockerd in swarm mode, the real HAProxy and the
+# real dovetail, with real services created, scaled, updated and removed.
+# Traffic goes to 127.0.0.1 only (host-mode published ports and HAProxy's
+# own bind).  Every wait is bounded; no assertion is about speed.
+#
+#   tests/e2e.sh [path/to/dovetail]
+#
+# Prints one "ok"/"not ok" line per assertion and, last, "N passed, N failed".
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lab.sh
+. "$here/lab.sh"
+
+DOVETAIL=${1:-${DOVETAIL:-$here/../build/src/dovetail}}
+DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
+HTTP_PORT=${E2E_HTTP_PORT:-18080}
+pass=0
+fail=0
+
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() {
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+lab_init "${E2E_DIR:-/tmp/dovetail-e2e}"
+DT_PID=
+PROXY_PID=
+stop_dovetail() {
+	if [ -n "$DT_PID" ] && kill -0 "$DT_PID" 2>/dev/null; then
+		kill "$DT_PID"
+		wait "$DT_PID" 2>/dev/null
+	fi
+	DT_PID=
+}
+stop_proxy() {
+	# socat forks a child per connection: stop the whole group we made.
+	if [ -n "$PROXY_PID" ]; then
+		kill -- "-$PROXY_PID" 2>/dev/null
+		wait "$PROXY_PID" 2>/dev/null
+	fi
+	PROXY_PID=
+}
+finish() {
+	local rc=$?
+	stop_dovetail
+	stop_proxy
+	lab_cleanup
+	return $rc
+}
+trap finish EXIT
+
+# ---- set-up ------------------------------------------------------------------
+
+lab_docker_up || { echo "not ok - docker swarm did not start"; echo "0 passed, 1 failed"; exit 1; }
+lab_image || exit 1
+
+# dovetail reaches Docker through a socket proxy so a test can take Docker
+# away from dovetail while the containers (and so the traffic) stay up.
+PROXY_SOCK=$LAB_RUN_DIR/docker-proxy.sock
+start_proxy() {
+	rm -f "$PROXY_SOCK"
+	setsid socat "UNIX-LISTEN:$PROXY_SOCK,fork,unlink-early" \
+		"UNIX-CONNECT:$LAB_DOCKER_SOCK" </dev/null >/dev/null 2>&1 &
+	PROXY_PID=$!
+	lab_wait 5 test -S "$PROXY_SOCK"
+}
+start_proxy
+
+GEN=$LAB_DIR/dovetail.cfg
+MAP=$LAB_DIR/dovetail.hosts.map
+BASE=$LAB_DIR/base.cfg
+CONF=$LAB_DIR/dovetail.conf
+LOG=$LAB_LOG_DIR/dovetail.log
+cat >"$BASE" <<EOF
+global
+	stats socket $LAB_HX_ADMIN_SOCK mode 600 level admin expose-fd listeners
+	stats timeout 30s
+	hard-stop-after 30s
+defaults
+	mode http
+	option idle-close-on-response
+	timeout connect 2s
+	timeout client 30s
+	timeout server 30s
+EOF
+cat >"$CONF" <<EOF
+; written by tests/e2e.sh
+[docker]
+url = unix://$PROXY_SOCK
+timeout = 5s
+[haproxy]
+runtime_socket = $LAB_HX_ADMIN_SOCK
+master_socket = $LAB_HX_MASTER_SOCK
+config = $GEN
+base_config = $BASE
+binary = $(command -v haproxy)
+[routing]
+http_bind = 127.0.0.1:$HTTP_PORT
+[agent]
+poll_interval = 1s
+converge_interval = 100ms
+EOF
+
+start_dovetail() {
+	"$DOVETAIL" -v -c "$CONF" >>"$LOG" 2>&1 &
+	DT_PID=$!
+}
+
+# status HOST: the HTTP status of GET / through HAProxy.
+status() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+		-H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
+}
+# expected NAME: the hostnames of NAME's running tasks, asked of each task
+# directly on its published port.
+expected() {
+	local p
+	for p in $(lab_running_ports "$1"); do
+		curl -s --max-time 3 "http://127.0.0.1:$p/"
+	done | sort -u
+}
+# served HOST N: the distinct hostnames that answer N requests through HAProxy.
+served() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		curl -s --max-time 3 -H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
+		echo
+	done | grep -v '^$' | grep -v -i 'html' | sort -u
+}
+# routes_exactly HOST NAME REPLICAS: HAProxy sends HOST to exactly the
+# REPLICAS running tasks of NAME, no more and no fewer.
+routes_exactly() {
+	local want got
+	want=$(expected "$2")
+	[ "$(printf '%s\n' "$want" | grep -c .)" -eq "$3" ] || return 1
+	got=$(served "$1" $(($3 * 2 + 2)))
+	[ "$want" = "$got" ]
+}
+# servers BACKEND: the number of servers HAProxy holds in BACKEND.
+servers() {
+	echo "show servers state $1" | socat - "UNIX-CONNECT:$LAB_HX_ADMIN_SOCK" |
+		awk '$1 ~ /^[0-9]+$/ && NF > 10' | wc -l
+}
+reloads() { lab_haproxy_reloads; }
+
+# ---- first file, HAProxy, dovetail -------------------------------------------
+
+check "dovetail -n accepts the test configuration" "$DOVETAIL" -n -c "$CONF"
+"$DOVETAIL" -c "$CONF" --once >>"$LOG" 2>&1
+check "--once without HAProxy writes the file and the map" test -s "$GEN" -a -f "$MAP"
+check "the written file passes haproxy -c" haproxy -c -q -f "$BASE" -f "$GEN"
+lab_haproxy_up "$BASE" "$GEN" || { echo "not ok - haproxy did not start"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+start_dovetail
+
+check "an unknown host gets the 503 page" lab_wait 10 test "$(status nobody.local)" = 503
+body=$(curl -s -H 'Host: nobody.local' "http://127.0.0.1:$HTTP_PORT/")
+case $body in *"No service is routed"*) ok "the 503 page is dovetail's" ;; *) not_ok "the 503 page is dovetail's: $body" ;; esac
+
+# ---- create, scale, remove ---------------------------------------------------
+
+lab_demo_service demo 1 --restart-delay 0s \
+	--label com.docker.lb.hosts=demo.local,Demo2.Local \
+	--label com.docker.lb.port=8080 >/dev/null
+check "a new service is routed by its host" lab_wait 30 routes_exactly demo.local demo 1
+check "its second host, case-folded, routes too" lab_wait 10 routes_exactly demo2.local demo 1
+check "a Host header with a port routes" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: demo.local:8080' "http://127.0.0.1:$HTTP_PORT/")" = 200
+check "the change is logged naming service, backend and server" \
+	grep -q "service demo: backend svc-demo: server .* added at 127.0.0.1:" "$LOG"
+r0=$(reloads)
+
+dk service scale --detach demo=5 >/dev/null
+check "scale 1 -> 5: routed to exactly the 5 running tasks" lab_wait 60 routes_exactly demo.local demo 5
+dk service scale --detach demo=1 >/dev/null
+check "scale 5 -> 1: routed to exactly the 1 running task" lab_wait 60 routes_exactly demo.local demo 1
+check "scale 5 -> 1: HAProxy holds exactly 1 server" lab_wait 30 test "$(servers svc-demo)" -eq 1
+check "scaling caused no reload" test "$(reloads)" -eq "$r0"
+check "drained servers are logged" grep -q "backend svc-demo: server .* drained" "$LOG"
+
+dk service scale --detach demo=40 >/dev/null
+check "scale 1 -> 40: HAProxy holds 40 servers" lab_wait 180 test "$(servers svc-demo)" -eq 40
+check "scale 1 -> 40: routed to exactly the 40 running tasks" lab_wait 60 routes_exactly demo.local demo 40
+dk service scale --detach demo=2 >/dev/null
+check "scale 40 -> 2: routed to exactly the 2 running tasks" lab_wait 120 routes_exactly demo.local demo 2
+check "scale 40 -> 2: HAProxy holds 2 servers" lab_wait 60 test "$(servers svc-demo)" -eq 2
+check "growing to 40 and back caused no reload" test "$(reloads)" -eq "$r0"
+
+dk service update --detach --force --update-parallelism 1 demo >/dev/null
+check "a rolling update ends routed to exactly the new tasks" lab_wait 60 routes_exactly demo.local demo 2
+check "the rolling update caused no reload" test "$(reloads)" -eq "$r0"
+
+dk service update --detach --label-add com.docker.lb.hosts=demo.local,demo3.local demo >/dev/null
+check "a host added to an existing service routes" lab_wait 30 routes_exactly demo3.local demo 2
+check "a host removed from a service gets the 503 page" lab_wait 30 test "$(status demo2.local)" = 503
+check "changing a service's hosts caused no reload" test "$(reloads)" -eq "$r0"
+
+dk service rm demo >/dev/null
+check "a removed service's host gets the 503 page" lab_wait 30 test "$(status demo.local)" = 503
+check "removing the service reloaded HAProxy once" lab_wait 10 test "$(reloads)" -eq $((r0 + 1))
+check "its backend is gone from the file" lab_wait 10 sh -c "! grep -q 'backend svc-demo' '$GEN'"
+
+# ---- bad labels ---------------------------------------------------------------
+
+lab_demo_service good 2 --restart-delay 0s --label com.docker.lb.hosts=good.local \
+	--label com.docker.lb.port=8080 >/dev/null
+lab_demo_service badport 1 --label com.docker.lb.hosts=badport.local \
+	--label com.docker.lb.port=80a >/dev/null
+lab_demo_service badhost 1 --label 'com.docker.lb.hosts=x.local;del map' \
+	--label com.docker.lb.port=8080 >/dev/null
+lab_demo_service badnet 1 --label com.docker.lb.hosts=badnet.local \
+	--label com.docker.lb.port=9999 --label com.docker.lb.network=nowhere >/dev/null
+check "a good service beside bad ones routes" lab_wait 30 routes_exactly good.local good 2
+check "the bad port is logged naming service and label" lab_wait 10 \
+	grep -q "service badport: label com.docker.lb.port: \"80a\"" "$LOG"
+check "the bad host is logged naming service and label" lab_wait 10 \
+	grep -q "service badhost: label com.docker.lb.hosts:" "$LOG"
+check "the missing network is logged naming service and label" lab_wait 10 \
+	grep -q "service badnet: label com.docker.lb.network: network \"nowhere\"" "$LOG"
+check "each bad service is logged once" test "$(grep -c 'service badport: label' "$LOG")" -eq 1
+check "nothing of a bad label reaches the file" sh -c "! grep -q -e 'del map' -e badport -e badnet '$GEN' '$MAP'"
+check "a bad service's host is not routed" test "$(status badport.local)" = 503
+
+# ---- HAProxy restarts -----------------------------------------------------------
+
+lab_haproxy_down
+dk service scale --detach good=3 >/dev/null
+lab_wait 30 test "$(lab_running_ports good | wc -l)" -eq 3
+lab_haproxy_up "$BASE" "$GEN"
+check "after an HAProxy restart, routes come back with changes made meanwhile" \
+	lab_wait 30 routes_exactly good.local good 3
+check "dovetail logged HAProxy's absence" grep -q "haproxy: runtime API" "$LOG"
+
+# ---- Docker away ------------------------------------------------------------------
+
+r1=$(reloads)
+stop_proxy
+check "while dovetail cannot reach Docker, HAProxy keeps serving" \
+	routes_exactly good.local good 3
+sleep 3
+check "... and still serves after a few polls" routes_exactly good.local good 3
+check "dovetail logs that Docker is away" grep -q "docker: .*retrying" "$LOG"
+check "Docker being away caused no reload" test "$(reloads)" -eq "$r1"
+dk service scale --detach good=2 >/dev/null
+lab_wait 30 test "$(lab_running_ports good | wc -l)" -eq 2
+start_proxy
+check "Docker back: the change made meanwhile is picked up" lab_wait 40 routes_exactly good.local good 2
+check "dovetail says Docker is back" lab_wait 10 grep -q "docker: reachable again" "$LOG"
+
+# A real Docker restart: tasks are replaced, with new ports.
+if [ "${LAB_STARTED_DOCKER:-0}" = 1 ]; then
+	stop_proxy
+	lab_docker_stop
+	lab_docker_start
+	start_proxy
+	check "after dockerd restarts, the replaced tasks are routed" lab_wait 90 routes_exactly good.local good 2
+else
+	echo "# dockerd restart not tested: this run reuses a Docker engine it did not start"
+fi
+
+check "dovetail is still running" kill -0 "$DT_PID"
+stop_dovetail
+check "dovetail stops cleanly on SIGTERM" grep -q "stopping on signal" "$LOG"
+
+if [ "$fail" -gt 0 ]; then
+	echo "# dovetail log (last 60 lines):"
+	tail -n 60 "$LOG" | sed 's/^/# /'
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

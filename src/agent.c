@@ -406,11 +406,11 @@ report_problems(struct agent *a, const struct desired *d)
 		else
 			now[i] = xasprintf("service %s: %s; service not routed",
 			    esc(p->service), p->message);
-		if (bsearch(&now[i], a->problems, a->nproblems,
+		if (find_in_array(&now[i], a->problems, a->nproblems,
 		    sizeof(char *), str_cmp_ptr) == NULL)
 			log_warnx("%s", now[i]);
 	}
-	qsort(now, d->nproblems, sizeof(char *), str_cmp_ptr);
+	sort_array(now, d->nproblems, sizeof(char *), str_cmp_ptr);
 	for (i = 0; i < a->nproblems; i++)
 		free(a->problems[i]);
 	free(a->problems);

@@ -350,7 +350,7 @@ build_backend(struct desired *d, const struct host_claim *c, size_t n,
 			b->servers[k].service = xstrdup(r->servers[j].service);
 		}
 	}
-	qsort(b->servers, b->nservers, sizeof(*b->servers), dserver_cmp);
+	sort_array(b->servers, b->nservers, sizeof(*b->servers), dserver_cmp);
 }
 
 /*
@@ -411,7 +411,7 @@ desired_build(const struct swarm *sw, const char *prefix, const char *cluster)
 		nrouted++;
 	}
 
-	qsort(claims, nclaims, sizeof(*claims), claim_cmp);
+	sort_array(claims, nclaims, sizeof(*claims), claim_cmp);
 	d->routes = xcalloc(nclaims, sizeof(*d->routes));
 	for (start = 0; start < nclaims; start = i) {
 		for (i = start + 1; i < nclaims &&
@@ -423,8 +423,8 @@ desired_build(const struct swarm *sw, const char *prefix, const char *cluster)
 		    i - start);
 		d->nroutes++;
 	}
-	qsort(d->backends, d->nbackends, sizeof(*d->backends), dbackend_cmp);
-	qsort(d->problems, d->nproblems, sizeof(*d->problems), problem_cmp);
+	sort_array(d->backends, d->nbackends, sizeof(*d->backends), dbackend_cmp);
+	sort_array(d->problems, d->nproblems, sizeof(*d->problems), problem_cmp);
 
 	for (i = 0; i < nrouted; i++) {
 		free_servers(routed[i].servers, routed[i].nservers);
@@ -468,6 +468,6 @@ desired_backend(const struct desired *d, const char *name)
 	struct dbackend key;
 
 	key.name = (char *)name;
-	return bsearch(&key, d->backends, d->nbackends, sizeof(*d->backends),
+	return find_in_array(&key, d->backends, d->nbackends, sizeof(*d->backends),
 	    dbackend_cmp);
 }

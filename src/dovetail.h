@@ -43,6 +43,9 @@ void buf_addf(struct buf *, const char *, ...) DT_PRINTF(2, 3);
 void buf_vaddf(struct buf *, const char *, va_list) DT_PRINTF(2, 0);
 char *buf_steal(struct buf *);
 int str_cmp_ptr(const void *, const void *);
+void sort_array(void *, size_t, size_t, int (*)(const void *, const void *));
+void *find_in_array(const void *, const void *, size_t, size_t,
+    int (*)(const void *, const void *));
 
 /* log.c: logging to standard error */
 enum log_level {

@@ -197,7 +197,7 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 		s->admin = (unsigned)admin;
 	}
 	free(copy);
-	qsort(r->servers, r->nservers, sizeof(*r->servers), rserver_cmp);
+	sort_array(r->servers, r->nservers, sizeof(*r->servers), rserver_cmp);
 	return rc;
 }
 
@@ -225,7 +225,7 @@ hastate_parse_backends(struct running *r, const char *text, char **cause)
 		r->backends[r->nbackends++] = xstrdup(line);
 	}
 	free(copy);
-	qsort(r->backends, r->nbackends, sizeof(char *), str_cmp_ptr);
+	sort_array(r->backends, r->nbackends, sizeof(char *), str_cmp_ptr);
 	return 0;
 }
 
@@ -256,7 +256,7 @@ hastate_parse_map(struct running *r, const char *text, char **cause)
 		r->nmap++;
 	}
 	free(copy);
-	qsort(r->map, r->nmap, sizeof(*r->map), rmapent_cmp);
+	sort_array(r->map, r->nmap, sizeof(*r->map), rmapent_cmp);
 	return 0;
 }
 
@@ -313,7 +313,7 @@ hastate_parse_proc(const char *text, struct proc_info *p, char **cause)
 int
 running_has_backend(const struct running *r, const char *name)
 {
-	return bsearch(&name, r->backends, r->nbackends, sizeof(char *),
+	return find_in_array(&name, r->backends, r->nbackends, sizeof(char *),
 	    str_cmp_ptr) != NULL;
 }
 

@@ -163,7 +163,7 @@ parse_hosts(const char *value, struct route_spec *r, char **message)
 		*message = xstrdup("no host name in the list");
 		return -1;
 	}
-	qsort(r->hosts, r->nhosts, sizeof(char *), str_cmp_ptr);
+	sort_array(r->hosts, r->nhosts, sizeof(char *), str_cmp_ptr);
 	return 0;
 }
 

@@ -254,7 +254,7 @@ parse_service(json_t *js, struct service *s)
 			    xstrdup(json_string_value(v));
 			s->nlabels++;
 		}
-		qsort(s->labels, s->nlabels, sizeof(*s->labels), kv_cmp);
+		sort_array(s->labels, s->nlabels, sizeof(*s->labels), kv_cmp);
 	}
 
 	nets = jget(js, "Spec.TaskTemplate.Networks");
@@ -307,7 +307,7 @@ swarm_parse_services(struct swarm *sw, const char *text, size_t len,
 			n++;
 	}
 	json_decref(root);
-	qsort(out, n, sizeof(*out), service_cmp);
+	sort_array(out, n, sizeof(*out), service_cmp);
 	free_services(sw);
 	sw->services = out;
 	sw->nservices = n;
@@ -419,7 +419,7 @@ swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
 			n++;
 	}
 	json_decref(root);
-	qsort(out, n, sizeof(*out), task_cmp);
+	sort_array(out, n, sizeof(*out), task_cmp);
 	free_tasks(sw);
 	sw->tasks = out;
 	sw->ntasks = n;
@@ -466,7 +466,7 @@ swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
 		n++;
 	}
 	json_decref(root);
-	qsort(out, n, sizeof(*out), node_cmp);
+	sort_array(out, n, sizeof(*out), node_cmp);
 	for (i = 0; i < sw->nnodes; i++)
 		node_free_fields(&sw->nodes[i]);
 	free(sw->nodes);
@@ -502,7 +502,7 @@ swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
 		n++;
 	}
 	json_decref(root);
-	qsort(out, n, sizeof(*out), network_cmp);
+	sort_array(out, n, sizeof(*out), network_cmp);
 	free_networks(sw);
 	sw->networks = out;
 	sw->nnetworks = n;
@@ -520,7 +520,7 @@ swarm_network_name(const struct swarm *sw, const char *target)
 	size_t i;
 
 	key.id = (char *)target;
-	found = bsearch(&key, sw->networks, sw->nnetworks,
+	found = find_in_array(&key, sw->networks, sw->nnetworks,
 	    sizeof(*sw->networks), network_cmp);
 	if (found != NULL)
 		return found->name;
@@ -552,7 +552,7 @@ swarm_replace_service(struct swarm *sw, const char *id, struct swarm *fresh)
 	    n + fresh->nservices, sizeof(*sw->services));
 	for (i = 0; i < fresh->nservices; i++)
 		sw->services[sw->nservices++] = fresh->services[i];
-	qsort(sw->services, sw->nservices, sizeof(*sw->services),
+	sort_array(sw->services, sw->nservices, sizeof(*sw->services),
 	    service_cmp);
 
 	n = 0;
@@ -567,7 +567,7 @@ swarm_replace_service(struct swarm *sw, const char *id, struct swarm *fresh)
 	    sizeof(*sw->tasks));
 	for (i = 0; i < fresh->ntasks; i++)
 		sw->tasks[sw->ntasks++] = fresh->tasks[i];
-	qsort(sw->tasks, sw->ntasks, sizeof(*sw->tasks), task_cmp);
+	sort_array(sw->tasks, sw->ntasks, sizeof(*sw->tasks), task_cmp);
 
 	free(fresh->services);
 	fresh->services = NULL;
@@ -584,7 +584,7 @@ swarm_service(const struct swarm *sw, const char *id)
 	struct service key;
 
 	key.id = (char *)id;
-	return bsearch(&key, sw->services, sw->nservices,
+	return find_in_array(&key, sw->services, sw->nservices,
 	    sizeof(*sw->services), service_cmp);
 }
 
@@ -595,7 +595,7 @@ swarm_node(const struct swarm *sw, const char *id)
 	struct node key;
 
 	key.id = (char *)id;
-	return bsearch(&key, sw->nodes, sw->nnodes, sizeof(*sw->nodes),
+	return find_in_array(&key, sw->nodes, sw->nnodes, sizeof(*sw->nodes),
 	    node_cmp);
 }
 
@@ -606,7 +606,7 @@ service_label(const struct service *s, const char *key)
 	struct kv k, *found;
 
 	k.key = (char *)key;
-	found = bsearch(&k, s->labels, s->nlabels, sizeof(*s->labels),
+	found = find_in_array(&k, s->labels, s->nlabels, sizeof(*s->labels),
 	    kv_cmp);
 	return found == NULL ? NULL : found->value;
 }

@@ -315,6 +315,7 @@ END_TEST
 START_TEST(test_swarm_small_documents)
 {
 	struct docker_event ev;
+	struct swarm *sw;
 	char *api, *min, *detail, *cause, *msg;
 	int manager;
 	const char *e = "{\"Type\":\"service\",\"Action\":\"update\","
@@ -350,10 +351,11 @@ START_TEST(test_swarm_small_documents)
 	ck_assert_str_eq(msg, "This node is not a swarm manager.");
 	free(msg);
 
-	ck_assert_int_eq(swarm_parse_services(swarm_new(), "{}", 2, &cause),
-	    -1);
+	sw = swarm_new();
+	ck_assert_int_eq(swarm_parse_services(sw, "{}", 2, &cause), -1);
 	ck_assert_ptr_nonnull(strstr(cause, "array"));
 	free(cause);
+	swarm_free(sw);
 }
 END_TEST
 

@@ -147,6 +147,12 @@ servers() {
 		awk '$1 ~ /^[0-9]+$/ && NF > 10' | wc -l
 }
 reloads() { lab_haproxy_reloads; }
+# Predicates for lab_wait, which re-runs its command: a "$(...)" in its
+# arguments would be expanded only once, before the first try.
+status_is() { [ "$(status "$1")" = "$2" ]; }
+servers_are() { [ "$(servers "$1")" -eq "$2" ]; }
+reloads_are() { [ "$(reloads)" -eq "$1" ]; }
+ports_are() { [ "$(lab_running_ports "$1" | wc -l)" -eq "$2" ]; }
 
 # ---- first file, HAProxy, dovetail -------------------------------------------
 
@@ -157,7 +163,7 @@ check "the written file passes haproxy -c" haproxy -c -q -f "$BASE" -f "$GEN"
 lab_haproxy_up "$BASE" "$GEN" || { echo "not ok - haproxy did not start"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
 start_dovetail
 
-check "an unknown host gets the 503 page" lab_wait 10 test "$(status nobody.local)" = 503
+check "an unknown host gets the 503 page" lab_wait 10 status_is nobody.local 503
 body=$(curl -s -H 'Host: nobody.local' "http://127.0.0.1:$HTTP_PORT/")
 case $body in *"No service is routed"*) ok "the 503 page is dovetail's" ;; *) not_ok "the 503 page is dovetail's: $body" ;; esac
 
@@ -177,16 +183,16 @@ dk service scale --detach demo=5 >/dev/null
 check "scale 1 -> 5: routed to exactly the 5 running tasks" lab_wait 60 routes_exactly demo.local demo 5
 dk service scale --detach demo=1 >/dev/null
 check "scale 5 -> 1: routed to exactly the 1 running task" lab_wait 60 routes_exactly demo.local demo 1
-check "scale 5 -> 1: HAProxy holds exactly 1 server" lab_wait 30 test "$(servers svc-demo)" -eq 1
+check "scale 5 -> 1: HAProxy holds exactly 1 server" lab_wait 30 servers_are svc-demo 1
 check "scaling caused no reload" test "$(reloads)" -eq "$r0"
 check "drained servers are logged" grep -q "backend svc-demo: server .* drained" "$LOG"
 
 dk service scale --detach demo=40 >/dev/null
-check "scale 1 -> 40: HAProxy holds 40 servers" lab_wait 180 test "$(servers svc-demo)" -eq 40
+check "scale 1 -> 40: HAProxy holds 40 servers" lab_wait 180 servers_are svc-demo 40
 check "scale 1 -> 40: routed to exactly the 40 running tasks" lab_wait 60 routes_exactly demo.local demo 40
 dk service scale --detach demo=2 >/dev/null
 check "scale 40 -> 2: routed to exactly the 2 running tasks" lab_wait 120 routes_exactly demo.local demo 2
-check "scale 40 -> 2: HAProxy holds 2 servers" lab_wait 60 test "$(servers svc-demo)" -eq 2
+check "scale 40 -> 2: HAProxy holds 2 servers" lab_wait 60 servers_are svc-demo 2
 check "growing to 40 and back caused no reload" test "$(reloads)" -eq "$r0"
 
 dk service update --detach --force --update-parallelism 1 demo >/dev/null
@@ -195,12 +201,12 @@ check "the rolling update caused no reload" test "$(reloads)" -eq "$r0"
 
 dk service update --detach --label-add com.docker.lb.hosts=demo.local,demo3.local demo >/dev/null
 check "a host added to an existing service routes" lab_wait 30 routes_exactly demo3.local demo 2
-check "a host removed from a service gets the 503 page" lab_wait 30 test "$(status demo2.local)" = 503
+check "a host removed from a service gets the 503 page" lab_wait 30 status_is demo2.local 503
 check "changing a service's hosts caused no reload" test "$(reloads)" -eq "$r0"
 
 dk service rm demo >/dev/null
-check "a removed service's host gets the 503 page" lab_wait 30 test "$(status demo.local)" = 503
-check "removing the service reloaded HAProxy once" lab_wait 10 test "$(reloads)" -eq $((r0 + 1))
+check "a removed service's host gets the 503 page" lab_wait 30 status_is demo.local 503
+check "removing the service reloaded HAProxy once" lab_wait 10 reloads_are $((r0 + 1))
 check "its backend is gone from the file" lab_wait 10 sh -c "! grep -q 'backend svc-demo' '$GEN'"
 
 # ---- bad labels ---------------------------------------------------------------
@@ -228,7 +234,7 @@ check "a bad service's host is not routed" test "$(status badport.local)" = 503
 
 lab_haproxy_down
 dk service scale --detach good=3 >/dev/null
-lab_wait 30 test "$(lab_running_ports good | wc -l)" -eq 3
+lab_wait 30 ports_are good 3
 lab_haproxy_up "$BASE" "$GEN"
 check "after an HAProxy restart, routes come back with changes made meanwhile" \
 	lab_wait 30 routes_exactly good.local good 3
@@ -245,7 +251,7 @@ check "... and still serves after a few polls" routes_exactly good.local good 3
 check "dovetail logs that Docker is away" grep -q "docker: .*retrying" "$LOG"
 check "Docker being away caused no reload" test "$(reloads)" -eq "$r1"
 dk service scale --detach good=2 >/dev/null
-lab_wait 30 test "$(lab_running_ports good | wc -l)" -eq 2
+lab_wait 30 ports_are good 2
 start_proxy
 check "Docker back: the change made meanwhile is picked up" lab_wait 40 routes_exactly good.local good 2
 check "dovetail says Docker is back" lab_wait 10 grep -q "docker: reachable again" "$LOG"

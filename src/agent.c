@@ -55,6 +55,10 @@ struct agent {
 	int dirty;
 	long long next_reconcile;
 	char *haproxy_error;	/* last reported */
+	char *reload_error;	/* last reported */
+	char *refused_config;	/* a file haproxy -c refused: not retried */
+	int reload_pending;	/* a checked file is on disk, not yet loaded */
+	struct desired *last;	/* the previous desired state, for names */
 	char *disk_config;	/* what the files on disk hold */
 	char *disk_map;
 	char **problems;	/* reported label problems, sorted */
@@ -431,6 +435,23 @@ write_if_changed(const char *path, char **disk, const char *text,
 	return 0;
 }
 
+/* Puts back the previous content of path, or removes it if it had none. */
+static void
+restore(const char *path, char **disk, const char *old)
+{
+	char *cause;
+
+	if (old == NULL) {
+		if (unlink(path) == -1 && errno != ENOENT)
+			log_warn("%s", path);
+		free(*disk);
+		*disk = NULL;
+	} else if (write_if_changed(path, disk, old, &cause) == -1) {
+		log_warnx("%s", cause);
+		free(cause);
+	}
+}
+
 /*
  * Writes the map and the file, checked with haproxy -c.  On any failure
  * the previous files are put back and -1 returned.
@@ -439,9 +460,12 @@ static int
 write_checked(struct agent *a, const char *config, const char *map)
 {
 	struct buf out;
-	char *old_config, *old_map, *cause = NULL, *ignored;
+	char *old_config, *old_map, *cause = NULL;
 	int rc = -1;
 
+	/* The same file would be refused again: wait for a change. */
+	if (a->refused_config != NULL && strcmp(a->refused_config, config) == 0)
+		return -1;
 	old_config = a->disk_config == NULL ? NULL : xstrdup(a->disk_config);
 	old_map = a->disk_map == NULL ? NULL : xstrdup(a->disk_map);
 	buf_init(&out);
@@ -455,13 +479,10 @@ write_checked(struct agent *a, const char *config, const char *map)
 		    "said: %s", cause, esc(out.data == NULL ? "" : out.data));
 		free(cause);
 		cause = NULL;
-		if (old_config != NULL && write_if_changed(
-		    a->cfg->haproxy_config, &a->disk_config, old_config,
-		    &ignored) == -1)
-			free(ignored);
-		if (old_map != NULL && write_if_changed(a->map_path,
-		    &a->disk_map, old_map, &ignored) == -1)
-			free(ignored);
+		free(a->refused_config);
+		a->refused_config = xstrdup(config);
+		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
+		restore(a->map_path, &a->disk_map, old_map);
 		goto done;
 	}
 	rc = 0;
@@ -503,6 +524,8 @@ reload_reason(const struct agent *a, const struct desired *d,
 
 	if (skeleton_changed(a->disk_config, config))
 		return "frontends or backends changed";
+	if (a->reload_pending)
+		return "the last reload did not complete";
 	if (r->map_missing)
 		return "HAProxy runs without dovetail's host map";
 	if (!running_has_backend(r, DT_BACKEND_NO_ROUTE))
@@ -543,8 +566,10 @@ apply_plan(struct agent *a, const struct plan *p)
 	if (p->ncmds == 0)
 		return;
 	texts = xcalloc(p->ncmds, sizeof(char *));
-	for (i = 0; i < p->ncmds; i++)
+	for (i = 0; i < p->ncmds; i++) {
 		texts[i] = p->cmds[i].text;
+		log_trace("haproxy: > %s", texts[i]);
+	}
 	if (runtime_batch(a->cfg->runtime_socket, texts, p->ncmds, &replies,
 	    &cause) == -1) {
 		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
@@ -625,10 +650,15 @@ reconcile(struct agent *a)
 	memset(&p, 0, sizeof(p));
 
 	if (read_running(a, &r) == -1) {
-		/* HAProxy is away: leave a file it will start right with. */
+		/*
+		 * HAProxy is away: leave a file it will start right with.  If
+		 * it is only its runtime socket that is away, the file must
+		 * still be loaded once it answers.
+		 */
 		if (skeleton_changed(a->disk_config, config.data)) {
 			if (write_checked(a, config.data, map.data) == -1)
 				goto out;
+			a->reload_pending = 1;
 		} else if (write_if_changed(a->map_path, &a->disk_map,
 		    map.data, &cause) == -1 || write_if_changed(
 		    a->cfg->haproxy_config, &a->disk_config, config.data,
@@ -638,20 +668,25 @@ reconcile(struct agent *a)
 			goto out;
 		}
 		a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
+		rc = 0;
 		goto out;
 	}
 
 	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
 		if (write_checked(a, config.data, map.data) == -1)
 			goto plan;
+		a->reload_pending = 1;
 		log_backend_changes(d, r);
 		if (haproxy_reload(a->cfg->master_socket, RELOAD_TIMEOUT_MS,
 		    &cause) == -1) {
-			log_warnx("haproxy: reload failed: %s", cause);
+			report_once(&a->reload_error, xasprintf("haproxy: "
+			    "reload failed: %s; retrying", cause));
 			free(cause);
-			a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
+			a->next_reconcile = mono_ms() + 2000;
 			goto plan;
 		}
+		report_clear(&a->reload_error, "haproxy: reloads work again");
+		a->reload_pending = 0;
 		log_info("haproxy: reloaded (%s): %zu backend(s), %zu "
 		    "host(s)", why, d->nbackends, d->nroutes);
 		running_free(r);
@@ -659,7 +694,7 @@ reconcile(struct agent *a)
 			goto out;
 	}
 plan:
-	plan_build(&p, d, r, a->map_path);
+	plan_build(&p, d, a->last, r, a->map_path);
 	apply_plan(a, &p);
 	/* Server lines and map entries only: no check or reload needed. */
 	if (!skeleton_changed(a->disk_config, config.data)) {
@@ -675,7 +710,8 @@ plan:
 out:
 	plan_free(&p);
 	running_free(r);
-	desired_free(d);
+	desired_free(a->last);
+	a->last = d;
 	buf_free(&config);
 	buf_free(&map);
 	return rc;
@@ -715,7 +751,8 @@ reread_config(struct agent *a)
 	size_t i;
 
 	fresh = config_new();
-	if (config_load(fresh, a->config_path, &cause) == -1) {
+	if (a->config_path != NULL && config_load(fresh, a->config_path,
+	    &cause) == -1) {
 		log_warnx("SIGHUP: %s; keeping the running configuration",
 		    cause);
 		free(cause);
@@ -727,6 +764,13 @@ reread_config(struct agent *a)
 		    a->overrides[i].value, &cause) == -1)
 			fatalx("option --%s: %s", config_keys[
 			    a->overrides[i].key].option, cause);
+	}
+	if (config_validate(fresh, &cause) == -1) {
+		log_warnx("SIGHUP: %s; keeping the running configuration",
+		    cause);
+		free(cause);
+		config_free(fresh);
+		return;
 	}
 	tmp = *a->cfg;
 	*a->cfg = *fresh;
@@ -742,7 +786,8 @@ reread_config(struct agent *a)
 	docker_events_close(a->docker);
 	a->docker_up = 0;
 	a->docker_retry_at = 0;
-	log_info("SIGHUP: configuration %s reloaded", a->config_path);
+	log_info("SIGHUP: configuration %s reloaded", a->config_path != NULL ?
+	    a->config_path : "(built-in defaults)");
 }
 
 static void
@@ -752,6 +797,7 @@ agent_free(struct agent *a)
 
 	docker_free(a->docker);
 	swarm_free(a->swarm);
+	desired_free(a->last);
 	for (i = 0; i < a->nfast; i++)
 		free(a->fast[i].service_id);
 	free(a->fast);
@@ -761,6 +807,8 @@ agent_free(struct agent *a)
 	free(a->map_path);
 	free(a->docker_error);
 	free(a->haproxy_error);
+	free(a->reload_error);
+	free(a->refused_config);
 	free(a->disk_config);
 	free(a->disk_map);
 }

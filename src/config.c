@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
@@ -131,18 +132,24 @@ config_parse_duration(const char *s, unsigned *ms)
 int
 config_check_bind(const char *s)
 {
-	const char *colon, *p;
+	const char *colon;
 	unsigned long port;
-	char *end;
+	unsigned char addr[16];
+	char host[64], *end;
+	size_t len;
 
 	colon = strrchr(s, ':');
 	if (colon == NULL || colon[1] == '\0')
 		return -1;
-	for (p = s; p < colon; p++) {
-		if (!isxdigit((unsigned char)*p) && *p != '.' && *p != ':' &&
-		    *p != '*')
-			return -1;
-	}
+	len = (size_t)(colon - s);
+	if (len >= sizeof(host))
+		return -1;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (len > 0 && strcmp(host, "*") != 0 &&
+	    inet_pton(AF_INET, host, addr) != 1 &&
+	    inet_pton(AF_INET6, host, addr) != 1)
+		return -1;
 	if (!isdigit((unsigned char)colon[1]))
 		return -1;
 	errno = 0;
@@ -212,16 +219,24 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			return -1;
 		}
 		replace(&c->docker_url, v);
-	} else if (strcmp(o, "docker-tls-ca") == 0)
-		replace(&c->docker_tls_ca, v);
-	else if (strcmp(o, "docker-tls-cert") == 0)
-		replace(&c->docker_tls_cert, v);
-	else if (strcmp(o, "docker-tls-key") == 0)
-		replace(&c->docker_tls_key, v);
-	else if (strncmp(o, "haproxy-", 8) == 0) {
-		if (v[0] != '/') {
+	} else if (strncmp(o, "docker-tls-", 11) == 0) {
+		if (*v != '\0' && v[0] != '/') {
 			*cause = xasprintf("%s must be an absolute path",
 			    k->key);
+			return -1;
+		}
+		if (strcmp(o, "docker-tls-ca") == 0)
+			replace(&c->docker_tls_ca, v);
+		else if (strcmp(o, "docker-tls-cert") == 0)
+			replace(&c->docker_tls_cert, v);
+		else
+			replace(&c->docker_tls_key, v);
+	}
+	else if (strncmp(o, "haproxy-", 8) == 0) {
+		/* These reach the HAProxy file and runtime commands. */
+		if (v[0] != '/' || strpbrk(v, " \t\n;#\"'\\") != NULL) {
+			*cause = xasprintf("%s must be an absolute path without "
+			    "blanks, quotes, ';' or '#'", k->key);
 			return -1;
 		}
 		if (strcmp(k->key, "runtime_socket") == 0)
@@ -331,6 +346,29 @@ load_handler(void *user, const char *section, const char *key,
 }
 
 /*
+ * inih cuts lines longer than its buffer (200 bytes in Debian's build)
+ * and reads the rest as a new line: refuse them instead.  Returns the
+ * number of the first long line, or 0.
+ */
+#define INI_LINE_MAX 199
+static int
+check_line_lengths(FILE *f)
+{
+	int c, line = 1;
+	size_t len = 0;
+
+	while ((c = getc(f)) != EOF) {
+		if (c == '\n') {
+			line++;
+			len = 0;
+		} else if (++len > INI_LINE_MAX)
+			return line;
+	}
+	rewind(f);
+	return 0;
+}
+
+/*
  * Loads path over the values already in c.  On error, *cause names the
  * file and line; c may then hold some of the file's values, so callers
  * load into a fresh config and keep the old one until this succeeds.
@@ -347,6 +385,12 @@ config_load(struct config *c, const char *path, char **cause)
 		*cause = xasprintf("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if ((rc = check_line_lengths(f)) != 0) {
+		fclose(f);
+		*cause = xasprintf("%s:%d: line longer than %d characters",
+		    path, rc, INI_LINE_MAX);
+		return -1;
+	}
 	rc = ini_parse_file(f, load_handler, &ctx);
 	fclose(f);
 	if (ctx.cause != NULL) {
@@ -359,9 +403,15 @@ config_load(struct config *c, const char *path, char **cause)
 		    "or key = value)", path, rc);
 		return -1;
 	}
+	return 0;
+}
+
+/* Checks what no single key can: run after the file and the options. */
+int
+config_validate(const struct config *c, char **cause)
+{
 	if ((*c->docker_tls_cert != '\0') != (*c->docker_tls_key != '\0')) {
-		*cause = xasprintf("%s: tls_cert and tls_key go together",
-		    path);
+		*cause = xstrdup("[docker] tls_cert and tls_key go together");
 		return -1;
 	}
 	return 0;

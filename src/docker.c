@@ -149,6 +149,7 @@ raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
 		fatalx("curl_easy_init failed");
 	curl_easy_reset(d->easy);
 	url = xasprintf("%s%s", d->base, path);
+	log_trace("docker: GET %s", url);
 	setup_handle(d, d->easy, url, (long)d->cfg->docker_timeout_ms);
 	curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, write_buf);
 	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, out);

@@ -104,6 +104,7 @@ int config_set(struct config *, const char *section, const char *key,
 int config_set_option(struct config *, size_t key_index, const char *value,
     char **cause);
 int config_load(struct config *, const char *path, char **cause);
+int config_validate(const struct config *, char **cause);
 int config_parse_duration(const char *, unsigned *ms);
 int config_check_bind(const char *);
 char *config_map_path(const struct config *);
@@ -335,7 +336,8 @@ struct plan {
 	size_t cap;
 };
 void plan_build(struct plan *, const struct desired *,
-    const struct running *, const char *map_path);
+    const struct desired *previous, const struct running *,
+    const char *map_path);
 void plan_free(struct plan *);
 int plan_reply_ok(const struct cmd *, const char *reply);
 

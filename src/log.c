@@ -176,7 +176,7 @@ esc(const char *s)
 	buf_init(&b);
 	str_escape(&b, s, 200);
 	slot = ring[next++ % 8];
-	snprintf(slot, sizeof(ring[0]), "%s", b.data);
+	snprintf(slot, sizeof(ring[0]), "%s", b.data == NULL ? "" : b.data);
 	buf_free(&b);
 	return slot;
 }

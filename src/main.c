@@ -59,12 +59,12 @@ main(int argc, char **argv)
 {
 	struct option *longopts;
 	struct config_override *overrides;
-	struct config *cfg;
+	struct config *cfg = NULL;
 	const char *config_path = DEFAULT_CONFIG_PATH;
-	char *cause;
+	char *cause = NULL;
 	size_t i, noverrides = 0;
 	int ch, check_only = 0, once = 0, verbosity = LOG_LEVEL_INFO;
-	int explicit_config = 0, rc;
+	int explicit_config = 0, have_file, rc = 1;
 
 	longopts = xcalloc(config_nkeys + 4, sizeof(*longopts));
 	longopts[0] = (struct option){ "version", no_argument, NULL, 'V' };
@@ -83,13 +83,15 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			rc = 0;
+			goto out;
 		case 'n':
 			check_only = 1;
 			break;
 		case 'V':
 			printf("dovetail %s\n", PACKAGE_VERSION);
-			return 0;
+			rc = 0;
+			goto out;
 		case 'v':
 			verbosity++;
 			break;
@@ -106,47 +108,58 @@ main(int argc, char **argv)
 				break;
 			}
 			usage(stderr);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "dovetail: unexpected argument \"%s\"\n",
 		    argv[optind]);
 		usage(stderr);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	log_init(verbosity);
 
+	/* The default file may be absent (built-in defaults); -c's may not. */
 	cfg = config_new();
-	if (explicit_config || access(config_path, F_OK) == 0) {
-		if (config_load(cfg, config_path, &cause) == -1) {
-			log_warnx("%s", cause);
-			return 1;
-		}
-	} else
-		log_info("%s does not exist: using the built-in defaults",
-		    config_path);
+	have_file = explicit_config || access(config_path, F_OK) == 0;
+	if (have_file && config_load(cfg, config_path, &cause) == -1) {
+		log_warnx("%s", cause);
+		goto out;
+	}
 	for (i = 0; i < noverrides; i++) {
 		if (config_set_option(cfg, overrides[i].key,
 		    overrides[i].value, &cause) == -1) {
 			log_warnx("--%s: %s", config_keys[overrides[i].key]
 			    .option, cause);
-			return 1;
+			goto out;
 		}
 	}
-	if ((*cfg->docker_tls_cert != '\0') != (*cfg->docker_tls_key != '\0')) {
-		log_warnx("docker tls_cert and tls_key go together");
-		return 1;
+	if (config_validate(cfg, &cause) == -1) {
+		log_warnx("%s", cause);
+		goto out;
 	}
 	if (check_only) {
-		printf("%s: configuration OK\n", config_path);
-		return 0;
+		if (have_file)
+			printf("%s: configuration OK\n", config_path);
+		else
+			printf("%s does not exist: the built-in defaults and "
+			    "options are OK\n", config_path);
+		rc = 0;
+		goto out;
 	}
+	if (!have_file)
+		log_info("%s does not exist: using the built-in defaults",
+		    config_path);
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
-	rc = agent_run(cfg, config_path, overrides, noverrides, once);
+	rc = agent_run(cfg, have_file ? config_path : NULL, overrides,
+	    noverrides, once);
 	curl_global_cleanup();
+out:
+	free(cause);
 	config_free(cfg);
 	free(overrides);
 	free(longopts);

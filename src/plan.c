@@ -91,16 +91,44 @@ plan_update_server(struct plan *p, const struct dbackend *be,
  * established connections finish), then deleted.  Deletion fails while
  * connections remain; the next reconcile tries again.
  */
-static void
-plan_remove_server(struct plan *p, const struct rserver *r)
+static int
+dserver_cmp(const void *a, const void *b)
 {
+	return strcmp(((const struct dserver *)a)->name,
+	    ((const struct dserver *)b)->name);
+}
+
+/* "service S: " when the previous desired state knew the server. */
+static char *
+service_prefix(const struct desired *prev, const struct rserver *r)
+{
+	const struct dbackend *be;
+	const struct dserver *s;
+	struct dserver key;
+
+	be = prev == NULL ? NULL : desired_backend(prev, r->backend);
+	if (be == NULL)
+		return xstrdup("");
+	key.name = r->name;
+	s = find_in_array(&key, be->servers, be->nservers, sizeof(*s),
+	    dserver_cmp);
+	return s == NULL ? xstrdup("") : xasprintf("service %s: ", s->service);
+}
+
+static void
+plan_remove_server(struct plan *p, const struct desired *prev,
+    const struct rserver *r)
+{
+	char *svc = service_prefix(prev, r);
+
 	if (!rserver_in_maint(r))
 		plan_add(p, CMD_SET_STATE, xasprintf("set server %s/%s state "
-		    "maint", r->backend, r->name), xasprintf("backend %s: "
-		    "server %s drained", r->backend, r->name));
+		    "maint", r->backend, r->name), xasprintf("%sbackend %s: "
+		    "server %s drained", svc, r->backend, r->name));
 	plan_add(p, CMD_DEL_SERVER, xasprintf("del server %s/%s", r->backend,
-	    r->name), xasprintf("backend %s: server %s removed", r->backend,
-	    r->name));
+	    r->name), xasprintf("%sbackend %s: server %s removed", svc,
+	    r->backend, r->name));
+	free(svc);
 }
 
 /* First running server of backend name, by binary search. */
@@ -121,7 +149,7 @@ first_rserver(const struct running *r, const char *name)
 
 static void
 plan_servers(struct plan *p, const struct dbackend *be,
-    const struct running *r, int removals)
+    const struct desired *prev, const struct running *r, int removals)
 {
 	size_t i = 0, j, end;
 	int c;
@@ -143,7 +171,7 @@ plan_servers(struct plan *p, const struct dbackend *be,
 			i++;
 		} else if (c > 0) {
 			if (removals)
-				plan_remove_server(p, &r->servers[j]);
+				plan_remove_server(p, prev, &r->servers[j]);
 			j++;
 		} else {
 			if (!removals)
@@ -209,19 +237,20 @@ plan_map(struct plan *p, const struct desired *d, const struct running *r,
  * those backends leave with the next reload.
  */
 void
-plan_build(struct plan *p, const struct desired *d, const struct running *r,
+plan_build(struct plan *p, const struct desired *d,
+    const struct desired *prev, const struct running *r,
     const char *map_path)
 {
 	size_t i;
 
 	for (i = 0; i < d->nbackends; i++) {
 		if (running_has_backend(r, d->backends[i].name))
-			plan_servers(p, &d->backends[i], r, 0);
+			plan_servers(p, &d->backends[i], prev, r, 0);
 	}
 	plan_map(p, d, r, map_path);
 	for (i = 0; i < d->nbackends; i++) {
 		if (running_has_backend(r, d->backends[i].name))
-			plan_servers(p, &d->backends[i], r, 1);
+			plan_servers(p, &d->backends[i], prev, r, 1);
 	}
 }
 

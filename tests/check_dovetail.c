@@ -45,6 +45,9 @@ START_TEST(test_binds)
 	ck_assert_int_eq(config_check_bind("1.2.3.4:80 ssl"), -1);
 	ck_assert_int_eq(config_check_bind("host name:80"), -1);
 	ck_assert_int_eq(config_check_bind(":80;x"), -1);
+	ck_assert_int_eq(config_check_bind("abc:80"), -1);
+	ck_assert_int_eq(config_check_bind("::1:8080"), 0);
+	ck_assert_int_eq(config_check_bind("1.2.3:80"), -1);
 }
 END_TEST
 
@@ -114,7 +117,29 @@ START_TEST(test_config_file)
 	expect_load_error("[routing]\nlabel_prefix = a b\n",
 	    ":2: label_prefix");
 	expect_load_error("[docker]\nthis line is not ini\n", ":2:");
-	expect_load_error("[docker]\ntls_cert = /c.pem\n", "go together");
+	expect_load_error("[docker]\nurl = unix:///x\n; padding\n"
+	    "tls_ca = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaa\n", ":4: line longer than 199 characters");
+	expect_load_error("[docker]\ntls_ca = ca.pem\n",
+	    ":2: tls_ca must be an absolute path");
+	expect_load_error("[haproxy]\nconfig = /etc/x y.cfg\n",
+	    ":2: config must be an absolute path without blanks");
+	expect_load_error("[haproxy]\nruntime_socket = /run/a;b\n",
+	    ":2: runtime_socket");
+
+	c = config_new();
+	ck_assert_int_eq(config_validate(c, &cause), 0);
+	ck_assert_int_eq(config_set(c, "docker", "tls_cert", "/c.pem",
+	    &cause), 0);
+	ck_assert_int_eq(config_validate(c, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "go together"));
+	free(cause);
+	ck_assert_int_eq(config_set(c, "docker", "tls_key", "/k.pem",
+	    &cause), 0);
+	ck_assert_int_eq(config_validate(c, &cause), 0);
+	config_free(c);
 }
 END_TEST
 
@@ -513,10 +538,74 @@ START_TEST(test_skeleton)
 }
 END_TEST
 
+/*
+ * The reload decision rests on this: hosts and servers never change the
+ * skeleton, backends always do.
+ */
+static char *
+skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
+{
+	static const char *hosts[] = { "a.example", "b.example", "c.example" };
+	static const char *names[] = { "svc-a", "svc-b" };
+	struct render_opts ro = { ":80", "", "/x.map" };
+	struct dserver servers[3] = {
+		{ "t1", "192.0.2.1", 80, "a" },
+		{ "t2", "192.0.2.2", 80, "a" },
+		{ "t3", "192.0.2.3", 81, "a" },
+	};
+	char *svcs[] = { "a" };
+	struct dbackend be[2];
+	struct droute routes[3];
+	struct desired d;
+	struct buf text, skel;
+	size_t i;
+
+	memset(&d, 0, sizeof(d));
+	for (i = 0; i < nbackends; i++) {
+		be[i].name = (char *)names[i];
+		be[i].services = svcs;
+		be[i].nservices = 1;
+		be[i].servers = servers;
+		be[i].nservers = i == 0 ? nservers : 1;
+	}
+	for (i = 0; i < nhosts; i++) {
+		routes[i].host = (char *)hosts[i];
+		routes[i].backend = (char *)names[0];
+	}
+	d.backends = be;
+	d.nbackends = nbackends;
+	d.routes = routes;
+	d.nroutes = nhosts;
+	buf_init(&text);
+	buf_init(&skel);
+	render_config(&text, &d, &ro);
+	render_skeleton(&skel, text.data);
+	buf_free(&text);
+	return buf_steal(&skel);
+}
+
+START_TEST(test_skeleton_invariant)
+{
+	char *base = skeleton_of(1, 1, 1), *other;
+
+	other = skeleton_of(3, 1, 1);
+	ck_assert_str_eq(base, other);	/* more hosts: no reload */
+	free(other);
+	other = skeleton_of(1, 3, 1);
+	ck_assert_str_eq(base, other);	/* more servers: no reload */
+	free(other);
+	other = skeleton_of(1, 1, 2);
+	ck_assert_str_ne(base, other);	/* a new backend: reload */
+	free(other);
+	free(base);
+}
+END_TEST
+
 START_TEST(test_escape)
 {
 	ck_assert_str_eq(esc("a\nb\"c\\\x01"), "a\\nb\\\"c\\\\\\x01");
 	ck_assert_str_eq(esc(NULL), "(null)");
+	ck_assert_str_eq(esc(""), "");
 }
 END_TEST
 
@@ -552,6 +641,7 @@ suite_units(void)
 	tcase_add_test(tc, test_hastate_proc);
 	tcase_add_test(tc, test_reply_classes);
 	tcase_add_test(tc, test_skeleton);
+	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_escape);
 	suite_add_tcase(s, tc);
 	return s;

@@ -120,7 +120,7 @@ run_case(const char *dir)
 		ck_assert_int_eq(hastate_parse_map(r, text, &cause), 0);
 		free(text);
 		memset(&p, 0, sizeof(p));
-		plan_build(&p, d, r, ro.map_path);
+		plan_build(&p, d, NULL, r, ro.map_path);
 		buf_reset(&out);
 		for (i = 0; i < p.ncmds; i++)
 			buf_addf(&out, "%s%s%s\n", p.cmds[i].text,

@@ -157,7 +157,7 @@ ports_are() { [ "$(lab_running_ports "$1" | wc -l)" -eq "$2" ]; }
 # ---- first file, HAProxy, dovetail -------------------------------------------
 
 check "dovetail -n accepts the test configuration" "$DOVETAIL" -n -c "$CONF"
-"$DOVETAIL" -c "$CONF" --once >>"$LOG" 2>&1
+check "--once without HAProxy succeeds" "$DOVETAIL" -c "$CONF" --once 2>>"$LOG"
 check "--once without HAProxy writes the file and the map" test -s "$GEN" -a -f "$MAP"
 check "the written file passes haproxy -c" haproxy -c -q -f "$BASE" -f "$GEN"
 lab_haproxy_up "$BASE" "$GEN" || { echo "not ok - haproxy did not start"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
@@ -202,6 +202,8 @@ check "the rolling update caused no reload" test "$(reloads)" -eq "$r0"
 dk service update --detach --label-add com.docker.lb.hosts=demo.local,demo3.local demo >/dev/null
 check "a host added to an existing service routes" lab_wait 30 routes_exactly demo3.local demo 2
 check "a host removed from a service gets the 503 page" lab_wait 30 status_is demo2.local 503
+dk service update --detach --label-add com.docker.lb.hosts=demo.local,demo3.local,demo4.local demo >/dev/null
+check "a third host routes" lab_wait 30 routes_exactly demo4.local demo 2
 check "changing a service's hosts caused no reload" test "$(reloads)" -eq "$r0"
 
 dk service rm demo >/dev/null

@@ -67,13 +67,20 @@ trap 'rm -rf "$tmp"' EXIT
 for dir in "$top"/tests/data/golden/*/; do
 	case=$(basename "$dir")
 	cp "$dir/hosts.map" "$tmp/$case.map"
-	sed "s|/etc/haproxy/dovetail.hosts.map|$tmp/$case.map|; s|bind :80|bind 127.0.0.1:0|" \
+	sed "s|/etc/haproxy/dovetail.hosts.map|$tmp/$case.map|; s|bind :80|bind 127.0.0.1:18999|" \
 		"$dir/haproxy.cfg" >"$tmp/$case.cfg"
 	record haproxy -c -q -f "$top/haproxy/haproxy.cfg" -f "$tmp/$case.cfg"
 done
 
 step "make distcheck"
-record make -s distcheck DISTCHECK_CONFIGURE_FLAGS="CFLAGS=-Werror" >/dev/null
+distcheck() {
+	if ! make -s distcheck DISTCHECK_CONFIGURE_FLAGS="CFLAGS=-Werror" \
+		>"$tmp/distcheck.log" 2>&1; then
+		tail -n 40 "$tmp/distcheck.log"
+		return 1
+	fi
+}
+record distcheck
 
 step "end-to-end: real swarm, real HAProxy"
 e2e_out=$tmp/e2e.out

@@ -43,6 +43,24 @@ running_free(struct running *r)
 	free(r);
 }
 
+/*
+ * Cuts the next line out of the text at *cursor (modified) and advances
+ * it; NULL at the end of the text.
+ */
+static char *
+next_line(char **cursor)
+{
+	char *line = *cursor, *nl;
+
+	if (line == NULL || *line == '\0')
+		return NULL;
+	nl = strchr(line, '\n');
+	if (nl != NULL)
+		*nl++ = '\0';
+	*cursor = nl;
+	return line;
+}
+
 /* Splits line (modified) on blanks; returns the number of fields. */
 static size_t
 split_fields(char *line, char **fields, size_t max)
@@ -144,10 +162,7 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 
 	memset(&c, 0, sizeof(c));
 	copy = xstrdup(text);
-	for (line = copy; line != NULL && *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
+	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0')
 			continue;
 		if (line[0] == '#') {
@@ -208,10 +223,7 @@ hastate_parse_backends(struct running *r, const char *text, char **cause)
 	char *copy, *line, *next;
 
 	copy = xstrdup(text);
-	for (line = copy; line != NULL && *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
+	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if (strchr(line, ' ') != NULL) {
@@ -237,10 +249,7 @@ hastate_parse_map(struct running *r, const char *text, char **cause)
 	size_t n;
 
 	copy = xstrdup(text);
-	for (line = copy; line != NULL && *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
+	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0')
 			continue;
 		n = split_fields(line, f, 4);
@@ -276,10 +285,7 @@ hastate_parse_proc(const char *text, struct proc_info *p, char **cause)
 
 	p->master_pid = p->reloads = p->failed = p->worker_pid = -1;
 	copy = xstrdup(text);
-	for (line = copy; line != NULL && *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
+	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '#') {
 			in_workers = strncmp(line, "# workers", 9) == 0;
 			continue;

@@ -12,28 +12,7 @@
 
 #include "dovetail.h"
 
-/* Borrowed string at a dotted path of object keys, or NULL. */
-static const char *
-jstr(json_t *o, const char *path)
-{
-	char key[64];
-	const char *dot;
-	size_t len;
-
-	while (o != NULL && (dot = strchr(path, '.')) != NULL) {
-		len = (size_t)(dot - path);
-		if (len >= sizeof(key))
-			return NULL;
-		memcpy(key, path, len);
-		key[len] = '\0';
-		o = json_object_get(o, key);
-		path = dot + 1;
-	}
-	if (o == NULL)
-		return NULL;
-	return json_string_value(json_object_get(o, path));
-}
-
+/* Borrowed value at a dotted path of object keys ("Spec.Name"), or NULL. */
 static json_t *
 jget(json_t *o, const char *path)
 {
@@ -53,6 +32,13 @@ jget(json_t *o, const char *path)
 	return o == NULL ? NULL : json_object_get(o, path);
 }
 
+/* Borrowed string at a dotted path, or NULL when absent or not a string. */
+static const char *
+jstr(json_t *o, const char *path)
+{
+	return json_string_value(jget(o, path));
+}
+
 static char *
 dupornull(const char *s)
 {
@@ -69,8 +55,9 @@ strip_prefixlen(const char *cidr)
 	    xstrndup(cidr, (size_t)(slash - cidr));
 }
 
+/* Parses text as a JSON document of the given type (JSON_ARRAY...). */
 static json_t *
-load_array(const char *text, size_t len, char **cause)
+load_json(const char *text, size_t len, json_type type, char **cause)
 {
 	json_error_t err;
 	json_t *root;
@@ -81,12 +68,41 @@ load_array(const char *text, size_t len, char **cause)
 		    err.text);
 		return NULL;
 	}
-	if (!json_is_array(root)) {
-		*cause = xstrdup("expected a JSON array");
+	if (json_typeof(root) != type) {
+		*cause = xstrdup(type == JSON_ARRAY ? "expected a JSON array" :
+		    "expected a JSON object");
 		json_decref(root);
 		return NULL;
 	}
 	return root;
+}
+
+/*
+ * Parses a JSON array of objects into a new array of size-byte elements:
+ * parse fills one element from one object, or returns -1 to skip it.
+ * The result is sorted with cmp.
+ */
+static int
+parse_array(const char *text, size_t len, size_t size,
+    int (*parse)(json_t *, void *), int (*cmp)(const void *, const void *),
+    void **out, size_t *nout, char **cause)
+{
+	json_t *root, *elem;
+	size_t i, n = 0;
+	char *v;
+
+	if ((root = load_json(text, len, JSON_ARRAY, cause)) == NULL)
+		return -1;
+	v = xcalloc(json_array_size(root), size);
+	json_array_foreach(root, i, elem) {
+		if (parse(elem, v + n * size) == 0)
+			n++;
+	}
+	json_decref(root);
+	sort_array(v, n, size, cmp);
+	*out = v;
+	*nout = n;
+	return 0;
 }
 
 static int
@@ -228,8 +244,9 @@ swarm_free(struct swarm *sw)
 }
 
 static int
-parse_service(json_t *js, struct service *s)
+parse_service(json_t *js, void *elem)
 {
+	struct service *s = elem;
 	json_t *labels, *v, *nets, *vips, *replicas;
 	const char *key, *id, *name;
 	size_t i, n;
@@ -295,19 +312,12 @@ int
 swarm_parse_services(struct swarm *sw, const char *text, size_t len,
     char **cause)
 {
-	json_t *root, *js;
-	size_t i, n = 0;
-	struct service *out;
+	void *out;
+	size_t n;
 
-	if ((root = load_array(text, len, cause)) == NULL)
+	if (parse_array(text, len, sizeof(struct service), parse_service,
+	    service_cmp, &out, &n, cause) == -1)
 		return -1;
-	out = xcalloc(json_array_size(root), sizeof(*out));
-	json_array_foreach(root, i, js) {
-		if (parse_service(js, &out[n]) == 0)
-			n++;
-	}
-	json_decref(root);
-	sort_array(out, n, sizeof(*out), service_cmp);
 	free_services(sw);
 	sw->services = out;
 	sw->nservices = n;
@@ -338,8 +348,9 @@ task_state_of(const char *s)
 }
 
 static int
-parse_task(json_t *jt, struct task *t)
+parse_task(json_t *jt, void *elem)
 {
+	struct task *t = elem;
 	json_t *atts, *att, *addrs, *ports, *p, *ingress;
 	const char *id, *svc, *desired, *mode, *name;
 	size_t i, n;
@@ -407,19 +418,12 @@ int
 swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
     char **cause)
 {
-	json_t *root, *jt;
-	size_t i, n = 0;
-	struct task *out;
+	void *out;
+	size_t n;
 
-	if ((root = load_array(text, len, cause)) == NULL)
+	if (parse_array(text, len, sizeof(struct task), parse_task, task_cmp,
+	    &out, &n, cause) == -1)
 		return -1;
-	out = xcalloc(json_array_size(root), sizeof(*out));
-	json_array_foreach(root, i, jt) {
-		if (parse_task(jt, &out[n]) == 0)
-			n++;
-	}
-	json_decref(root);
-	sort_array(out, n, sizeof(*out), task_cmp);
 	free_tasks(sw);
 	sw->tasks = out;
 	sw->ntasks = n;
@@ -446,27 +450,30 @@ node_addr(json_t *jn)
 	return xstrdup(addr);
 }
 
+static int
+parse_node(json_t *jn, void *elem)
+{
+	struct node *n = elem;
+
+	if (jstr(jn, "ID") == NULL)
+		return -1;
+	n->id = xstrdup(jstr(jn, "ID"));
+	n->hostname = dupornull(jstr(jn, "Description.Hostname"));
+	n->addr = node_addr(jn);
+	return 0;
+}
+
+/* Replaces the nodes of sw with those in the JSON array text. */
 int
 swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
     char **cause)
 {
-	json_t *root, *jn;
-	size_t i, n = 0;
-	struct node *out;
+	void *out;
+	size_t i, n;
 
-	if ((root = load_array(text, len, cause)) == NULL)
+	if (parse_array(text, len, sizeof(struct node), parse_node, node_cmp,
+	    &out, &n, cause) == -1)
 		return -1;
-	out = xcalloc(json_array_size(root), sizeof(*out));
-	json_array_foreach(root, i, jn) {
-		if (jstr(jn, "ID") == NULL)
-			continue;
-		out[n].id = xstrdup(jstr(jn, "ID"));
-		out[n].hostname = dupornull(jstr(jn, "Description.Hostname"));
-		out[n].addr = node_addr(jn);
-		n++;
-	}
-	json_decref(root);
-	sort_array(out, n, sizeof(*out), node_cmp);
 	for (i = 0; i < sw->nnodes; i++)
 		node_free_fields(&sw->nodes[i]);
 	free(sw->nodes);
@@ -482,27 +489,29 @@ network_cmp(const void *a, const void *b)
 	    ((const struct network *)b)->id);
 }
 
+static int
+parse_network(json_t *jn, void *elem)
+{
+	struct network *net = elem;
+
+	if (jstr(jn, "Id") == NULL || jstr(jn, "Name") == NULL)
+		return -1;
+	net->id = xstrdup(jstr(jn, "Id"));
+	net->name = xstrdup(jstr(jn, "Name"));
+	return 0;
+}
+
 /* Replaces the networks of sw (id and name) with those of the array. */
 int
 swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
     char **cause)
 {
-	json_t *root, *jn;
-	size_t i, n = 0;
-	struct network *out;
+	void *out;
+	size_t n;
 
-	if ((root = load_array(text, len, cause)) == NULL)
+	if (parse_array(text, len, sizeof(struct network), parse_network,
+	    network_cmp, &out, &n, cause) == -1)
 		return -1;
-	out = xcalloc(json_array_size(root), sizeof(*out));
-	json_array_foreach(root, i, jn) {
-		if (jstr(jn, "Id") == NULL || jstr(jn, "Name") == NULL)
-			continue;
-		out[n].id = xstrdup(jstr(jn, "Id"));
-		out[n].name = xstrdup(jstr(jn, "Name"));
-		n++;
-	}
-	json_decref(root);
-	sort_array(out, n, sizeof(*out), network_cmp);
 	free_networks(sw);
 	sw->networks = out;
 	sw->nnetworks = n;
@@ -611,33 +620,13 @@ service_label(const struct service *s, const char *key)
 	return found == NULL ? NULL : found->value;
 }
 
-static json_t *
-load_object(const char *text, size_t len, char **cause)
-{
-	json_error_t err;
-	json_t *root;
-
-	root = json_loadb(text, len, 0, &err);
-	if (root == NULL) {
-		*cause = xasprintf("bad JSON at line %d: %s", err.line,
-		    err.text);
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		*cause = xstrdup("expected a JSON object");
-		json_decref(root);
-		return NULL;
-	}
-	return root;
-}
-
 int
 swarm_parse_version(const char *text, size_t len, char **api, char **min_api,
     char **cause)
 {
 	json_t *root;
 
-	if ((root = load_object(text, len, cause)) == NULL)
+	if ((root = load_json(text, len, JSON_OBJECT, cause)) == NULL)
 		return -1;
 	if (jstr(root, "ApiVersion") == NULL) {
 		*cause = xstrdup("/version has no ApiVersion");
@@ -662,7 +651,7 @@ swarm_parse_info(const char *text, size_t len, int *manager, char **detail,
 	json_t *root;
 	const char *state;
 
-	if ((root = load_object(text, len, cause)) == NULL)
+	if ((root = load_json(text, len, JSON_OBJECT, cause)) == NULL)
 		return -1;
 	*manager = json_is_true(jget(root, "Swarm.ControlAvailable"));
 	state = jstr(root, "Swarm.LocalNodeState");

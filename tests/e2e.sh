@@ -160,6 +160,56 @@ check "dovetail -n accepts the test configuration" "$DOVETAIL" -n -c "$CONF"
 check "--once without HAProxy succeeds" "$DOVETAIL" -c "$CONF" --once 2>>"$LOG"
 check "--once without HAProxy writes the file and the map" test -s "$GEN" -a -f "$MAP"
 check "the written file passes haproxy -c" haproxy -c -q -f "$BASE" -f "$GEN"
+# Docker over TCP with TLS: a TLS proxy in front of the Docker socket that
+# demands a client certificate from a CA this test makes.
+TLS=$LAB_DIR/tls
+TLS_PORT=${E2E_TLS_PORT:-23760}
+TLS_PID=
+mkdir -p "$TLS"
+(
+	cd "$TLS" &&
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=e2e-ca \
+		-keyout ca.key -out ca.pem &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+		-keyout server.key -out server.csr &&
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext &&
+	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
+		-CAcreateserial -days 1 -extfile san.ext -out server.pem &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=dovetail \
+		-keyout client.key -out client.csr &&
+	openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key \
+		-CAcreateserial -days 1 -out client.pem
+) >/dev/null 2>&1
+setsid socat "OPENSSL-LISTEN:$TLS_PORT,bind=127.0.0.1,reuseaddr,fork,cert=$TLS/server.pem,key=$TLS/server.key,cafile=$TLS/ca.pem,verify=1" \
+	"UNIX-CONNECT:$LAB_DOCKER_SOCK" </dev/null >/dev/null 2>&1 &
+TLS_PID=$!
+lab_wait 5 sh -c "socat -u OPEN:/dev/null TCP:127.0.0.1:$TLS_PORT >/dev/null 2>&1"
+once_tls() {
+	"$DOVETAIL" -c "$CONF" --once --docker-url "tcp://127.0.0.1:$TLS_PORT" \
+		--docker-tls-ca "$TLS/ca.pem" \
+		--haproxy-runtime-socket "$LAB_DIR/absent.sock" \
+		--haproxy-config "$LAB_DIR/tls-once.cfg" "$@" 2>"$LAB_DIR/tls.log"
+}
+check "Docker over TLS with a client certificate: --once succeeds" \
+	once_tls --docker-tls-cert "$TLS/client.pem" --docker-tls-key "$TLS/client.key"
+check "... and says it connected to the TLS endpoint" \
+	grep -q "connected to tcp://127.0.0.1:$TLS_PORT, a swarm manager" "$LAB_DIR/tls.log"
+no_client_cert() { ! once_tls; }
+check "Docker over TLS without the client certificate fails" no_client_cert
+check "... with a message naming the endpoint" grep -q "docker: tcp://127.0.0.1:$TLS_PORT" "$LAB_DIR/tls.log"
+kill -- "-$TLS_PID" 2>/dev/null
+
+# A file haproxy -c refuses is not kept: the previous one stays.
+printf '# the previous file\n' >"$LAB_DIR/refused.cfg"
+refused_once() {
+	! "$DOVETAIL" -c "$CONF" --once --haproxy-binary /bin/false \
+		--haproxy-runtime-socket "$LAB_DIR/absent.sock" \
+		--haproxy-config "$LAB_DIR/refused.cfg" 2>"$LAB_DIR/refused.log"
+}
+check "a refused check makes --once fail" refused_once
+check "... and keeps the previous file" test "$(cat "$LAB_DIR/refused.cfg")" = "# the previous file"
+check "... and says why" grep -q "refused the configuration; keeping the previous file" "$LAB_DIR/refused.log"
+
 lab_haproxy_up "$BASE" "$GEN" || { echo "not ok - haproxy did not start"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
 start_dovetail
 

@@ -58,6 +58,7 @@ struct agent {
 	char *reload_error;	/* last reported */
 	char *refused_config;	/* a file haproxy -c refused: not retried */
 	int reload_pending;	/* a checked file is on disk, not yet loaded */
+	int once;		/* --once: no retries to announce */
 	struct desired *last;	/* the previous desired state, for names */
 	char *disk_config;	/* what the files on disk hold */
 	char *disk_map;
@@ -607,9 +608,13 @@ read_running(struct agent *a, struct running **out)
 	*out = running_new();
 	if (runtime_read_state(a->cfg->runtime_socket, a->map_path, *out,
 	    &cause) == -1) {
-		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
-		    "API: %s; will apply the changes when it answers",
-		    cause));
+		if (a->once)
+			log_info("haproxy: runtime API: %s; the file is "
+			    "written for HAProxy to start with", cause);
+		else
+			report_once(&a->haproxy_error, xasprintf("haproxy: "
+			    "runtime API: %s; will apply the changes when it "
+			    "answers", cause));
 		free(cause);
 		running_free(*out);
 		*out = NULL;
@@ -850,6 +855,7 @@ agent_run(struct config *cfg, const char *config_path,
 	setup_signals();
 
 	if (once) {
+		a.once = 1;
 		docker_up(&a);
 		if (!a.docker_up || full_sync(&a) == -1)
 			rc = 1;

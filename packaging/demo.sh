@@ -42,9 +42,10 @@ apt-get install -y -qq --no-install-recommends build-essential autoconf \
 echo "==> building dovetail"
 cd "$top"
 ./autogen.sh >/dev/null 2>&1
-mkdir -p build
-(cd build && ../configure -q && make -s -j"$(nproc)")
-DOVETAIL=$top/build/src/dovetail
+# Its own build directory: the tests build with other flags in build/.
+mkdir -p build-demo
+(cd build-demo && ../configure -q && make -s -j"$(nproc)")
+DOVETAIL=$top/build-demo/src/dovetail
 
 echo "==> Docker swarm"
 # Reuse the system's engine when it is a swarm manager.

@@ -33,6 +33,8 @@ step "build (-Werror, sanitizers)"
 mkdir -p build
 cd build
 ../configure -q --enable-sanitizers CFLAGS="-O1 -g -Werror"
+# Objects built earlier with other flags would be kept by make: start clean.
+make -s clean
 make -s -j"$(nproc)"
 
 step "unit and golden tests"

@@ -59,6 +59,8 @@ struct agent {
 	char *refused_config;	/* a file haproxy -c refused: not retried */
 	int reload_pending;	/* a checked file is on disk, not yet loaded */
 	int once;		/* --once: no retries to announce */
+	int ready;		/* READY=1 sent to the supervisor */
+	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
 	char *disk_config;	/* what the files on disk hold */
 	char *disk_map;
@@ -481,6 +483,7 @@ write_checked(struct agent *a, const char *config, const char *map)
 		free(cause);
 		cause = NULL;
 		free(a->refused_config);
+	free(a->status);
 		a->refused_config = xstrdup(config);
 		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
 		restore(a->map_path, &a->disk_map, old_map);
@@ -625,6 +628,38 @@ read_running(struct agent *a, struct running **out)
 }
 
 /*
+ * Tells the supervisor how things are: READY=1 after the first reconcile
+ * that brought HAProxy (or, without it, the file) up to date, then a
+ * STATUS= line whenever the summary changes.
+ */
+static void
+update_status(struct agent *a, const struct desired *d, int rc)
+{
+	char *status;
+
+	status = xasprintf("%s%zu host(s), %zu backend(s), %zu service(s) "
+	    "with label problems; docker %s, haproxy %s",
+	    rc == 0 ? "" : "not in sync: ", d->nroutes, d->nbackends,
+	    d->nproblems, a->docker_up ? "connected" : "away",
+	    a->haproxy_error == NULL ? "answering" : "away");
+	if (!a->ready && rc == 0 && !a->once) {
+		char *msg = xasprintf("READY=1\nSTATUS=%s", status);
+
+		notify_send(msg);
+		free(msg);
+		a->ready = 1;
+	} else if (a->ready && (a->status == NULL ||
+	    strcmp(a->status, status) != 0)) {
+		char *msg = xasprintf("STATUS=%s", status);
+
+		notify_send(msg);
+		free(msg);
+	}
+	free(a->status);
+	a->status = status;
+}
+
+/*
  * Makes HAProxy equal to the snapshot.  Returns 0 when HAProxy (or, when
  * it does not answer, the file on disk) now matches, -1 otherwise.
  */
@@ -713,6 +748,7 @@ plan:
 		rc = 0;
 	}
 out:
+	update_status(a, d, rc);
 	plan_free(&p);
 	running_free(r);
 	desired_free(a->last);
@@ -814,6 +850,7 @@ agent_free(struct agent *a)
 	free(a->haproxy_error);
 	free(a->reload_error);
 	free(a->refused_config);
+	free(a->status);
 	free(a->disk_config);
 	free(a->disk_map);
 }
@@ -872,7 +909,9 @@ agent_run(struct config *cfg, const char *config_path,
 	while (!got_term) {
 		if (got_hup) {
 			got_hup = 0;
+			notify_reloading();
 			reread_config(&a);
+			notify_send("READY=1");
 		}
 		now = mono_ms();
 		if (!a.docker_up && now >= a.docker_retry_at)
@@ -905,6 +944,7 @@ agent_run(struct config *cfg, const char *config_path,
 			;
 	}
 	log_info("stopping on signal");
+	notify_send("STOPPING=1");
 	agent_free(&a);
 	return 0;
 }

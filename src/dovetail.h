@@ -373,6 +373,10 @@ int docker_events_active(const struct docker *);
 int docker_wait(struct docker *, int extra_fd, int timeout_ms);
 int docker_event_next(struct docker *, struct docker_event *);
 
+/* notify.c: the systemd notify protocol */
+int notify_send(const char *);
+int notify_reloading(void);
+
 /* agent.c: the reconcile loop */
 struct config_override {
 	size_t key;		/* index into config_keys */

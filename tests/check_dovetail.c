@@ -4,9 +4,12 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -601,6 +604,62 @@ START_TEST(test_skeleton_invariant)
 }
 END_TEST
 
+/* notify_send() against a datagram socket standing in for systemd. */
+static void
+notify_roundtrip(const char *name, int abstract)
+{
+	struct sockaddr_un sun;
+	char got[256], env[120];
+	socklen_t len;
+	ssize_t n;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s%s",
+	    abstract ? "@" : "", name);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(sun.sun_path) + (abstract ? 0 : 1));
+	snprintf(env, sizeof(env), "%s", sun.sun_path);
+	if (abstract)
+		sun.sun_path[0] = '\0';
+	else
+		unlink(name);
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, len), 0);
+	setenv("NOTIFY_SOCKET", env, 1);
+	ck_assert_int_eq(notify_send("READY=1\nSTATUS=testing"), 0);
+	n = recv(fd, got, sizeof(got) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	got[n] = '\0';
+	ck_assert_str_eq(got, "READY=1\nSTATUS=testing");
+	ck_assert_int_eq(notify_reloading(), 0);
+	n = recv(fd, got, sizeof(got) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	got[n] = '\0';
+	ck_assert_msg(strncmp(got, "RELOADING=1\nMONOTONIC_USEC=", 27) == 0,
+	    "got \"%s\"", got);
+	unsetenv("NOTIFY_SOCKET");
+	close(fd);
+	if (!abstract)
+		unlink(name);
+}
+
+START_TEST(test_notify)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/tmp/dovetail-notify-%ld",
+	    (long)getpid());
+	notify_roundtrip(path, 0);
+	notify_roundtrip(path + 5, 1);
+	/* Without NOTIFY_SOCKET nothing is sent and nothing fails. */
+	unsetenv("NOTIFY_SOCKET");
+	ck_assert_int_eq(notify_send("READY=1"), 0);
+}
+END_TEST
+
 START_TEST(test_escape)
 {
 	ck_assert_str_eq(esc("a\nb\"c\\\x01"), "a\\nb\\\"c\\\\\\x01");
@@ -643,6 +702,7 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton);
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_escape);
+	tcase_add_test(tc, test_notify);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -76,6 +76,7 @@ MAP=$LAB_DIR/dovetail.hosts.map
 BASE=$LAB_DIR/base.cfg
 CONF=$LAB_DIR/dovetail.conf
 LOG=$LAB_LOG_DIR/dovetail.log
+: >"$LOG"
 cat >"$BASE" <<EOF
 global
 	stats socket $LAB_HX_ADMIN_SOCK mode 600 level admin expose-fd listeners

@@ -32,6 +32,12 @@ struct fastpoll {
 	long long until;
 };
 
+/* A task whose container this node is stopping: out of rotation now. */
+struct doomed {
+	char *task_id;
+	long long until;
+};
+
 struct agent {
 	struct config *cfg;
 	const char *config_path;
@@ -51,6 +57,8 @@ struct agent {
 	long long next_fast_poll;
 	struct fastpoll *fast;
 	size_t nfast;
+	struct doomed *doomed;
+	size_t ndoomed;
 
 	int dirty;
 	long long next_reconcile;
@@ -67,6 +75,8 @@ struct agent {
 	char **problems;	/* reported label problems, sorted */
 	size_t nproblems;
 };
+
+static void apply_doomed(struct agent *);
 
 static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_hup;
@@ -243,6 +253,7 @@ full_sync(struct agent *a)
 	    "%zu node(s)", fresh->nservices, fresh->ntasks, fresh->nnodes);
 	swarm_free(a->swarm);
 	a->swarm = fresh;
+	apply_doomed(a);
 	a->have_snapshot = 1;
 	a->dirty = 1;
 	return 0;
@@ -343,6 +354,7 @@ poll_service(struct agent *a, const char *id)
 	}
 	swarm_replace_service(a->swarm, id, fresh);
 	swarm_free(fresh);
+	apply_doomed(a);
 	a->dirty = 1;
 	return converged(a->swarm, id);
 }
@@ -366,6 +378,64 @@ fast_polls(struct agent *a)
 	    0;
 }
 
+/*
+ * Docker's task state lags behind the container's: a task whose container
+ * is being stopped still reads "running" for a while.  Keep such tasks
+ * out of the snapshot until Docker catches up or the entry expires.
+ */
+static void
+apply_doomed(struct agent *a)
+{
+	long long now = mono_ms();
+	size_t i, j;
+
+	for (i = 0; i < a->ndoomed;) {
+		if (now >= a->doomed[i].until) {
+			free(a->doomed[i].task_id);
+			a->doomed[i] = a->doomed[--a->ndoomed];
+			continue;
+		}
+		for (j = 0; j < a->swarm->ntasks; j++) {
+			if (strcmp(a->swarm->tasks[j].id,
+			    a->doomed[i].task_id) == 0)
+				a->swarm->tasks[j].desired_running = 0;
+		}
+		i++;
+	}
+}
+
+static void
+doom_task(struct agent *a, const char *task_id)
+{
+	size_t i;
+
+	for (i = 0; i < a->ndoomed; i++) {
+		if (strcmp(a->doomed[i].task_id, task_id) == 0)
+			return;
+	}
+	a->doomed = xreallocarray(a->doomed, a->ndoomed + 1,
+	    sizeof(*a->doomed));
+	a->doomed[a->ndoomed].task_id = xstrdup(task_id);
+	a->doomed[a->ndoomed].until = mono_ms() + a->cfg->converge_timeout_ms;
+	a->ndoomed++;
+	apply_doomed(a);
+	a->dirty = 1;
+}
+
+static void
+handle_container_event(struct agent *a, const struct docker_event *ev)
+{
+	if (!valid_id(ev->service_id))
+		return;	/* not a swarm task */
+	if (valid_id(ev->task_id) && (strcmp(ev->action, "kill") == 0 ||
+	    strcmp(ev->action, "stop") == 0 || strcmp(ev->action, "die") == 0)) {
+		log_debug("docker: container of task %s: %s", ev->task_id,
+		    esc(ev->action));
+		doom_task(a, ev->task_id);
+	}
+	fast_add(a, ev->service_id);
+}
+
 static void
 handle_event(struct agent *a, const struct docker_event *ev)
 {
@@ -380,6 +450,9 @@ handle_event(struct agent *a, const struct docker_event *ev)
 		break;
 	case EVENT_NODE:
 		a->next_full_sync = 0;
+		break;
+	case EVENT_CONTAINER:
+		handle_container_event(a, ev);
 		break;
 	case EVENT_NETWORK:
 		/* Not connect/disconnect: those come with every container. */
@@ -842,6 +915,9 @@ agent_free(struct agent *a)
 	for (i = 0; i < a->nfast; i++)
 		free(a->fast[i].service_id);
 	free(a->fast);
+	for (i = 0; i < a->ndoomed; i++)
+		free(a->doomed[i].task_id);
+	free(a->doomed);
 	for (i = 0; i < a->nproblems; i++)
 		free(a->problems[i]);
 	free(a->problems);

@@ -345,8 +345,14 @@ docker_events_open(struct docker *d, long since, char **cause)
 	}
 	if ((d->events = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
+	/*
+	 * Swarm objects, and the containers of this node: a container being
+	 * stopped is the earliest sign that its task is going away.
+	 */
 	filters = curl_easy_escape(d->events,
-	    "{\"type\":[\"service\",\"node\",\"network\"]}", 0);
+	    "{\"type\":[\"service\",\"node\",\"network\",\"container\"],"
+	    "\"event\":[\"create\",\"update\",\"remove\",\"start\","
+	    "\"kill\",\"die\",\"stop\"]}", 0);
 	if (since > 0)
 		path = xasprintf("/%s/events?since=%ld&filters=%s", d->version,
 		    since, filters);

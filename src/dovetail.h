@@ -18,6 +18,10 @@
 /* Names dovetail gives to the objects it owns in the HAProxy file. */
 #define DT_FRONTEND_HTTP "dovetail-http"
 #define DT_BACKEND_NO_ROUTE "dovetail-no-route"
+/* Options of every server, in the file and in runtime "add server". */
+#define DT_SERVER_OPTIONS \
+	"check inter 1s fall 2 rise 1 observe layer4 error-limit 1 " \
+	"on-error mark-down"
 
 /* xmalloc.c: allocation that dies on out-of-memory */
 void *xmalloc(size_t);
@@ -187,6 +191,8 @@ struct docker_event {
 	char action[32];
 	char actor[80];		/* service or node id */
 	char name[80];		/* actor's name attribute, for logs */
+	char task_id[80];	/* containers: com.docker.swarm.task.id */
+	char service_id[80];	/* containers: com.docker.swarm.service.id */
 };
 struct swarm *swarm_new(void);
 void swarm_free(struct swarm *);
@@ -274,6 +280,7 @@ void render_config(struct buf *, const struct desired *,
     const struct render_opts *);
 void render_map(struct buf *, const struct desired *);
 void render_skeleton(struct buf *, const char *config_text);
+void render_server_addr(struct buf *, const struct dserver *);
 void render_server_args(struct buf *, const struct dserver *);
 
 /* hastate.c: parsing HAProxy runtime replies (no I/O) */
@@ -320,6 +327,7 @@ enum cmd_kind {
 	CMD_ADD_SERVER = 1,
 	CMD_DEL_SERVER,
 	CMD_SET_STATE,
+	CMD_ENABLE_HEALTH,
 	CMD_SET_ADDR,
 	CMD_MAP_ADD,
 	CMD_MAP_SET,

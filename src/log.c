@@ -15,11 +15,17 @@
 #include "dovetail.h"
 
 static int log_verbosity = LOG_LEVEL_INFO;
+static int log_timestamps;
 
+/*
+ * Lines carry a UTC timestamp with milliseconds, except under journald
+ * ($JOURNAL_STREAM set), which stamps them itself.
+ */
 void
 log_init(int verbosity)
 {
 	log_verbosity = verbosity;
+	log_timestamps = getenv("JOURNAL_STREAM") == NULL;
 }
 
 int
@@ -34,6 +40,16 @@ log_emit(const char *level, const char *fmt, va_list ap, const char *suffix)
 	struct buf b;
 
 	buf_init(&b);
+	if (log_timestamps) {
+		struct timespec ts;
+		struct tm tm;
+		char when[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		buf_addf(&b, "%s.%03ldZ ", when, ts.tv_nsec / 1000000);
+	}
 	buf_adds(&b, "dovetail: ");
 	buf_adds(&b, level);
 	buf_vaddf(&b, fmt, ap);

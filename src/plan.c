@@ -42,12 +42,15 @@ plan_free(struct plan *p)
 }
 
 static char *
-addr_port(const struct dserver *s)
+addr_port(const struct dserver *s, int with_options)
 {
 	struct buf b;
 
 	buf_init(&b);
-	render_server_args(&b, s);
+	if (with_options)
+		render_server_args(&b, s);
+	else
+		render_server_addr(&b, s);
 	return buf_steal(&b);
 }
 
@@ -55,13 +58,17 @@ static void
 plan_add_server(struct plan *p, const struct dbackend *be,
     const struct dserver *s)
 {
-	char *ap = addr_port(s);
+	char *args = addr_port(s, 1), *ap = addr_port(s, 0);
 
 	plan_add(p, CMD_ADD_SERVER, xasprintf("add server %s/%s %s",
-	    be->name, s->name, ap), xasprintf("service %s: backend %s: "
+	    be->name, s->name, args), xasprintf("service %s: backend %s: "
 	    "server %s added at %s", s->service, be->name, s->name, ap));
+	/* Added servers start in maintenance with their checks off. */
+	plan_add(p, CMD_ENABLE_HEALTH, xasprintf("enable health %s/%s",
+	    be->name, s->name), NULL);
 	plan_add(p, CMD_SET_STATE, xasprintf("set server %s/%s state ready",
 	    be->name, s->name), NULL);
+	free(args);
 	free(ap);
 }
 
@@ -72,7 +79,7 @@ plan_update_server(struct plan *p, const struct dbackend *be,
 	char *ap;
 
 	if (strcmp(r->addr, s->addr) != 0 || r->port != s->port) {
-		ap = addr_port(s);
+		ap = addr_port(s, 0);
 		plan_add(p, CMD_SET_ADDR, xasprintf("set server %s/%s addr "
 		    "%s port %u", be->name, s->name, s->addr, s->port),
 		    xasprintf("service %s: backend %s: server %s moved to %s",
@@ -268,6 +275,7 @@ plan_reply_ok(const struct cmd *cmd, const char *reply)
 		    strncmp(reply, "no need", 7) == 0 ||
 		    strncmp(reply, "port changed", 12) == 0;
 	case CMD_SET_STATE:
+	case CMD_ENABLE_HEALTH:
 	case CMD_MAP_ADD:
 	case CMD_MAP_SET:
 	case CMD_MAP_DEL:

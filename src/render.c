@@ -22,12 +22,26 @@ static const char no_route_page[] =
 
 /* "ADDR:PORT" as HAProxy reads it, with IPv6 addresses in brackets. */
 void
-render_server_args(struct buf *b, const struct dserver *s)
+render_server_addr(struct buf *b, const struct dserver *s)
 {
 	if (strchr(s->addr, ':') != NULL)
 		buf_addf(b, "[%s]:%u", s->addr, s->port);
 	else
 		buf_addf(b, "%s:%u", s->addr, s->port);
+}
+
+/*
+ * A server's address and options, the same in the file and in "add
+ * server" (which does not apply default-server).  A check every second
+ * takes a dead task out after two failures even before dovetail hears of
+ * it; a refused connection takes it out at once (observe), and the
+ * request goes to another task (retries with redispatch).
+ */
+void
+render_server_args(struct buf *b, const struct dserver *s)
+{
+	render_server_addr(b, s);
+	buf_adds(b, " " DT_SERVER_OPTIONS);
 }
 
 static void
@@ -40,6 +54,23 @@ render_backend(struct buf *b, const struct dbackend *be)
 	for (i = 0; i < be->nservices; i++)
 		buf_addf(b, " %s", be->services[i]);
 	buf_adds(b, "\n\tmode http\n\tbalance roundrobin\n");
+	/*
+	 * A request that could not reach a task goes to another one.  Only
+	 * safe methods are retried after they reached a task (the task died
+	 * before answering); a POST is retried only when its connection
+	 * failed, so it never runs twice.
+	 */
+	/*
+	 * A task is alive when it answers HTTP at all: any status will do,
+	 * so an app whose "/" is a 404 stays in.  A TCP check would not do:
+	 * a port proxy (docker-proxy) accepts connections for dead tasks.
+	 */
+	buf_adds(b, "\toption httpchk\n\thttp-check send meth HEAD uri /\n"
+	    "\thttp-check expect rstatus ^[1-5][0-9][0-9]$\n");
+	buf_adds(b, "\toption redispatch 1\n\tretries 3\n"
+	    "\tretry-on conn-failure empty-response response-timeout\n"
+	    "\thttp-request disable-l7-retry if !METH_GET !METH_HEAD "
+	    "!METH_OPTIONS\n");
 	for (i = 0; i < be->nservers; i++) {
 		buf_addf(b, SERVER_LINE "%s ", be->servers[i].name);
 		render_server_args(b, &be->servers[i]);

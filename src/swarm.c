@@ -700,6 +700,13 @@ swarm_parse_event(const char *text, size_t len, struct docker_event *ev)
 	copy_field(ev->actor, sizeof(ev->actor), jstr(root, "Actor.ID"));
 	copy_field(ev->name, sizeof(ev->name), jstr(root,
 	    "Actor.Attributes.name"));
+	/* Dotted label names: walk by hand, not with a dotted path. */
+	copy_field(ev->task_id, sizeof(ev->task_id), json_string_value(
+	    json_object_get(jget(root, "Actor.Attributes"),
+	    "com.docker.swarm.task.id")));
+	copy_field(ev->service_id, sizeof(ev->service_id), json_string_value(
+	    json_object_get(jget(root, "Actor.Attributes"),
+	    "com.docker.swarm.service.id")));
 	json_decref(root);
 	return 0;
 }

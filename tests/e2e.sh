@@ -30,6 +30,7 @@ check() {
 lab_init "${E2E_DIR:-/tmp/dovetail-e2e}"
 DT_PID=
 PROXY_PID=
+LOAD_PID=
 stop_dovetail() {
 	if [ -n "$DT_PID" ] && kill -0 "$DT_PID" 2>/dev/null; then
 		kill "$DT_PID"
@@ -282,6 +283,104 @@ check "the missing network is logged naming service and label" lab_wait 10 \
 check "each bad service is logged once" test "$(grep -c 'service badport: label' "$LOG")" -eq 1
 check "nothing of a bad label reaches the file" sh -c "! grep -q -e 'del map' -e badport -e badnet '$GEN' '$MAP'"
 check "a bad service's host is not routed" test "$(status badport.local)" = 503
+
+# ---- draining, retries, health checks -----------------------------------------
+
+# An app that, told to stop, goes on serving for 3 s (a user's graceful
+# shutdown within stop-grace-period): a drained task is still alive then,
+# so a request HAProxy sent it would be answered and seen.
+graceful_service() {
+	local name=$1 replicas=$2
+	shift 2
+	printf '%s\n' "$name" >>"$LAB_DIR/services"
+	dk service create --detach --quiet --no-resolve-image --name "$name" \
+		--replicas "$replicas" --init --restart-delay 0s \
+		--stop-grace-period 10s --publish mode=host,target=8080 \
+		--label "com.docker.lb.hosts=$name.local" \
+		--label com.docker.lb.port=8080 "$@" "$LAB_IMAGE" \
+		sh -c 'mkdir -p /tmp/w/cgi-bin && hostname >/tmp/w/index.html &&
+			printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\nhostname\\ncat >/dev/null\\n" >/tmp/w/cgi-bin/post &&
+			chmod +x /tmp/w/cgi-bin/post &&
+			httpd -f -p 8080 -h /tmp/w & pid=$!;
+			trap "sleep 3; kill \$pid; exit 0" TERM; wait $pid' >/dev/null
+}
+# Background load: GETs and POSTs in a loop, one status code per line.
+load_start() {
+	rm -f "$LAB_DIR/load.stop"
+	(
+		while [ ! -e "$LAB_DIR/load.stop" ]; do
+			curl -s -o /dev/null -w 'GET %{http_code}\n' --max-time 5 \
+				-H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
+			curl -s -o /dev/null -w 'POST %{http_code}\n' --max-time 5 \
+				-H "Host: $1" -d 'x=1' "http://127.0.0.1:$HTTP_PORT/cgi-bin/post"
+		done
+	) >"$LAB_DIR/load.out" 2>&1 &
+	LOAD_PID=$!
+}
+load_stop() {
+	touch "$LAB_DIR/load.stop"
+	wait "$LOAD_PID"
+}
+# The requests of the last load run that did not get a 200 (the POSTs go to
+# a CGI script of the app that answers 200).
+load_failures() { grep -v -c -E '^(GET|POST) 200$' "$LAB_DIR/load.out"; }
+load_total() { grep -c . "$LAB_DIR/load.out"; }
+
+graceful_service calm 2
+check "a graceful service is routed" lab_wait 30 routes_exactly calm.local calm 2
+r2=$(reloads)
+# Which task goes away on scale-down is swarm's choice: watch both.
+ports=$(lab_running_ports calm)
+dk service scale --detach calm=1 >/dev/null
+lab_wait 30 ports_are calm 1
+lab_wait 30 grep -q "service calm: backend svc-calm: server .* drained" "$LOG"
+gone=
+for p in $ports; do
+	lab_running_ports calm | grep -qx "$p" || gone=$p
+done
+alive=$(curl -s --max-time 2 "http://127.0.0.1:$gone/")
+check "the stopping task is still alive during its grace period" test -n "$alive"
+served_after=$(served calm.local 20)
+case $served_after in *"$alive"*) not_ok "no new request reaches a drained task ($alive answered)" ;;
+*) ok "no new request reaches a drained task" ;; esac
+check "draining caused no reload" test "$(reloads)" -eq "$r2"
+
+dk service scale --detach calm=2 >/dev/null
+lab_wait 30 routes_exactly calm.local calm 2
+load_start calm.local
+dk service update --detach --force --update-order stop-first --update-parallelism 1 calm >/dev/null
+lab_wait 60 sh -c "[ \"\$(DOCKER_HOST=$DOCKER_HOST $LAB_DOCKER service inspect -f '{{.UpdateStatus.State}}' calm)\" = completed ]"
+sleep 1
+load_stop
+check "a stop-first rolling update under load loses no request ($(load_total) sent)" \
+	test "$(load_failures)" -eq 0
+load_start calm.local
+dk service update --detach --force --update-order start-first --update-parallelism 1 calm >/dev/null
+lab_wait 60 sh -c "[ \"\$(DOCKER_HOST=$DOCKER_HOST $LAB_DOCKER service inspect -f '{{.UpdateStatus.State}}' calm)\" = completed ]"
+sleep 1
+load_stop
+check "a start-first rolling update under load loses no request ($(load_total) sent)" \
+	test "$(load_failures)" -eq 0
+check "rolling updates caused no reload" test "$(reloads)" -eq "$r2"
+
+# A container killed outright, while dovetail is frozen: HAProxy's own
+# checks and retries keep GETs whole.
+lab_wait 30 routes_exactly calm.local calm 2
+kill -STOP "$DT_PID"
+victim=$(dk ps -q --filter label=com.docker.swarm.service.name=calm | head -n 1)
+load_start calm.local
+dk kill "$victim" >/dev/null
+sleep 3
+load_stop
+kill -CONT "$DT_PID"
+check "a killed task loses no GET while dovetail is frozen ($(load_total) sent)" \
+	test "$(grep -v -c -E '^(GET 200|POST .*)$' "$LAB_DIR/load.out")" -eq 0
+check "HAProxy's checks took the dead task out" sh -c \
+	"echo 'show servers state svc-calm' | socat - UNIX-CONNECT:$LAB_HX_ADMIN_SOCK | awk '\$1 ~ /^[0-9]+\$/ && \$6 == 0' | grep -q ."
+check "dovetail heard of the killed container on this node" lab_wait 10 \
+	grep -q "docker: container of task .*: \(kill\|die\)" "$LOG"
+check "the replacement task is routed" lab_wait 30 routes_exactly calm.local calm 2
+dk service rm calm >/dev/null
 
 # ---- HAProxy restarts -----------------------------------------------------------
 

@@ -50,7 +50,7 @@ const struct config_key config_keys[] = {
 	  "address and port of the HTTPS frontend (empty: none)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
 	  "full resynchronisation period" },
-	{ "agent", "converge_interval", "agent-converge-interval", "100ms",
+	{ "agent", "converge_interval", "agent-converge-interval", "50ms",
 	  "DURATION", "task polling period of a service that just changed" },
 	{ "agent", "converge_timeout", "agent-converge-timeout", "60s",
 	  "DURATION", "how long a changed service is polled at most" },

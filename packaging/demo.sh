@@ -37,7 +37,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends build-essential autoconf \
 	automake libtool pkg-config libcurl4-openssl-dev libjansson-dev \
-	libinih-dev docker.io haproxy busybox-static socat curl >/dev/null
+	libinih-dev libmicrohttpd-dev docker.io haproxy busybox-static socat curl >/dev/null
 
 echo "==> building dovetail"
 cd "$top"

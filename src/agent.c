@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dovetail.h"
@@ -30,6 +31,7 @@
 struct fastpoll {
 	char *service_id;
 	long long until;
+	long long since;	/* the event that started it */
 };
 
 /* A task whose container this node is stopping: out of rotation now. */
@@ -68,6 +70,8 @@ struct agent {
 	int reload_pending;	/* a checked file is on disk, not yet loaded */
 	int once;		/* --once: no retries to announce */
 	int ready;		/* READY=1 sent to the supervisor */
+	struct metrics metrics;
+	struct metrics_server *http;
 	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
 	char *disk_config;	/* what the files on disk hold */
@@ -148,6 +152,8 @@ docker_down(struct agent *a, char *why)
 	report_once(&a->docker_error, xasprintf("docker: %s; HAProxy keeps "
 	    "serving what it has, retrying", why));
 	free(why);
+	a->metrics.docker_errors++;
+	a->metrics.docker_error = a->docker_error;
 	a->docker_up = 0;
 	docker_events_close(a->docker);
 	a->docker_retry_at = mono_ms() + a->docker_backoff_ms;
@@ -170,6 +176,7 @@ docker_up(struct agent *a)
 		return;
 	}
 	report_clear(&a->docker_error, "docker: reachable again");
+	a->metrics.docker_error = NULL;
 	log_info("docker: connected to %s, a swarm manager",
 	    docker_endpoint(a->docker));
 	a->docker_up = 1;
@@ -254,6 +261,8 @@ full_sync(struct agent *a)
 	swarm_free(a->swarm);
 	a->swarm = fresh;
 	apply_doomed(a);
+	a->metrics.docker_ok_ms = mono_ms();
+	a->metrics.last_sync_unix = (long long)time(NULL);
 	a->have_snapshot = 1;
 	a->dirty = 1;
 	return 0;
@@ -285,6 +294,7 @@ fast_add(struct agent *a, const char *id)
 	a->fast = xreallocarray(a->fast, a->nfast + 1, sizeof(*a->fast));
 	a->fast[a->nfast].service_id = xstrdup(id);
 	a->fast[a->nfast].until = until;
+	a->fast[a->nfast].since = mono_ms();
 	a->nfast++;
 	if (a->next_fast_poll == 0 || a->next_fast_poll > mono_ms())
 		a->next_fast_poll = mono_ms();
@@ -355,6 +365,7 @@ poll_service(struct agent *a, const char *id)
 	swarm_replace_service(a->swarm, id, fresh);
 	swarm_free(fresh);
 	apply_doomed(a);
+	a->metrics.docker_ok_ms = mono_ms();
 	a->dirty = 1;
 	return converged(a->swarm, id);
 }
@@ -366,10 +377,16 @@ fast_polls(struct agent *a)
 	size_t i = 0;
 
 	while (i < a->nfast && a->docker_up) {
-		if (poll_service(a, a->fast[i].service_id) ||
-		    now >= a->fast[i].until) {
+		if (poll_service(a, a->fast[i].service_id)) {
 			log_debug("docker: service %s settled",
 			    a->fast[i].service_id);
+			metrics_observe_lag(&a->metrics,
+			    (double)(mono_ms() - a->fast[i].since) / 1000.0);
+			fast_remove(a, i);
+		} else if (now >= a->fast[i].until) {
+			log_debug("docker: service %s still changing after %u "
+			    "ms; left to the periodic resync",
+			    a->fast[i].service_id, a->cfg->converge_timeout_ms);
 			fast_remove(a, i);
 		} else
 			i++;
@@ -439,6 +456,7 @@ handle_container_event(struct agent *a, const struct docker_event *ev)
 static void
 handle_event(struct agent *a, const struct docker_event *ev)
 {
+	a->metrics.docker_events++;
 	log_debug("docker: event %s %s %s", ev->kind == EVENT_SERVICE ?
 	    "service" : ev->kind == EVENT_NODE ? "node" : "other",
 	    esc(ev->action), esc(ev->name));
@@ -651,6 +669,8 @@ apply_plan(struct agent *a, const struct plan *p)
 	    &cause) == -1) {
 		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
 		    "API: %s", cause));
+		a->metrics.haproxy_error = a->haproxy_error;
+		a->metrics.runtime_failed += p->ncmds;
 		free(cause);
 		free(texts);
 		a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
@@ -659,6 +679,10 @@ apply_plan(struct agent *a, const struct plan *p)
 	for (i = 0; i < p->ncmds; i++) {
 		const struct cmd *c = &p->cmds[i];
 
+		if (plan_reply_ok(c, replies[i]))
+			a->metrics.runtime_ok++;
+		else
+			a->metrics.runtime_failed++;
 		if (plan_reply_ok(c, replies[i])) {
 			if (c->what != NULL)
 				log_info("%s", c->what);
@@ -691,12 +715,15 @@ read_running(struct agent *a, struct running **out)
 			report_once(&a->haproxy_error, xasprintf("haproxy: "
 			    "runtime API: %s; will apply the changes when it "
 			    "answers", cause));
+		a->metrics.haproxy_error = a->haproxy_error;
 		free(cause);
 		running_free(*out);
 		*out = NULL;
 		return -1;
 	}
 	report_clear(&a->haproxy_error, "haproxy: runtime API answers");
+	a->metrics.haproxy_error = NULL;
+	a->metrics.haproxy_ok_ms = mono_ms();
 	return 0;
 }
 
@@ -709,7 +736,15 @@ static void
 update_status(struct agent *a, const struct desired *d, int rc)
 {
 	char *status;
+	size_t i;
 
+	a->metrics.services = d->nservices;
+	a->metrics.routes = d->nroutes;
+	a->metrics.backends = d->nbackends;
+	a->metrics.problems = d->nproblems;
+	a->metrics.servers = 0;
+	for (i = 0; i < d->nbackends; i++)
+		a->metrics.servers += d->backends[i].nservers;
 	status = xasprintf("%s%zu host(s), %zu backend(s), %zu service(s) "
 	    "with label problems; docker %s, haproxy %s",
 	    rc == 0 ? "" : "not in sync: ", d->nroutes, d->nbackends,
@@ -794,11 +829,13 @@ reconcile(struct agent *a)
 		    &cause) == -1) {
 			report_once(&a->reload_error, xasprintf("haproxy: "
 			    "reload failed: %s; retrying", cause));
+			a->metrics.reloads_failed++;
 			free(cause);
 			a->next_reconcile = mono_ms() + 2000;
 			goto plan;
 		}
 		report_clear(&a->reload_error, "haproxy: reloads work again");
+		a->metrics.reloads_ok++;
 		a->reload_pending = 0;
 		log_info("haproxy: reloaded (%s): %zu backend(s), %zu "
 		    "host(s)", why, d->nbackends, d->nroutes);
@@ -909,6 +946,7 @@ agent_free(struct agent *a)
 {
 	size_t i;
 
+	metrics_stop(a->http);
 	docker_free(a->docker);
 	swarm_free(a->swarm);
 	desired_free(a->last);
@@ -953,7 +991,7 @@ agent_run(struct config *cfg, const char *config_path,
 	struct docker_event ev;
 	long long now, next;
 	char drain[64];
-	int rc = 0;
+	int rc = 0, fds[2];
 
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
@@ -980,6 +1018,19 @@ agent_run(struct config *cfg, const char *config_path,
 		return rc;
 	}
 
+	a.metrics.health_window_ms = cfg->poll_interval_ms + 1000;
+	if (*cfg->listen != '\0') {
+		char *cause;
+
+		a.http = metrics_listen(cfg->listen, &a.metrics, &cause);
+		if (a.http == NULL) {
+			log_warnx("%s", cause);
+			free(cause);
+			agent_free(&a);
+			return 1;
+		}
+		log_info("serving /metrics and /healthz on %s", cfg->listen);
+	}
 	log_info("started: docker %s, haproxy runtime %s, file %s",
 	    cfg->docker_url, cfg->runtime_socket, cfg->haproxy_config);
 	while (!got_term) {
@@ -1014,8 +1065,14 @@ agent_run(struct config *cfg, const char *config_path,
 		next = next <= now ? 0 : next - now;
 		if (next > 60000)
 			next = 60000;
-		if (docker_wait(a.docker, wake_pipe[0], (int)next) == -1)
+		/* libmicrohttpd's own connection timeouts need a tick. */
+		if (a.http != NULL && next > 1000)
+			next = 1000;
+		fds[0] = wake_pipe[0];
+		fds[1] = metrics_fd(a.http);
+		if (docker_wait(a.docker, fds, 2, (int)next) == -1)
 			log_warnx("docker: waiting on the event stream failed");
+		metrics_run(a.http);
 		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 			;
 	}

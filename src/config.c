@@ -48,6 +48,8 @@ const struct config_key config_keys[] = {
 	  "address and port of the HTTP frontend" },
 	{ "routing", "https_bind", "routing-https-bind", ":443", "ADDR:PORT",
 	  "address and port of the HTTPS frontend (empty: none)" },
+	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
+	  "HTTP address of /metrics and /healthz (empty: off)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
 	  "full resynchronisation period" },
 	{ "agent", "converge_interval", "agent-converge-interval", "50ms",
@@ -90,6 +92,7 @@ config_free(struct config *c)
 	free(c->service_cluster);
 	free(c->http_bind);
 	free(c->https_bind);
+	free(c->listen);
 	free(c);
 }
 
@@ -264,6 +267,13 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			return -1;
 		}
 		replace(&c->service_cluster, v);
+	} else if (strcmp(o, "agent-listen") == 0) {
+		if (*v != '\0' && config_check_bind(v) == -1) {
+			*cause = xasprintf("listen \"%s\" is not ADDR:PORT "
+			    "(for example 127.0.0.1:9180)", esc(v));
+			return -1;
+		}
+		replace(&c->listen, v);
 	} else if (strcmp(o, "routing-http-bind") == 0 ||
 	    strcmp(o, "routing-https-bind") == 0) {
 		if ((*v != '\0' || strcmp(k->key, "http_bind") == 0) &&

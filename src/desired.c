@@ -424,6 +424,7 @@ desired_build(const struct swarm *sw, const char *prefix, const char *cluster)
 		d->nroutes++;
 	}
 	sort_array(d->backends, d->nbackends, sizeof(*d->backends), dbackend_cmp);
+	d->nservices = nrouted;
 	sort_array(d->problems, d->nproblems, sizeof(*d->problems), problem_cmp);
 
 	for (i = 0; i < nrouted; i++) {

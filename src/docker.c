@@ -396,22 +396,30 @@ docker_events_active(const struct docker *d)
 }
 
 /*
- * Waits up to timeout_ms for the event stream or extra_fd (-1: none),
- * then moves the stream along.  Returns -1 on a curl failure.
+ * Waits up to timeout_ms for the event stream or one of the nfds
+ * descriptors (the agent's own) to be readable, then moves the stream
+ * along.  Returns -1 on a curl failure.
  */
 int
-docker_wait(struct docker *d, int extra_fd, int timeout_ms)
+docker_wait(struct docker *d, const int *fds, size_t nfds, int timeout_ms)
 {
-	struct curl_waitfd wfd;
+	struct curl_waitfd wfd[4];
 	struct CURLMsg *msg;
+	unsigned n = 0;
+	size_t i;
 	int running, left;
 	long status = 0;
 
-	wfd.fd = extra_fd;
-	wfd.events = CURL_WAIT_POLLIN;
-	wfd.revents = 0;
-	if (curl_multi_poll(d->multi, extra_fd == -1 ? NULL : &wfd,
-	    extra_fd == -1 ? 0 : 1, timeout_ms, NULL) != CURLM_OK)
+	for (i = 0; i < nfds && n < 4; i++) {
+		if (fds[i] == -1)
+			continue;
+		wfd[n].fd = fds[i];
+		wfd[n].events = CURL_WAIT_POLLIN;
+		wfd[n].revents = 0;
+		n++;
+	}
+	if (curl_multi_poll(d->multi, n == 0 ? NULL : wfd, n, timeout_ms,
+	    NULL) != CURLM_OK)
 		return -1;
 	if (curl_multi_perform(d->multi, &running) != CURLM_OK)
 		return -1;

@@ -86,6 +86,7 @@ struct config {
 	char *service_cluster;	/* "" = services without a cluster label */
 	char *http_bind;
 	char *https_bind;
+	char *listen;		/* metrics and health, "" = off */
 	unsigned poll_interval_ms;
 	unsigned converge_interval_ms;
 	unsigned converge_timeout_ms;
@@ -264,6 +265,7 @@ struct desired {
 	size_t nroutes;
 	struct problem *problems;	/* sorted by service */
 	size_t nproblems;
+	size_t nservices;		/* services routed */
 };
 struct desired *desired_build(const struct swarm *, const char *prefix,
     const char *cluster);
@@ -378,8 +380,45 @@ const char *docker_endpoint(const struct docker *);
 int docker_events_open(struct docker *, long since, char **cause);
 void docker_events_close(struct docker *);
 int docker_events_active(const struct docker *);
-int docker_wait(struct docker *, int extra_fd, int timeout_ms);
+int docker_wait(struct docker *, const int *fds, size_t nfds,
+    int timeout_ms);
 int docker_event_next(struct docker *, struct docker_event *);
+
+/* metrics.c: /metrics and /healthz over HTTP */
+#define METRICS_LAG_BUCKETS 9
+struct metrics {
+	unsigned long long reloads_ok;
+	unsigned long long reloads_failed;
+	unsigned long long runtime_ok;
+	unsigned long long runtime_failed;
+	unsigned long long docker_errors;
+	unsigned long long docker_events;
+	unsigned long long lag_buckets[METRICS_LAG_BUCKETS];
+	unsigned long long lag_count;
+	double lag_sum;
+	size_t services;
+	size_t routes;
+	size_t backends;
+	size_t servers;
+	size_t problems;
+	long long last_sync_unix;
+	long long docker_ok_ms;		/* monotonic; 0: never */
+	long long haproxy_ok_ms;
+	const char *docker_error;	/* borrowed: the last one reported */
+	const char *haproxy_error;
+	unsigned health_window_ms;
+};
+struct metrics_server;
+extern const double metrics_lag_buckets[METRICS_LAG_BUCKETS];
+void metrics_observe_lag(struct metrics *, double seconds);
+void metrics_render(struct buf *, const struct metrics *);
+void health_render(struct buf *, const struct metrics *, long long now_ms,
+    unsigned window_ms, int *ok);
+struct metrics_server *metrics_listen(const char *, const struct metrics *,
+    char **cause);
+int metrics_fd(const struct metrics_server *);
+void metrics_run(struct metrics_server *);
+void metrics_stop(struct metrics_server *);
 
 /* notify.c: the systemd notify protocol */
 int notify_send(const char *);

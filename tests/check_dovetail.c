@@ -660,6 +660,67 @@ START_TEST(test_notify)
 }
 END_TEST
 
+START_TEST(test_metrics_render)
+{
+	struct metrics m;
+	struct buf b;
+
+	memset(&m, 0, sizeof(m));
+	m.reloads_ok = 3;
+	m.runtime_failed = 2;
+	m.servers = 7;
+	metrics_observe_lag(&m, 0.07);
+	metrics_observe_lag(&m, 3.0);
+	buf_init(&b);
+	metrics_render(&b, &m);
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_reloads_total{result=\"ok\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_runtime_commands_total{result=\"failed\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(b.data, "\ndovetail_servers 7\n"));
+	/* Buckets are cumulative. */
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_convergence_seconds_bucket{le=\"0.05\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_convergence_seconds_bucket{le=\"0.1\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_convergence_seconds_bucket{le=\"5\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_convergence_seconds_bucket{le=\"+Inf\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_convergence_seconds_count 2\n"));
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_health_render)
+{
+	struct metrics m;
+	struct buf b;
+	int ok;
+
+	memset(&m, 0, sizeof(m));
+	buf_init(&b);
+	health_render(&b, &m, 10000, 4000, &ok);
+	ck_assert_int_eq(ok, 0);	/* never reached */
+	m.docker_ok_ms = 9000;
+	m.haproxy_ok_ms = 8000;
+	buf_reset(&b);
+	health_render(&b, &m, 10000, 4000, &ok);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"status\":\"ok\""));
+	m.haproxy_ok_ms = 5000;
+	m.haproxy_error = "haproxy: \"x\"\n\xff";
+	buf_reset(&b);
+	health_render(&b, &m, 10000, 4000, &ok);
+	ck_assert_int_eq(ok, 0);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"docker\":{\"ok\":true"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "\"error\":\"haproxy: \\\"x\\\"\\u000a?\""));
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_escape)
 {
 	ck_assert_str_eq(esc("a\nb\"c\\\x01"), "a\\nb\\\"c\\\\\\x01");
@@ -703,6 +764,8 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);
+	tcase_add_test(tc, test_metrics_render);
+	tcase_add_test(tc, test_health_render);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 DOVETAIL=${1:-${DOVETAIL:-$here/../build/src/dovetail}}
 DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
 HTTP_PORT=${E2E_HTTP_PORT:-18080}
+METRICS_PORT=${E2E_METRICS_PORT:-19180}
 pass=0
 fail=0
 
@@ -106,6 +107,7 @@ http_bind = 127.0.0.1:$HTTP_PORT
 [agent]
 poll_interval = 1s
 converge_interval = 100ms
+listen = 127.0.0.1:$METRICS_PORT
 EOF
 
 start_dovetail() {
@@ -149,6 +151,15 @@ servers() {
 		awk '$1 ~ /^[0-9]+$/ && NF > 10' | wc -l
 }
 reloads() { lab_haproxy_reloads; }
+healthz() { curl -s -o "$LAB_DIR/healthz.json" -w '%{http_code}' --max-time 3 "http://127.0.0.1:$METRICS_PORT/healthz"; }
+healthz_is() { [ "$(healthz)" = "$1" ]; }
+# metric NAME: the value of one sample of /metrics (the whole line after the name).
+metric() {
+	curl -s --max-time 3 "http://127.0.0.1:$METRICS_PORT/metrics" |
+		awk -v n="$1" 'index($0, n " ") == 1 { print $2 }'
+}
+metric_ge() { [ "$(metric "$1")" -ge "$2" ] 2>/dev/null; }
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
 # Predicates for lab_wait, which re-runs its command: a "$(...)" in its
 # arguments would be expanded only once, before the first try.
 status_is() { [ "$(status "$1")" = "$2" ]; }
@@ -230,6 +241,12 @@ check "a Host header with a port routes" test "$(curl -s -o /dev/null -w '%{http
 check "the change is logged naming service, backend and server" \
 	grep -q "service demo: backend svc-demo: server .* added at 127.0.0.1:" "$LOG"
 r0=$(reloads)
+check "/healthz is 200 when Docker and HAProxy answer" lab_wait 10 healthz_is 200
+check "/metrics counts the routed service's servers" lab_wait 10 metric_is dovetail_servers 1
+check "/metrics counts Docker events" metric_ge dovetail_docker_events_total 1
+check "/metrics counts runtime commands" metric_ge 'dovetail_runtime_commands_total{result="ok"}' 3
+check "/metrics counts the reload" metric_ge 'dovetail_reloads_total{result="ok"}' 1
+check "/metrics has convergence lags" metric_ge dovetail_convergence_seconds_count 1
 
 dk service scale --detach demo=5 >/dev/null
 check "scale 1 -> 5: routed to exactly the 5 running tasks" lab_wait 60 routes_exactly demo.local demo 5
@@ -261,6 +278,8 @@ check "changing a service's hosts caused no reload" test "$(reloads)" -eq "$r0"
 dk service rm demo >/dev/null
 check "a removed service's host gets the 503 page" lab_wait 30 status_is demo.local 503
 check "removing the service reloaded HAProxy once" lab_wait 10 reloads_are $((r0 + 1))
+check "/metrics counts both reloads" metric_ge 'dovetail_reloads_total{result="ok"}' 2
+check "/metrics: no service routed any more" lab_wait 10 metric_is dovetail_services 0
 check "its backend is gone from the file" lab_wait 10 sh -c "! grep -q 'backend svc-demo' '$GEN'"
 
 # ---- bad labels ---------------------------------------------------------------
@@ -372,11 +391,12 @@ load_start calm.local
 dk kill "$victim" >/dev/null
 sleep 3
 load_stop
+# Before dovetail wakes up and deletes the dead task's server.
+check "HAProxy's checks took the dead task out" sh -c \
+	"echo 'show servers state svc-calm' | socat - UNIX-CONNECT:$LAB_HX_ADMIN_SOCK | awk '\$1 ~ /^[0-9]+\$/ && \$6 == 0' | grep -q ."
 kill -CONT "$DT_PID"
 check "a killed task loses no GET while dovetail is frozen ($(load_total) sent)" \
 	test "$(grep -v -c -E '^(GET 200|POST .*)$' "$LAB_DIR/load.out")" -eq 0
-check "HAProxy's checks took the dead task out" sh -c \
-	"echo 'show servers state svc-calm' | socat - UNIX-CONNECT:$LAB_HX_ADMIN_SOCK | awk '\$1 ~ /^[0-9]+\$/ && \$6 == 0' | grep -q ."
 check "dovetail heard of the killed container on this node" lab_wait 10 \
 	grep -q "docker: container of task .*: \(kill\|die\)" "$LOG"
 check "the replacement task is routed" lab_wait 30 routes_exactly calm.local calm 2
@@ -385,6 +405,8 @@ dk service rm calm >/dev/null
 # ---- HAProxy restarts -----------------------------------------------------------
 
 lab_haproxy_down
+check "/healthz is 503 while HAProxy is away" lab_wait 10 healthz_is 503
+check "... and says HAProxy is the problem" grep -q '"haproxy":{"ok":false' "$LAB_DIR/healthz.json"
 dk service scale --detach good=3 >/dev/null
 lab_wait 30 ports_are good 3
 lab_haproxy_up "$BASE" "$GEN"
@@ -402,11 +424,15 @@ sleep 3
 check "... and still serves after a few polls" routes_exactly good.local good 3
 check "dovetail logs that Docker is away" grep -q "docker: .*retrying" "$LOG"
 check "Docker being away caused no reload" test "$(reloads)" -eq "$r1"
+check "/healthz is 503 while Docker is away" lab_wait 10 healthz_is 503
+check "... and says Docker is the problem" grep -q '"docker":{"ok":false' "$LAB_DIR/healthz.json"
+check "/metrics counts Docker errors" metric_ge dovetail_docker_errors_total 1
 dk service scale --detach good=2 >/dev/null
 lab_wait 30 ports_are good 2
 start_proxy
 check "Docker back: the change made meanwhile is picked up" lab_wait 40 routes_exactly good.local good 2
 check "dovetail says Docker is back" lab_wait 10 grep -q "docker: reachable again" "$LOG"
+check "/healthz is 200 again" lab_wait 10 healthz_is 200
 
 # A real Docker restart: tasks are replaced, with new ports.
 if [ "${LAB_STARTED_DOCKER:-0}" = 1 ]; then

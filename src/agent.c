@@ -439,13 +439,28 @@ doom_task(struct agent *a, const char *task_id)
 	a->dirty = 1;
 }
 
+/*
+ * A signal that stops a container, as opposed to one an application is
+ * reloaded or told to reopen its logs with (HUP, USR1, USR2, WINCH).
+ */
+static int
+stopping_signal(int sig)
+{
+	return sig == SIGINT || sig == SIGQUIT || sig == SIGKILL ||
+	    sig == SIGTERM;
+}
+
 static void
 handle_container_event(struct agent *a, const struct docker_event *ev)
 {
+	int stopping;
+
 	if (!valid_id(ev->service_id))
 		return;	/* not a swarm task */
-	if (valid_id(ev->task_id) && (strcmp(ev->action, "kill") == 0 ||
-	    strcmp(ev->action, "stop") == 0 || strcmp(ev->action, "die") == 0)) {
+	stopping = strcmp(ev->action, "stop") == 0 ||
+	    strcmp(ev->action, "die") == 0 ||
+	    (strcmp(ev->action, "kill") == 0 && stopping_signal(ev->signal));
+	if (valid_id(ev->task_id) && stopping) {
 		log_debug("docker: container of task %s: %s", ev->task_id,
 		    esc(ev->action));
 		doom_task(a, ev->task_id);

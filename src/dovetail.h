@@ -194,6 +194,7 @@ struct docker_event {
 	char name[80];		/* actor's name attribute, for logs */
 	char task_id[80];	/* containers: com.docker.swarm.task.id */
 	char service_id[80];	/* containers: com.docker.swarm.service.id */
+	int signal;		/* containers' kill: the signal, or 0 */
 };
 struct swarm *swarm_new(void);
 void swarm_free(struct swarm *);

@@ -707,6 +707,9 @@ swarm_parse_event(const char *text, size_t len, struct docker_event *ev)
 	copy_field(ev->service_id, sizeof(ev->service_id), json_string_value(
 	    json_object_get(jget(root, "Actor.Attributes"),
 	    "com.docker.swarm.service.id")));
+	if (jstr(root, "Actor.Attributes.signal") != NULL)
+		ev->signal = (int)strtol(jstr(root, "Actor.Attributes.signal"),
+		    NULL, 10);
 	json_decref(root);
 	return 0;
 }

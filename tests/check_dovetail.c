@@ -360,6 +360,18 @@ START_TEST(test_swarm_small_documents)
 	ck_assert_str_eq(ev.actor, "abc123");
 	ck_assert_str_eq(ev.name, "demo");
 	ck_assert_int_eq(swarm_parse_event("not json", 8, &ev), -1);
+	{
+		const char *ce = "{\"Type\":\"container\",\"Action\":\"kill\","
+		    "\"Actor\":{\"ID\":\"c0ffee\",\"Attributes\":{\"signal\":"
+		    "\"15\",\"com.docker.swarm.task.id\":\"task1\","
+		    "\"com.docker.swarm.service.id\":\"svc1\"}}}";
+
+		ck_assert_int_eq(swarm_parse_event(ce, strlen(ce), &ev), 0);
+		ck_assert_int_eq(ev.kind, EVENT_CONTAINER);
+		ck_assert_str_eq(ev.task_id, "task1");
+		ck_assert_str_eq(ev.service_id, "svc1");
+		ck_assert_int_eq(ev.signal, 15);
+	}
 
 	ck_assert_int_eq(swarm_parse_info(info, strlen(info), &manager,
 	    &detail, &cause), 0);

@@ -400,6 +400,13 @@ check "a killed task loses no GET while dovetail is frozen ($(load_total) sent)"
 check "dovetail heard of the killed container on this node" lab_wait 10 \
 	grep -q "docker: container of task .*: \(kill\|die\)" "$LOG"
 check "the replacement task is routed" lab_wait 30 routes_exactly calm.local calm 2
+# A signal that does not stop the container (WINCH: the app ignores it, as
+# apps reloaded by HUP keep running) must not take the task out.
+drains_before=$(grep -c ' drained$' "$LOG")
+dk kill -s WINCH "$(dk ps -q --filter label=com.docker.swarm.service.name=calm | head -n 1)" >/dev/null
+sleep 2
+check "a non-stopping signal drains nothing" test "$(grep -c ' drained$' "$LOG")" -eq "$drains_before"
+check "... and the task stays routed" routes_exactly calm.local calm 2
 dk service rm calm >/dev/null
 
 # ---- HAProxy restarts -----------------------------------------------------------

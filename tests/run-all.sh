@@ -5,7 +5,11 @@
 #   3. mandoc -Tlint on the man pages;
 #   4. every golden HAProxy file through haproxy -c;
 #   5. make distcheck;
-#   6. the end-to-end suite on a real swarm and a real HAProxy.
+#   6. the end-to-end suite on a real swarm and a real HAProxy;
+#   7. the packaging tests: systemd unit and notify protocol, Debian
+#      package, container images, swarm stack (tests/packaging.sh);
+#   8. a short run of bench/churn, checking that no request is lost and
+#      nothing reloads while tasks churn.
 # The last line is the total: "total: N passed, N failed".
 #
 # DOVETAIL_SKIP_APT=1 skips the package installation.
@@ -84,20 +88,40 @@ distcheck() {
 }
 record distcheck
 
-step "end-to-end: real swarm, real HAProxy"
-e2e_out=$tmp/e2e.out
-e2e_rc=0
-"$top/tests/e2e.sh" "$top/build/src/dovetail" | tee "$e2e_out" || e2e_rc=$?
-e2e_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$e2e_out" | tail -n 1 || true)
-e2e_passed=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$e2e_line")
-e2e_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$e2e_line")
-e2e_passed=${e2e_passed:-0}
-e2e_failed=${e2e_failed:-1}
-[ "$e2e_rc" -eq 0 ] || [ "$e2e_failed" -gt 0 ] || e2e_failed=1
+# run_suite NAME CMD...: runs a suite whose last line is "N passed, N
+# failed" and adds its counts; a suite that fails without such a line
+# counts as one failure.
+suite_passed=0
+suite_failed=0
+summary=
+run_suite() {
+	local name=$1 out=$tmp/$1.out rc=0 line p f
+	shift
+	"$@" | tee "$out" || rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+	p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+	p=${p:-0}
+	f=${f:-1}
+	[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+	suite_passed=$((suite_passed + p))
+	suite_failed=$((suite_failed + f))
+	summary="$summary; $name: $p passed, $f failed"
+}
 
-passed=$((unit_passed + other_passed + e2e_passed))
-failed=$((unit_failed + other_failed + e2e_failed))
+step "end-to-end: real swarm, real HAProxy"
+run_suite e2e "$top/tests/e2e.sh" "$top/build/src/dovetail"
+
+step "packaging: systemd unit, notify, Debian package, images, swarm stack"
+run_suite packaging "$top/tests/packaging.sh" "$top/build/src/dovetail"
+
+step "bench/churn --short: no request lost, no reload while tasks churn"
+# Only its zero-failure and reload figures are checked, never latencies.
+record "$top/bench/churn" --short --check --out "$tmp/churn"
+
+passed=$((unit_passed + other_passed + suite_passed))
+failed=$((unit_failed + other_failed + suite_failed))
 echo
-echo "unit: $unit_passed passed, $unit_failed failed; checks: $other_passed passed, $other_failed failed; e2e: $e2e_passed passed, $e2e_failed failed"
+echo "unit: $unit_passed passed, $unit_failed failed; checks: $other_passed passed, $other_failed failed$summary"
 echo "total: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

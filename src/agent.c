@@ -68,6 +68,7 @@ struct agent {
 	char *reload_error;	/* last reported */
 	char *refused_config;	/* a file haproxy -c refused: not retried */
 	int reload_pending;	/* a checked file is on disk, not yet loaded */
+	long pending_master;	/* master PID when it was written, -1: none */
 	int once;		/* --once: no retries to announce */
 	int ready;		/* READY=1 sent to the supervisor */
 	struct metrics metrics;
@@ -625,6 +626,39 @@ skeleton_changed(const char *old_text, const char *new_text)
 	return changed;
 }
 
+/* The master's PID now, or -1 when none answers. */
+static long
+master_pid(struct agent *a)
+{
+	char *cause;
+	long pid;
+
+	if (haproxy_master_pid(a->cfg->master_socket, &pid, &cause) == -1) {
+		free(cause);
+		return -1;
+	}
+	return pid;
+}
+
+/*
+ * A file written for a reload that did not happen is loaded anyway by an
+ * HAProxy (re)started since: then no reload is owed.
+ */
+static void
+settle_pending_reload(struct agent *a)
+{
+	long now;
+
+	if (!a->reload_pending)
+		return;
+	now = master_pid(a);
+	if (now != -1 && (a->pending_master == -1 || now != a->pending_master)) {
+		log_debug("haproxy: a master started since the file was "
+		    "written has loaded it");
+		a->reload_pending = 0;
+	}
+}
+
 /* Why HAProxy must load the file again, or NULL. */
 static const char *
 reload_reason(const struct agent *a, const struct desired *d,
@@ -822,6 +856,7 @@ reconcile(struct agent *a)
 			if (write_checked(a, config.data, map.data) == -1)
 				goto out;
 			a->reload_pending = 1;
+			a->pending_master = -1;
 		} else if (write_if_changed(a->map_path, &a->disk_map,
 		    map.data, &cause) == -1 || write_if_changed(
 		    a->cfg->haproxy_config, &a->disk_config, config.data,
@@ -835,10 +870,12 @@ reconcile(struct agent *a)
 		goto out;
 	}
 
+	settle_pending_reload(a);
 	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
 		if (write_checked(a, config.data, map.data) == -1)
 			goto plan;
 		a->reload_pending = 1;
+		a->pending_master = master_pid(a);
 		log_backend_changes(d, r);
 		if (haproxy_reload(a->cfg->master_socket, RELOAD_TIMEOUT_MS,
 		    &cause) == -1) {

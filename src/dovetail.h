@@ -369,6 +369,7 @@ int haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause);
 int haproxy_reload(const char *master_socket, unsigned timeout_ms,
     char **cause);
+int haproxy_master_pid(const char *master_socket, long *pid, char **cause);
 
 /* docker.c: the Docker Engine API over libcurl */
 struct docker;

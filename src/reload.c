@@ -184,6 +184,18 @@ read_proc(const char *master, struct proc_info *p, char **cause)
 	return rc;
 }
 
+/* The PID of the running master, or -1 with *cause. */
+int
+haproxy_master_pid(const char *master, long *pid, char **cause)
+{
+	struct proc_info p;
+
+	if (read_proc(master, &p, cause) == -1)
+		return -1;
+	*pid = p.master_pid;
+	return 0;
+}
+
 /*
  * Asks the master to reload and waits until its counters say it did.
  * HAProxy 2.6 answers nothing to "reload" and re-executes the master, so

@@ -120,31 +120,11 @@ status() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
 		-H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
 }
-# expected NAME: the hostnames of NAME's running tasks, asked of each task
-# directly on its published port.
-expected() {
-	local p
-	for p in $(lab_running_ports "$1"); do
-		curl -s --max-time 3 "http://127.0.0.1:$p/"
-	done | sort -u
-}
 # served HOST N: the distinct hostnames that answer N requests through HAProxy.
-served() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		curl -s --max-time 3 -H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
-		echo
-	done | grep -v '^$' | grep -v -i 'html' | sort -u
-}
+served() { lab_served "$HTTP_PORT" "$@"; }
 # routes_exactly HOST NAME REPLICAS: HAProxy sends HOST to exactly the
 # REPLICAS running tasks of NAME, no more and no fewer.
-routes_exactly() {
-	local want got
-	want=$(expected "$2")
-	[ "$(printf '%s\n' "$want" | grep -c .)" -eq "$3" ] || return 1
-	got=$(served "$1" $(($3 * 2 + 2)))
-	[ "$want" = "$got" ]
-}
+routes_exactly() { lab_routes_exactly "$HTTP_PORT" "$@"; }
 # servers BACKEND: the number of servers HAProxy holds in BACKEND.
 servers() {
 	echo "show servers state $1" | socat - "UNIX-CONNECT:$LAB_HX_ADMIN_SOCK" |

@@ -445,6 +445,37 @@ lab_running_ports() {
     return 0
 }
 
+# ---- routing assertions ------------------------------------------------------
+
+# lab_expected NAME - the hostnames of NAME's running tasks, asked of each
+# task directly on its published port, sorted.
+lab_expected() {
+    local p
+    for p in $(lab_running_ports "$1"); do
+        curl -s --max-time 3 "http://127.0.0.1:$p/"
+    done | sort -u
+}
+
+# lab_served PORT HOST N - the distinct hostnames that answer N requests for
+# HOST through the HAProxy listening on 127.0.0.1:PORT, sorted.
+lab_served() {
+    local i
+    for ((i = 0; i < $3; i++)); do
+        curl -s --max-time 3 -H "Host: $2" "http://127.0.0.1:$1/"
+        echo
+    done | grep -v '^$' | grep -v -i 'html' | sort -u
+}
+
+# lab_routes_exactly PORT HOST NAME N - HAProxy on 127.0.0.1:PORT sends HOST
+# to exactly the N running tasks of NAME, no more and no fewer.
+lab_routes_exactly() {
+    local want got
+    want=$(lab_expected "$3")
+    [ "$(printf '%s\n' "$want" | grep -c .)" -eq "$4" ] || return 1
+    got=$(lab_served "$1" "$2" $(($4 * 2 + 2)))
+    [ "$want" = "$got" ]
+}
+
 # ---- HAProxy -----------------------------------------------------------------
 
 _lab_haproxy_alive() {

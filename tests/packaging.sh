@@ -147,29 +147,8 @@ trap 'exit 143' TERM
 status() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $2" "http://127.0.0.1:$1/"
 }
-# expected NAME: hostnames of NAME's running tasks, asked of each directly.
-expected() {
-	local p
-	for p in $(lab_running_ports "$1"); do
-		curl -s --max-time 3 "http://127.0.0.1:$p/"
-	done | sort -u
-}
-# served PORT HOST N: distinct hostnames answering N requests through HAProxy.
-served() {
-	local i
-	for ((i = 0; i < $3; i++)); do
-		curl -s --max-time 3 -H "Host: $2" "http://127.0.0.1:$1/"
-		echo
-	done | grep -v '^$' | grep -v -i 'html' | sort -u
-}
 # routes_exactly PORT HOST NAME N: HOST goes to exactly the N running tasks.
-routes_exactly() {
-	local want got
-	want=$(expected "$3")
-	[ "$(printf '%s\n' "$want" | grep -c .)" -eq "$4" ] || return 1
-	got=$(served "$1" "$2" $(($4 * 2 + 2)))
-	[ "$want" = "$got" ]
-}
+routes_exactly() { lab_routes_exactly "$@"; }
 status_is() { [ "$(status "$1" "$2")" = "$3" ]; }
 # master_reloads SOCKET: the reload count of the master line of `show proc`.
 master_reloads() {

@@ -64,18 +64,7 @@ GEN=$DEMO_DIR/dovetail.cfg
 CONF=$DEMO_DIR/dovetail.conf
 sed -e "s|/run/haproxy/admin.sock mode 660|$LAB_HX_ADMIN_SOCK mode 600|" \
 	"$top/haproxy/haproxy.cfg" >"$BASE"
-cat >"$CONF" <<CONF
-[docker]
-url = $docker_url
-[haproxy]
-runtime_socket = $LAB_HX_ADMIN_SOCK
-master_socket = $LAB_HX_MASTER_SOCK
-config = $GEN
-base_config = $BASE
-binary = $(command -v haproxy)
-[routing]
-http_bind = 127.0.0.1:$DEMO_PORT
-CONF
+lab_dovetail_conf "$CONF" "$docker_url" "$GEN" "$BASE" "$DEMO_PORT"
 "$DOVETAIL" -c "$CONF" --once
 lab_haproxy_up "$BASE" "$GEN"
 setsid "$DOVETAIL" -c "$CONF" </dev/null >>"$LAB_LOG_DIR/dovetail.log" 2>&1 &

@@ -91,19 +91,10 @@ defaults
 	timeout client 30s
 	timeout server 30s
 EOF
-cat >"$CONF" <<EOF
-; written by tests/e2e.sh
+lab_dovetail_conf "$CONF" "unix://$PROXY_SOCK" "$GEN" "$BASE" "$HTTP_PORT"
+cat >>"$CONF" <<EOF
 [docker]
-url = unix://$PROXY_SOCK
 timeout = 5s
-[haproxy]
-runtime_socket = $LAB_HX_ADMIN_SOCK
-master_socket = $LAB_HX_MASTER_SOCK
-config = $GEN
-base_config = $BASE
-binary = $(command -v haproxy)
-[routing]
-http_bind = 127.0.0.1:$HTTP_PORT
 [agent]
 poll_interval = 1s
 converge_interval = 100ms

@@ -445,6 +445,26 @@ lab_running_ports() {
     return 0
 }
 
+# lab_dovetail_conf FILE DOCKER_URL GENERATED BASE HTTP_PORT - writes a
+# dovetail configuration for this lab's HAProxy sockets, HAProxy binding
+# 127.0.0.1:HTTP_PORT.  Callers append more sections ([agent], ...).
+lab_dovetail_conf() {
+    _lab_need_init || return 1
+    cat >"$1" <<EOF
+; written by tests/lab.sh
+[docker]
+url = $2
+[haproxy]
+runtime_socket = $LAB_HX_ADMIN_SOCK
+master_socket = $LAB_HX_MASTER_SOCK
+config = $3
+base_config = $4
+binary = $(command -v haproxy)
+[routing]
+http_bind = 127.0.0.1:$5
+EOF
+}
+
 # ---- routing assertions ------------------------------------------------------
 
 # lab_expected NAME - the hostnames of NAME's running tasks, asked of each

@@ -375,18 +375,9 @@ defaults
 	timeout server 30s
 EOF
 write_notify_conf() {
-	cat >"$NCONF" <<EOF
-; written by tests/packaging.sh
-[docker]
-url = unix://$LAB_DOCKER_SOCK
-[haproxy]
-runtime_socket = $LAB_HX_ADMIN_SOCK
-master_socket = $LAB_HX_MASTER_SOCK
-config = $NGEN
-base_config = $NBASE
-binary = $(command -v haproxy)
-[routing]
-http_bind = 127.0.0.1:$NOTIFY_PORT
+	lab_dovetail_conf "$NCONF" "unix://$LAB_DOCKER_SOCK" "$NGEN" "$NBASE" \
+		"$NOTIFY_PORT"
+	cat >>"$NCONF" <<EOF
 [agent]
 poll_interval = 1s
 $1

@@ -154,7 +154,6 @@ docker_down(struct agent *a, char *why)
 	    "serving what it has, retrying", why));
 	free(why);
 	a->metrics.docker_errors++;
-	a->metrics.docker_error = a->docker_error;
 	a->docker_up = 0;
 	docker_events_close(a->docker);
 	a->docker_retry_at = mono_ms() + a->docker_backoff_ms;
@@ -177,7 +176,6 @@ docker_up(struct agent *a)
 		return;
 	}
 	report_clear(&a->docker_error, "docker: reachable again");
-	a->metrics.docker_error = NULL;
 	log_info("docker: connected to %s, a swarm manager",
 	    docker_endpoint(a->docker));
 	a->docker_up = 1;
@@ -590,7 +588,6 @@ write_checked(struct agent *a, const char *config, const char *map)
 		free(cause);
 		cause = NULL;
 		free(a->refused_config);
-	free(a->status);
 		a->refused_config = xstrdup(config);
 		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
 		restore(a->map_path, &a->disk_map, old_map);
@@ -718,7 +715,6 @@ apply_plan(struct agent *a, const struct plan *p)
 	    &cause) == -1) {
 		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
 		    "API: %s", cause));
-		a->metrics.haproxy_error = a->haproxy_error;
 		a->metrics.runtime_failed += p->ncmds;
 		free(cause);
 		free(texts);
@@ -764,14 +760,12 @@ read_running(struct agent *a, struct running **out)
 			report_once(&a->haproxy_error, xasprintf("haproxy: "
 			    "runtime API: %s; will apply the changes when it "
 			    "answers", cause));
-		a->metrics.haproxy_error = a->haproxy_error;
 		free(cause);
 		running_free(*out);
 		*out = NULL;
 		return -1;
 	}
 	report_clear(&a->haproxy_error, "haproxy: runtime API answers");
-	a->metrics.haproxy_error = NULL;
 	a->metrics.haproxy_ok_ms = mono_ms();
 	return 0;
 }
@@ -989,6 +983,7 @@ reread_config(struct agent *a)
 	docker_events_close(a->docker);
 	a->docker_up = 0;
 	a->docker_retry_at = 0;
+	a->metrics.health_window_ms = a->cfg->poll_interval_ms + 1000;
 	log_info("SIGHUP: configuration %s reloaded", a->config_path != NULL ?
 	    a->config_path : "(built-in defaults)");
 }
@@ -1070,6 +1065,9 @@ agent_run(struct config *cfg, const char *config_path,
 		return rc;
 	}
 
+	/* /healthz reads the last reported errors where they are kept. */
+	a.metrics.docker_error = (const char *const *)&a.docker_error;
+	a.metrics.haproxy_error = (const char *const *)&a.haproxy_error;
 	a.metrics.health_window_ms = cfg->poll_interval_ms + 1000;
 	if (*cfg->listen != '\0') {
 		char *cause;

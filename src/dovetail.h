@@ -406,8 +406,9 @@ struct metrics {
 	long long last_sync_unix;
 	long long docker_ok_ms;		/* monotonic; 0: never */
 	long long haproxy_ok_ms;
-	const char *docker_error;	/* borrowed: the last one reported */
-	const char *haproxy_error;
+	/* Borrowed: where the agent keeps the last error it reported. */
+	const char *const *docker_error;
+	const char *const *haproxy_error;
 	unsigned health_window_ms;
 };
 struct metrics_server;

@@ -151,10 +151,12 @@ health_render(struct buf *b, const struct metrics *m, long long now_ms,
 {
 	*ok = 1;
 	buf_addc(b, '{');
-	health_part(b, "docker", m->docker_ok_ms, m->docker_error, now_ms,
+	health_part(b, "docker", m->docker_ok_ms,
+	    m->docker_error == NULL ? NULL : *m->docker_error, now_ms,
 	    window_ms, ok);
 	buf_addc(b, ',');
-	health_part(b, "haproxy", m->haproxy_ok_ms, m->haproxy_error, now_ms,
+	health_part(b, "haproxy", m->haproxy_ok_ms,
+	    m->haproxy_error == NULL ? NULL : *m->haproxy_error, now_ms,
 	    window_ms, ok);
 	buf_addf(b, ",\"status\":\"%s\"}\n", *ok ? "ok" : "unhealthy");
 }

@@ -707,6 +707,7 @@ END_TEST
 
 START_TEST(test_health_render)
 {
+	static const char *const haproxy_error = "haproxy: \"x\"\n\xff";
 	struct metrics m;
 	struct buf b;
 	int ok;
@@ -722,7 +723,7 @@ START_TEST(test_health_render)
 	ck_assert_int_eq(ok, 1);
 	ck_assert_ptr_nonnull(strstr(b.data, "\"status\":\"ok\""));
 	m.haproxy_ok_ms = 5000;
-	m.haproxy_error = "haproxy: \"x\"\n\xff";
+	m.haproxy_error = &haproxy_error;
 	buf_reset(&b);
 	health_render(&b, &m, 10000, 4000, &ok);
 	ck_assert_int_eq(ok, 0);

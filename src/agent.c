@@ -13,12 +13,14 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,12 +42,31 @@ struct doomed {
 	long long until;
 };
 
+#define SIDE_CRT_LIST MAP_COUNT
+#define NSIDE (MAP_COUNT + 1)
+
+/* A combined certificate and what haproxy -c said of it (NULL: fine). */
+struct cert_check {
+	char *pem;
+	char *error;
+	int used;
+};
+
 struct agent {
 	struct config *cfg;
 	const char *config_path;
 	const struct config_override *overrides;
 	size_t noverrides;
-	char *map_path;
+	/* Files beside the generated one: the maps, then the crt-list. */
+	char *side_path[NSIDE];
+	char *disk_side[NSIDE];		/* what they hold on disk */
+	char *certs_dir;
+	char *default_cert;
+	char *tls_socket;
+	char ws_timeout[24];
+	struct render_opts ro;		/* borrows the paths above */
+	struct cert_check *checks;	/* certificate pairs HAProxy judged */
+	size_t nchecks;
 
 	struct docker *docker;
 	int docker_up;
@@ -75,13 +96,39 @@ struct agent {
 	struct metrics_server *http;
 	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
-	char *disk_config;	/* what the files on disk hold */
-	char *disk_map;
+	char *disk_config;	/* what the file on disk holds */
 	char **problems;	/* reported label problems, sorted */
 	size_t nproblems;
 };
 
 static void apply_doomed(struct agent *);
+
+static int
+rmapent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rmapent *)a)->key,
+	    ((const struct rmapent *)b)->key);
+}
+
+static int
+dcert_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dcert *)a)->file,
+	    ((const struct dcert *)b)->file);
+}
+
+/* The port of an HTTPS bind ("ADDR:PORT"), 0 when there is none. */
+static uint16_t
+https_port(const char *bind)
+{
+	const char *colon = strrchr(bind, ':');
+	uint16_t port;
+
+	if (*bind == '\0' || colon == NULL ||
+	    label_parse_port(colon + 1, &port) == -1)
+		return 0;
+	return port;
+}
 
 static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_hup;
@@ -220,6 +267,30 @@ fetch_into(struct agent *a, const char *path,
 	return rc;
 }
 
+/*
+ * Services with default_backend but no hosts label: a second query, as
+ * Docker's label filters are ANDed.
+ */
+static int
+fetch_default_services(struct agent *a, struct swarm *sw, char **cause)
+{
+	struct swarm *more = swarm_new();
+	char *label, *f, *path;
+	int rc;
+
+	label = xasprintf("%s.default_backend", a->cfg->label_prefix);
+	f = filter_query("label", label);
+	path = xasprintf("/services?%s", f);
+	rc = fetch_into(a, path, swarm_parse_services, more, cause);
+	if (rc == 0)
+		swarm_merge_services(sw, more);
+	swarm_free(more);
+	free(label);
+	free(f);
+	free(path);
+	return rc;
+}
+
 /* Reads every labelled service, running task and node. */
 static int
 full_sync(struct agent *a)
@@ -237,6 +308,8 @@ full_sync(struct agent *a)
 	pt = xasprintf("/tasks?%s", ft);
 	fresh = swarm_new();
 	rc = fetch_into(a, ps, swarm_parse_services, fresh, &cause);
+	if (rc == 0)
+		rc = fetch_default_services(a, fresh, &cause);
 	if (rc == 0)
 		rc = fetch_into(a, pt, swarm_parse_tasks, fresh, &cause);
 	if (rc == 0)
@@ -560,24 +633,73 @@ restore(const char *path, char **disk, const char *old)
 	}
 }
 
+static int
+write_sides(struct agent *a, char *const *want, char **cause)
+{
+	int i;
+
+	for (i = 0; i < NSIDE; i++)
+		if (write_if_changed(a->side_path[i], &a->disk_side[i],
+		    want[i], cause) == -1)
+			return -1;
+	return 0;
+}
+
 /*
- * Writes the map and the file, checked with haproxy -c.  On any failure
- * the previous files are put back and -1 returned.
+ * Writes the certificate files HAProxy will load with the file.  A file
+ * already there is replaced only with overwrite: a running HAProxy gets a
+ * changed certificate through the runtime API, and the file follows once
+ * it took it.
  */
 static int
-write_checked(struct agent *a, const char *config, const char *map)
+write_certs(struct agent *a, const struct desired *d, int overwrite,
+    char **cause)
+{
+	char *path;
+	size_t i;
+	int rc = 0;
+
+	if (!desired_https(d) || d->ncerts == 0)
+		return 0;
+	if (mkdir(a->certs_dir, 0700) == -1 && errno != EEXIST) {
+		*cause = xasprintf("%s: %s", a->certs_dir, strerror(errno));
+		return -1;
+	}
+	for (i = 0; rc == 0 && i <= d->ncerts; i++) {
+		const char *pem = i == d->ncerts ? d->default_pem :
+		    d->certs[i].pem;
+
+		path = i == d->ncerts ? xstrdup(a->default_cert) :
+		    xasprintf("%s/%s", a->certs_dir, d->certs[i].file);
+		if (overwrite || access(path, F_OK) == -1)
+			rc = file_write_atomic(path, pem, strlen(pem), cause);
+		free(path);
+	}
+	return rc;
+}
+
+/*
+ * Writes the side files and the file, checked with haproxy -c.  On any
+ * failure the previous files are put back and -1 returned.
+ */
+static int
+write_checked(struct agent *a, const struct desired *d, const char *config,
+    char *const *sides)
 {
 	struct buf out;
-	char *old_config, *old_map, *cause = NULL;
-	int rc = -1;
+	char *old_config, *old_side[NSIDE], *cause = NULL;
+	int rc = -1, i;
 
 	/* The same file would be refused again: wait for a change. */
 	if (a->refused_config != NULL && strcmp(a->refused_config, config) == 0)
 		return -1;
 	old_config = a->disk_config == NULL ? NULL : xstrdup(a->disk_config);
-	old_map = a->disk_map == NULL ? NULL : xstrdup(a->disk_map);
+	for (i = 0; i < NSIDE; i++)
+		old_side[i] = a->disk_side[i] == NULL ? NULL :
+		    xstrdup(a->disk_side[i]);
 	buf_init(&out);
-	if (write_if_changed(a->map_path, &a->disk_map, map, &cause) == -1 ||
+	if (write_certs(a, d, 0, &cause) == -1 ||
+	    write_sides(a, sides, &cause) == -1 ||
 	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,
 	    &cause) == -1)
 		goto done;
@@ -590,7 +712,8 @@ write_checked(struct agent *a, const char *config, const char *map)
 		free(a->refused_config);
 		a->refused_config = xstrdup(config);
 		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
-		restore(a->map_path, &a->disk_map, old_map);
+		for (i = 0; i < NSIDE; i++)
+			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
 		goto done;
 	}
 	rc = 0;
@@ -601,7 +724,8 @@ done:
 	}
 	buf_free(&out);
 	free(old_config);
-	free(old_map);
+	for (i = 0; i < NSIDE; i++)
+		free(old_side[i]);
 	return rc;
 }
 
@@ -667,8 +791,12 @@ reload_reason(const struct agent *a, const struct desired *d,
 		return "frontends or backends changed";
 	if (a->reload_pending)
 		return "the last reload did not complete";
-	if (r->map_missing)
-		return "HAProxy runs without dovetail's host map";
+	for (i = 0; i < MAP_COUNT; i++) {
+		if (r->map_missing[i] && (i != MAP_SNI || desired_https(d)))
+			return "HAProxy runs without one of dovetail's maps";
+	}
+	if (d->ncerts > 0 && !r->tls)
+		return "HAProxy runs without dovetail's certificates";
 	if (!running_has_backend(r, DT_BACKEND_NO_ROUTE))
 		return "HAProxy runs without dovetail's file";
 	for (i = 0; i < d->nbackends; i++) {
@@ -691,17 +819,51 @@ log_backend_changes(const struct desired *d, const struct running *r)
 	for (i = 0; i < r->nbackends; i++) {
 		const char *n = r->backends[i];
 
-		if ((strncmp(n, "svc-", 4) == 0 || strncmp(n, "grp-", 4) == 0) &&
+		if ((strncmp(n, "svc-", 4) == 0 || strncmp(n, "grp-", 4) == 0 ||
+		    strncmp(n, "tlssvc-", 7) == 0 ||
+		    strncmp(n, "tlsgrp-", 7) == 0) &&
 		    desired_backend(d, n) == NULL)
 			log_info("backend %s removed", n);
 	}
+}
+
+/* A command for the log: its first line, never a payload (keys). */
+static char *
+cmd_head(const struct cmd *c)
+{
+	const char *nl = strchr(c->text, '\n');
+
+	return nl == NULL ? xstrdup(c->text) : xasprintf("%.*s...",
+	    (int)(nl - c->text), c->text);
+}
+
+/* A certificate HAProxy now holds (or dropped) follows on disk. */
+static void
+cert_applied(struct agent *a, const struct cmd *c)
+{
+	char *path, *cause;
+
+	if (c->file == NULL)
+		return;
+	path = xasprintf("%s/%s", a->certs_dir, c->file);
+	if (c->kind == CMD_CERT_DEL) {
+		if (unlink(path) == -1 && errno != ENOENT)
+			log_warn("%s", path);
+	} else if (mkdir(a->certs_dir, 0700) == -1 && errno != EEXIST)
+		log_warn("%s", a->certs_dir);
+	else if (file_write_atomic(path, c->pem, strlen(c->pem), &cause) ==
+	    -1) {
+		log_warnx("%s", cause);
+		free(cause);
+	}
+	free(path);
 }
 
 static void
 apply_plan(struct agent *a, const struct plan *p)
 {
 	const char **texts;
-	char **replies, *cause;
+	char **replies, *cause, *head;
 	size_t i;
 
 	if (p->ncmds == 0)
@@ -709,7 +871,11 @@ apply_plan(struct agent *a, const struct plan *p)
 	texts = xcalloc(p->ncmds, sizeof(char *));
 	for (i = 0; i < p->ncmds; i++) {
 		texts[i] = p->cmds[i].text;
-		log_trace("haproxy: > %s", texts[i]);
+		if (log_enabled(LOG_LEVEL_TRACE)) {
+			head = cmd_head(&p->cmds[i]);
+			log_trace("haproxy: > %s", head);
+			free(head);
+		}
 	}
 	if (runtime_batch(a->cfg->runtime_socket, texts, p->ncmds, &replies,
 	    &cause) == -1) {
@@ -724,22 +890,25 @@ apply_plan(struct agent *a, const struct plan *p)
 	for (i = 0; i < p->ncmds; i++) {
 		const struct cmd *c = &p->cmds[i];
 
-		if (plan_reply_ok(c, replies[i]))
-			a->metrics.runtime_ok++;
-		else
-			a->metrics.runtime_failed++;
 		if (plan_reply_ok(c, replies[i])) {
+			a->metrics.runtime_ok++;
 			if (c->what != NULL)
 				log_info("%s", c->what);
-		} else if (c->kind == CMD_DEL_SERVER) {
+			cert_applied(a, c);
+			continue;
+		}
+		a->metrics.runtime_failed++;
+		head = cmd_head(c);
+		if (c->kind == CMD_DEL_SERVER) {
 			/* Connections still open: retried next time. */
-			log_debug("haproxy: %s: %s", c->text, esc(replies[i]));
+			log_debug("haproxy: %s: %s", head, esc(replies[i]));
 			a->next_reconcile = mono_ms() + 1000;
 		} else {
-			log_warnx("haproxy: \"%s\" failed: %s", c->text,
+			log_warnx("haproxy: \"%s\" failed: %s", head,
 			    esc(replies[i]));
 			a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
 		}
+		free(head);
 	}
 	runtime_replies_free(replies, p->ncmds);
 	free(texts);
@@ -751,7 +920,7 @@ read_running(struct agent *a, struct running **out)
 	char *cause;
 
 	*out = running_new();
-	if (runtime_read_state(a->cfg->runtime_socket, a->map_path, *out,
+	if (runtime_read_state(a->cfg->runtime_socket, &a->ro, *out,
 	    &cause) == -1) {
 		if (a->once)
 			log_info("haproxy: runtime API: %s; the file is "
@@ -782,7 +951,7 @@ update_status(struct agent *a, const struct desired *d, int rc)
 	size_t i;
 
 	a->metrics.services = d->nservices;
-	a->metrics.routes = d->nroutes;
+	a->metrics.routes = d->nhosts;
 	a->metrics.backends = d->nbackends;
 	a->metrics.problems = d->nproblems;
 	a->metrics.servers = 0;
@@ -790,7 +959,7 @@ update_status(struct agent *a, const struct desired *d, int rc)
 		a->metrics.servers += d->backends[i].nservers;
 	status = xasprintf("%s%zu host(s), %zu backend(s), %zu service(s) "
 	    "with label problems; docker %s, haproxy %s",
-	    rc == 0 ? "" : "not in sync: ", d->nroutes, d->nbackends,
+	    rc == 0 ? "" : "not in sync: ", d->nhosts, d->nbackends,
 	    d->nproblems, a->docker_up ? "connected" : "away",
 	    a->haproxy_error == NULL ? "answering" : "away");
 	if (!a->ready && rc == 0 && !a->once) {
@@ -810,6 +979,184 @@ update_status(struct agent *a, const struct desired *d, int rc)
 	a->status = status;
 }
 
+/* ---- certificates ---- */
+
+static int
+read_secret(const struct agent *a, const char *name, struct buf *b,
+    char **cause)
+{
+	char *path = xasprintf("%s/%s", a->cfg->secrets_dir, name), *why;
+	int rc;
+
+	if ((rc = file_read(path, b, &why)) == -1) {
+		*cause = xasprintf("cannot read the secret: %s", why);
+		free(why);
+	}
+	free(path);
+	return rc;
+}
+
+/* Whether HAProxy loads pem, asked once per distinct pair. */
+static const char *
+check_cert(struct agent *a, const char *pem)
+{
+	struct buf out;
+	struct cert_check *c;
+	char *pem_path, *cfg_path, *cfg, *cause = NULL;
+	size_t i;
+
+	for (i = 0; i < a->nchecks; i++) {
+		if (strcmp(a->checks[i].pem, pem) == 0) {
+			a->checks[i].used = 1;
+			return a->checks[i].error;
+		}
+	}
+	a->checks = xreallocarray(a->checks, a->nchecks + 1,
+	    sizeof(*a->checks));
+	c = &a->checks[a->nchecks++];
+	c->pem = xstrdup(pem);
+	c->error = NULL;
+	c->used = 1;
+	pem_path = xasprintf("%s/check.pem", a->certs_dir);
+	cfg_path = xasprintf("%s/check.cfg", a->certs_dir);
+	cfg = xasprintf("frontend dovetail-certificate-check\n\tmode http\n"
+	    "\tbind 127.0.0.1:1 ssl crt %s\n", pem_path);
+	buf_init(&out);
+	if ((mkdir(a->certs_dir, 0700) == -1 && errno != EEXIST) ||
+	    file_write_atomic(pem_path, pem, strlen(pem), &cause) == -1 ||
+	    file_write_atomic(cfg_path, cfg, strlen(cfg), &cause) == -1) {
+		/* Not the certificate's fault: asked again next time. */
+		log_warnx("certificate check: %s", cause != NULL ? cause :
+		    strerror(errno));
+		free(cause);
+		free(c->pem);
+		a->nchecks--;
+		c = NULL;
+	} else if (haproxy_check(a->cfg->haproxy_binary, NULL, cfg_path, &out,
+	    &cause) == -1) {
+		c->error = xasprintf("HAProxy refuses the certificate and key: "
+		    "%s", esc(out.data == NULL ? cause : out.data));
+		free(cause);
+	}
+	unlink(pem_path);
+	unlink(cfg_path);
+	buf_free(&out);
+	free(pem_path);
+	free(cfg_path);
+	free(cfg);
+	return c == NULL ? "the certificate could not be checked" : c->error;
+}
+
+/*
+ * Reads the certificate and key files the services name and combines
+ * each pair, checked; the desired state takes them from the store.
+ */
+static void
+load_certs(struct agent *a, struct cert_store *st)
+{
+	struct buf cb, kb;
+	const char *cert, *key, *err;
+	struct cert_pair *p;
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < a->nchecks; i++)
+		a->checks[i].used = 0;
+	buf_init(&cb);
+	buf_init(&kb);
+	for (i = 0; i < a->swarm->nservices; i++) {
+		if (!labels_secrets(&a->swarm->services[i],
+		    a->cfg->label_prefix, a->cfg->service_cluster, &cert,
+		    &key) || cert_store_find(st, cert, key) != NULL)
+			continue;
+		st->pairs = xreallocarray(st->pairs, st->npairs + 1,
+		    sizeof(*st->pairs));
+		p = &st->pairs[st->npairs++];
+		memset(p, 0, sizeof(*p));
+		p->cert = xstrdup(cert);
+		p->key = xstrdup(key);
+		buf_reset(&cb);
+		buf_reset(&kb);
+		if (read_secret(a, cert, &cb, &p->error) == 0 &&
+		    read_secret(a, key, &kb, &p->error) == 0)
+			p->pem = tls_combine(cb.data == NULL ? "" : cb.data,
+			    cb.len, kb.data == NULL ? "" : kb.data, kb.len,
+			    &p->error);
+		if (p->pem != NULL && (err = check_cert(a, p->pem)) != NULL) {
+			p->error = xstrdup(err);
+			free(p->pem);
+			p->pem = NULL;
+		}
+		cert_store_sort(st);
+	}
+	buf_free(&cb);
+	buf_free(&kb);
+	/* Forget the verdicts on pairs no service uses any more. */
+	for (i = 0; i < a->nchecks;) {
+		if (a->checks[i].used) {
+			i++;
+			continue;
+		}
+		free(a->checks[i].pem);
+		free(a->checks[i].error);
+		a->checks[i] = a->checks[--a->nchecks];
+	}
+}
+
+/* What the certificate files on disk hold: what HAProxy was given. */
+static void
+read_committed(struct agent *a, const struct desired *d, struct running *r)
+{
+	struct buf b;
+	char *path, *cause;
+	const char *file;
+	size_t i;
+
+	buf_init(&b);
+	for (i = 0; i <= d->ncerts; i++) {
+		file = i == d->ncerts ? "default.pem" : d->certs[i].file;
+		path = xasprintf("%s/%s", a->certs_dir, file);
+		buf_reset(&b);
+		if (file_read(path, &b, &cause) == 0) {
+			r->committed = xreallocarray(r->committed,
+			    r->ncommitted + 1, sizeof(*r->committed));
+			r->committed[r->ncommitted].key = xstrdup(file);
+			r->committed[r->ncommitted].value = xstrdup(
+			    b.data == NULL ? "" : b.data);
+			r->ncommitted++;
+		} else
+			free(cause);
+		free(path);
+	}
+	buf_free(&b);
+	sort_array(r->committed, r->ncommitted, sizeof(*r->committed),
+	    rmapent_cmp);
+}
+
+/* Certificate files no longer in use, once HAProxy reloaded without them. */
+static void
+prune_certs(struct agent *a, const struct desired *d)
+{
+	DIR *dir;
+	struct dirent *e;
+	struct dcert key;
+	char *path;
+
+	if ((dir = opendir(a->certs_dir)) == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL) {
+		key.file = e->d_name;
+		if (strncmp(e->d_name, "svc-", 4) != 0 || find_in_array(&key,
+		    d->certs, d->ncerts, sizeof(*d->certs), dcert_cmp) != NULL)
+			continue;
+		path = xasprintf("%s/%s", a->certs_dir, e->d_name);
+		if (unlink(path) == -1)
+			log_warn("%s", path);
+		free(path);
+	}
+	closedir(dir);
+}
+
 /*
  * Makes HAProxy equal to the snapshot.  Returns 0 when HAProxy (or, when
  * it does not answer, the file on disk) now matches, -1 otherwise.
@@ -817,27 +1164,37 @@ update_status(struct agent *a, const struct desired *d, int rc)
 static int
 reconcile(struct agent *a)
 {
-	struct render_opts ro;
+	struct desired_opts dopts;
+	struct cert_store certs;
 	struct desired *d;
 	struct running *r = NULL;
 	struct plan p;
-	struct buf config, map;
+	struct buf config, side[NSIDE];
+	char *sides[NSIDE];
 	const char *why;
 	char *cause;
-	int rc = -1;
+	int rc = -1, i;
 
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
-	d = desired_build(a->swarm, a->cfg->label_prefix,
-	    a->cfg->service_cluster);
+	load_certs(a, &certs);
+	dopts.prefix = a->cfg->label_prefix;
+	dopts.cluster = a->cfg->service_cluster;
+	dopts.https_port = https_port(a->cfg->https_bind);
+	dopts.certs = &certs;
+	d = desired_build(a->swarm, &dopts);
+	cert_store_free(&certs);
 	report_problems(a, d);
-	ro.http_bind = a->cfg->http_bind;
-	ro.https_bind = a->cfg->https_bind;
-	ro.map_path = a->map_path;
 	buf_init(&config);
-	buf_init(&map);
-	render_config(&config, d, &ro);
-	render_map(&map, d);
+	render_config(&config, d, &a->ro);
+	for (i = 0; i < NSIDE; i++) {
+		buf_init(&side[i]);
+		if (i == SIDE_CRT_LIST)
+			render_crt_list(&side[i], d, a->certs_dir);
+		else
+			render_map(&side[i], d, i);
+		sides[i] = side[i].data;
+	}
 	memset(&p, 0, sizeof(p));
 
 	if (read_running(a, &r) == -1) {
@@ -847,14 +1204,14 @@ reconcile(struct agent *a)
 		 * still be loaded once it answers.
 		 */
 		if (skeleton_changed(a->disk_config, config.data)) {
-			if (write_checked(a, config.data, map.data) == -1)
+			if (write_checked(a, d, config.data, sides) == -1)
 				goto out;
 			a->reload_pending = 1;
 			a->pending_master = -1;
-		} else if (write_if_changed(a->map_path, &a->disk_map,
-		    map.data, &cause) == -1 || write_if_changed(
-		    a->cfg->haproxy_config, &a->disk_config, config.data,
-		    &cause) == -1) {
+		} else if (write_certs(a, d, 1, &cause) == -1 ||
+		    write_sides(a, sides, &cause) == -1 ||
+		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
+		    config.data, &cause) == -1) {
 			log_warnx("%s", cause);
 			free(cause);
 			goto out;
@@ -866,7 +1223,7 @@ reconcile(struct agent *a)
 
 	settle_pending_reload(a);
 	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
-		if (write_checked(a, config.data, map.data) == -1)
+		if (write_checked(a, d, config.data, sides) == -1)
 			goto plan;
 		a->reload_pending = 1;
 		a->pending_master = master_pid(a);
@@ -884,19 +1241,21 @@ reconcile(struct agent *a)
 		a->metrics.reloads_ok++;
 		a->reload_pending = 0;
 		log_info("haproxy: reloaded (%s): %zu backend(s), %zu "
-		    "host(s)", why, d->nbackends, d->nroutes);
+		    "host(s)", why, d->nbackends, d->nhosts);
+		prune_certs(a, d);
 		running_free(r);
 		if (read_running(a, &r) == -1)
 			goto out;
 	}
 plan:
-	plan_build(&p, d, a->last, r, a->map_path);
+	read_committed(a, d, r);
+	plan_build(&p, d, a->last, r, &a->ro);
 	apply_plan(a, &p);
 	/* Server lines and map entries only: no check or reload needed. */
 	if (!skeleton_changed(a->disk_config, config.data)) {
-		if (write_if_changed(a->map_path, &a->disk_map, map.data,
-		    &cause) == -1 || write_if_changed(a->cfg->haproxy_config,
-		    &a->disk_config, config.data, &cause) == -1) {
+		if (write_sides(a, sides, &cause) == -1 ||
+		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
+		    config.data, &cause) == -1) {
 			log_warnx("%s", cause);
 			free(cause);
 			goto out;
@@ -910,28 +1269,86 @@ out:
 	desired_free(a->last);
 	a->last = d;
 	buf_free(&config);
-	buf_free(&map);
+	for (i = 0; i < NSIDE; i++)
+		buf_free(&side[i]);
 	return rc;
 }
 
 /* ---- the loop ---- */
 
 static void
-load_disk_state(struct agent *a)
+free_paths(struct agent *a)
+{
+	int i;
+
+	for (i = 0; i < NSIDE; i++) {
+		free(a->side_path[i]);
+		free(a->disk_side[i]);
+		a->side_path[i] = a->disk_side[i] = NULL;
+	}
+	free(a->certs_dir);
+	free(a->default_cert);
+	free(a->tls_socket);
+	free(a->disk_config);
+	a->disk_config = NULL;
+}
+
+/*
+ * The names dovetail's files and sockets take from the configuration,
+ * and what the files hold now.
+ */
+static void
+setup_paths(struct agent *a)
 {
 	struct buf b;
 	char *cause;
+	unsigned ms = a->cfg->websocket_timeout_ms;
+	uint32_t h = 2166136261u;
+	const char *c;
+	int i;
+
+	free_paths(a);
+	for (i = 0; i < MAP_COUNT; i++) {
+		char *suffix = xasprintf("%s.map", map_suffixes[i]);
+
+		a->side_path[i] = config_state_path(a->cfg, suffix);
+		free(suffix);
+		a->ro.map_paths[i] = a->side_path[i];
+	}
+	a->side_path[SIDE_CRT_LIST] = config_state_path(a->cfg, "crt-list");
+	a->certs_dir = config_state_path(a->cfg, "certs");
+	a->default_cert = xasprintf("%s/default.pem", a->certs_dir);
+	/* Abstract sockets are per host: named after the file. */
+	for (c = a->cfg->haproxy_config; *c != '\0'; c++) {
+		h ^= (unsigned char)*c;
+		h *= 16777619u;
+	}
+	a->tls_socket = xasprintf("abns@dovetail-tls-%08x", h);
+	if (ms % 1000 == 0)
+		snprintf(a->ws_timeout, sizeof(a->ws_timeout), "%us", ms / 1000);
+	else
+		snprintf(a->ws_timeout, sizeof(a->ws_timeout), "%ums", ms);
+	a->ro.http_bind = a->cfg->http_bind;
+	a->ro.https_bind = a->cfg->https_bind;
+	a->ro.crt_list = a->side_path[SIDE_CRT_LIST];
+	a->ro.certs_dir = a->certs_dir;
+	a->ro.default_cert = a->default_cert;
+	a->ro.tls_socket = a->tls_socket;
+	a->ro.websocket_timeout = a->ws_timeout;
+	a->ro.response_headers = a->cfg->response_headers;
 
 	buf_init(&b);
 	if (file_read(a->cfg->haproxy_config, &b, &cause) == 0)
 		a->disk_config = buf_steal(&b);
 	else
 		free(cause);
-	buf_reset(&b);
-	if (file_read(a->map_path, &b, &cause) == 0)
-		a->disk_map = buf_steal(&b);
-	else
-		free(cause);
+	for (i = 0; i < NSIDE; i++) {
+		buf_reset(&b);
+		if (file_read(a->side_path[i], &b, &cause) == 0)
+			a->disk_side[i] = buf_steal(&b);
+		else
+			free(cause);
+	}
 	buf_free(&b);
 }
 
@@ -973,12 +1390,7 @@ reread_config(struct agent *a)
 	*a->cfg = *fresh;
 	*fresh = tmp;
 	config_free(fresh);
-	free(a->map_path);
-	a->map_path = config_map_path(a->cfg);
-	free(a->disk_config);
-	free(a->disk_map);
-	a->disk_config = a->disk_map = NULL;
-	load_disk_state(a);
+	setup_paths(a);
 	/* Reconnect: the Docker settings may have changed. */
 	docker_events_close(a->docker);
 	a->docker_up = 0;
@@ -1006,14 +1418,17 @@ agent_free(struct agent *a)
 	for (i = 0; i < a->nproblems; i++)
 		free(a->problems[i]);
 	free(a->problems);
-	free(a->map_path);
+	free_paths(a);
+	for (i = 0; i < a->nchecks; i++) {
+		free(a->checks[i].pem);
+		free(a->checks[i].error);
+	}
+	free(a->checks);
 	free(a->docker_error);
 	free(a->haproxy_error);
 	free(a->reload_error);
 	free(a->refused_config);
 	free(a->status);
-	free(a->disk_config);
-	free(a->disk_map);
 }
 
 static long long
@@ -1045,11 +1460,10 @@ agent_run(struct config *cfg, const char *config_path,
 	a.config_path = config_path;
 	a.overrides = overrides;
 	a.noverrides = noverrides;
-	a.map_path = config_map_path(cfg);
 	a.docker = docker_new(cfg);
 	a.swarm = swarm_new();
 	a.docker_backoff_ms = BACKOFF_MIN_MS;
-	load_disk_state(&a);
+	setup_paths(&a);
 	setup_signals();
 
 	if (once) {

@@ -48,6 +48,12 @@ const struct config_key config_keys[] = {
 	  "address and port of the HTTP frontend" },
 	{ "routing", "https_bind", "routing-https-bind", ":443", "ADDR:PORT",
 	  "address and port of the HTTPS frontend (empty: none)" },
+	{ "routing", "secrets_dir", "routing-secrets-dir", "/run/secrets",
+	  "DIR", "where the ssl_cert and ssl_key secrets are files" },
+	{ "routing", "websocket_timeout", "routing-websocket-timeout", "24h",
+	  "DURATION", "idle timeout of WebSocket tunnels on their endpoints" },
+	{ "routing", "response_headers", "routing-response-headers", "true",
+	  "BOOL", "add x-request-id, x-proxy-id, ... to responses" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
@@ -92,6 +98,7 @@ config_free(struct config *c)
 	free(c->service_cluster);
 	free(c->http_bind);
 	free(c->https_bind);
+	free(c->secrets_dir);
 	free(c->listen);
 	free(c);
 }
@@ -267,6 +274,27 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			return -1;
 		}
 		replace(&c->service_cluster, v);
+	} else if (strcmp(o, "routing-secrets-dir") == 0) {
+		if (v[0] != '/' || strpbrk(v, " \t\n;#\"'\\") != NULL) {
+			*cause = xasprintf("secrets_dir must be an absolute path "
+			    "without blanks, quotes, ';' or '#'");
+			return -1;
+		}
+		replace(&c->secrets_dir, v);
+	} else if (strcmp(o, "routing-response-headers") == 0) {
+		if (label_parse_bool(v, &c->response_headers) == -1) {
+			*cause = xasprintf("response_headers \"%s\" is not a "
+			    "boolean (true, false, 1 or 0)", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "routing-websocket-timeout") == 0) {
+		if (config_parse_duration(v, &ms) == -1 || ms < 1000 ||
+		    ms > 2147483000u) {
+			*cause = xasprintf("websocket_timeout \"%s\" is not a "
+			    "duration between 1s and 596h", esc(v));
+			return -1;
+		}
+		c->websocket_timeout_ms = ms;
 	} else if (strcmp(o, "agent-listen") == 0) {
 		if (*v != '\0' && config_check_bind(v) == -1) {
 			*cause = xasprintf("listen \"%s\" is not ADDR:PORT "
@@ -427,14 +455,17 @@ config_validate(const struct config *c, char **cause)
 	return 0;
 }
 
-/* The map file sits beside the generated file: dovetail.cfg -> .map */
+/*
+ * dovetail's other files sit beside the generated one: dovetail.cfg ->
+ * dovetail.<suffix> (the maps, the crt-list, the certificates' directory).
+ */
 char *
-config_map_path(const struct config *c)
+config_state_path(const struct config *c, const char *suffix)
 {
 	const char *p = c->haproxy_config;
 	size_t len = strlen(p);
 
 	if (len > 4 && strcmp(p + len - 4, ".cfg") == 0)
 		len -= 4;
-	return xasprintf("%.*s.hosts.map", (int)len, p);
+	return xasprintf("%.*s.%s", (int)len, p, suffix);
 }

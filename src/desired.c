@@ -21,10 +21,14 @@ struct routed {
 	struct route_spec spec;
 	struct dserver *servers;
 	size_t nservers;
+	const struct cert_pair *cert;
+	int bad;		/* left out for a conflict */
 };
 
-struct host_claim {
-	const char *host;
+/* A route key one service asks for: a host (and path), or the default. */
+struct claim {
+	enum map_kind map;	/* MAP_ROUTES or MAP_SNI */
+	char *key;
 	const char *service;	/* name */
 	size_t routed;		/* index into the routed array */
 };
@@ -32,12 +36,37 @@ struct host_claim {
 static int
 claim_cmp(const void *a, const void *b)
 {
-	const struct host_claim *x = a, *y = b;
+	const struct claim *x = a, *y = b;
 	int c;
 
-	c = strcmp(x->host, y->host);
+	if (x->map != y->map)
+		return (int)x->map - (int)y->map;
+	c = strcmp(x->key, y->key);
 	return c != 0 ? c : strcmp(x->service, y->service);
 }
+
+static int
+routed_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct routed *)a)->svc->name,
+	    ((const struct routed *)b)->svc->name);
+}
+
+static int
+droute_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct droute *)a)->key,
+	    ((const struct droute *)b)->key);
+}
+
+static int
+dcert_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dcert *)a)->file,
+	    ((const struct dcert *)b)->file);
+}
+
+const char *const map_suffixes[MAP_COUNT] = { "hosts", "sni", "redirects" };
 
 static int
 dserver_cmp(const void *a, const void *b)
@@ -283,9 +312,49 @@ service_servers(const struct swarm *sw, struct routed *r, char **message)
 		r->servers[r->nservers].name = xstrdup(t->id);
 		r->servers[r->nservers].addr = addr;
 		r->servers[r->nservers].port = port;
+		r->servers[r->nservers].weight = -1;
 		r->servers[r->nservers].service = xstrdup(r->svc->name);
 		r->nservers++;
 	}
+	return 0;
+}
+
+/*
+ * backend_mode=vip: one server, the service's virtual IP on the chosen
+ * (or only) network, named after the service.
+ */
+static int
+vip_server(const struct swarm *sw, struct routed *r, char **message)
+{
+	const struct vip *v = NULL;
+	const char *name;
+	size_t i, n = 0;
+
+	for (i = 0; i < r->svc->nvips; i++) {
+		name = swarm_network_name(sw, r->svc->vips[i].network_id);
+		if (name != NULL && strcmp(name, "ingress") == 0)
+			continue;
+		if (r->spec.network == NULL ||
+		    (name != NULL && network_matches(name, r->svc,
+		    r->spec.network))) {
+			v = &r->svc->vips[i];
+			n++;
+		}
+	}
+	if (n != 1) {
+		*message = xstrdup(n == 0 ? "backend_mode=vip: the service has "
+		    "no virtual IP on the network (endpoint mode dnsrr?)" :
+		    "backend_mode=vip: the service has virtual IPs on several "
+		    "networks: name one with the network label");
+		return -1;
+	}
+	r->servers = xcalloc(1, sizeof(*r->servers));
+	r->servers[0].name = xstrdup(r->svc->id);
+	r->servers[0].addr = xstrdup(v->addr);
+	r->servers[0].port = r->spec.port;
+	r->servers[0].weight = -1;
+	r->servers[0].service = xstrdup(r->svc->name);
+	r->nservers = 1;
 	return 0;
 }
 
@@ -301,24 +370,129 @@ fnv1a(const char *s, uint32_t h)
 }
 
 static char *
-backend_name(const struct host_claim *c, size_t n)
+backend_name(const struct claim *c, size_t n)
 {
+	const char *kind = c[0].map == MAP_SNI ? "tls" : "";
 	uint32_t h = 2166136261u;
 	size_t i;
 
 	if (n == 1)
-		return xasprintf("svc-%s", c[0].service);
+		return xasprintf("%ssvc-%s", kind, c[0].service);
 	for (i = 0; i < n; i++) {
 		h = fnv1a(c[i].service, h);
 		h = fnv1a("\n", h);
 	}
-	return xasprintf("grp-%s-%08x", c[0].service, h);
+	return xasprintf("%sgrp-%s-%08x", kind, c[0].service, h);
+}
+
+static char **
+copy_strings(char *const *v, size_t n)
+{
+	char **out = xcalloc(n == 0 ? 1 : n, sizeof(char *));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = xstrdup(v[i]);
+	return out;
 }
 
 static void
-build_backend(struct desired *d, const struct host_claim *c, size_t n,
+free_strings(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * The label on which two services sharing a backend disagree about an
+ * option of the backend, or NULL when they agree.
+ */
+static const char *
+options_differ(const struct route_spec *a, const struct route_spec *b)
+{
+	size_t i;
+
+	if (a->rewrite != b->rewrite)
+		return "context_root_rewrite";
+	if (!same_str(a->sticky_cookie, b->sticky_cookie))
+		return "sticky_session_cookie";
+	if (a->ip_hash != b->ip_hash)
+		return "ip_hash";
+	if (a->nws != b->nws)
+		return "websocket_endpoints";
+	for (i = 0; i < a->nws; i++)
+		if (strcmp(a->ws_paths[i], b->ws_paths[i]) != 0)
+			return "websocket_endpoints";
+	return NULL;
+}
+
+/*
+ * Server weights for a backend with a weight label among its services:
+ * each weighted service gets its percentage of the traffic, the others
+ * share what is left by task count.  HAProxy weights are 0-256; the
+ * largest per-server share becomes 256.
+ */
+static void
+apply_weights(struct dbackend *b, const struct routed *routed,
+    const struct claim *c, size_t n)
+{
+	double share[64], per, max = 0, total_w = 0, rest;
+	size_t i, j, unweighted_servers = 0;
+	int any = 0;
+
+	if (n > sizeof(share) / sizeof(share[0]))
+		return;
+	for (i = 0; i < n; i++) {
+		const struct routed *r = &routed[c[i].routed];
+
+		if (r->spec.weight >= 0) {
+			any = 1;
+			total_w += r->spec.weight;
+		} else
+			unweighted_servers += r->nservers;
+	}
+	if (!any)
+		return;
+	rest = total_w >= 100 ? 0 : 100 - total_w;
+	for (i = 0; i < n; i++) {
+		const struct routed *r = &routed[c[i].routed];
+
+		if (r->nservers == 0)
+			share[i] = 0;
+		else if (r->spec.weight >= 0)
+			share[i] = (total_w > 100 ? r->spec.weight * 100 /
+			    total_w : r->spec.weight) / (double)r->nservers;
+		else
+			share[i] = rest / (double)unweighted_servers;
+		if (share[i] > max)
+			max = share[i];
+	}
+	for (i = 0; i < n; i++) {
+		per = max == 0 ? 0 : share[i] * 256 / max;
+		for (j = 0; j < b->nservers; j++) {
+			if (strcmp(b->servers[j].service, c[i].service) != 0)
+				continue;
+			b->servers[j].weight = (int)(per + 0.5);
+			if (b->servers[j].weight == 0 && per > 0)
+				b->servers[j].weight = 1;
+		}
+	}
+}
+
+static const char *
+build_backend(struct desired *d, const struct claim *c, size_t n,
     const struct routed *routed)
 {
+	const struct route_spec *spec = &routed[c[0].routed].spec;
 	struct dbackend *b;
 	size_t i, j, k;
 	char *name;
@@ -327,7 +501,7 @@ build_backend(struct desired *d, const struct host_claim *c, size_t n,
 	for (i = 0; i < d->nbackends; i++) {
 		if (strcmp(d->backends[i].name, name) == 0) {
 			free(name);
-			return;
+			return d->backends[i].name;
 		}
 	}
 	d->backends = xreallocarray(d->backends, d->nbackends + 1,
@@ -335,6 +509,13 @@ build_backend(struct desired *d, const struct host_claim *c, size_t n,
 	b = &d->backends[d->nbackends++];
 	memset(b, 0, sizeof(*b));
 	b->name = name;
+	b->tcp = c[0].map == MAP_SNI;
+	b->strip = spec->rewrite ? xstrdup(spec->context_root) : NULL;
+	b->sticky_cookie = spec->sticky_cookie == NULL ? NULL :
+	    xstrdup(spec->sticky_cookie);
+	b->ip_hash = spec->ip_hash;
+	b->ws_paths = copy_strings(spec->ws_paths, spec->nws);
+	b->nws = spec->nws;
 	b->services = xcalloc(n, sizeof(char *));
 	for (i = 0; i < n; i++) {
 		const struct routed *r = &routed[c[i].routed];
@@ -344,96 +525,380 @@ build_backend(struct desired *d, const struct host_claim *c, size_t n,
 		    b->nservers + r->nservers, sizeof(*b->servers));
 		for (j = 0; j < r->nservers; j++) {
 			k = b->nservers++;
+			b->servers[k] = r->servers[j];
 			b->servers[k].name = xstrdup(r->servers[j].name);
 			b->servers[k].addr = xstrdup(r->servers[j].addr);
-			b->servers[k].port = r->servers[j].port;
 			b->servers[k].service = xstrdup(r->servers[j].service);
 		}
 	}
+	apply_weights(b, routed, c, n);
 	sort_array(b->servers, b->nservers, sizeof(*b->servers), dserver_cmp);
+	return b->name;
+}
+
+static void
+map_add(struct desired *d, enum map_kind m, const char *key,
+    const char *value)
+{
+	d->maps[m] = xreallocarray(d->maps[m], d->nmap[m] + 1,
+	    sizeof(*d->maps[m]));
+	d->maps[m][d->nmap[m]].key = xstrdup(key);
+	d->maps[m][d->nmap[m]].value = xstrdup(value);
+	d->nmap[m]++;
+}
+
+static void
+add_claim(struct claim **v, size_t *n, enum map_kind m, char *key,
+    const struct routed *r, size_t idx)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[*n].map = m;
+	(*v)[*n].key = key;
+	(*v)[*n].service = r->svc->name;
+	(*v)[*n].routed = idx;
+	(*n)++;
+}
+
+static void
+free_claims(struct claim *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].key);
+	free(v);
+}
+
+/* The route keys of every service not left out, sorted. */
+static struct claim *
+collect_claims(const struct routed *routed, size_t nrouted, size_t *n)
+{
+	struct claim *v = NULL;
+	size_t i, j;
+
+	*n = 0;
+	for (i = 0; i < nrouted; i++) {
+		const struct routed *r = &routed[i];
+
+		if (r->bad)
+			continue;
+		for (j = 0; j < r->spec.nhosts; j++) {
+			if (r->spec.passthrough)
+				add_claim(&v, n, MAP_SNI,
+				    xstrdup(r->spec.hosts[j]), r, i);
+			else
+				add_claim(&v, n, MAP_ROUTES, xasprintf("%s%s/",
+				    r->spec.hosts[j], r->spec.context_root ==
+				    NULL ? "" : r->spec.context_root), r, i);
+		}
+		if (r->spec.default_backend)
+			add_claim(&v, n, MAP_ROUTES, xstrdup("*"), r, i);
+	}
+	sort_array(v, *n, sizeof(*v), claim_cmp);
+	return v;
+}
+
+static void
+left_out(struct desired *d, struct routed *r, const char *prefix,
+    const char *label, char *message)
+{
+	char *full = xasprintf("%s.%s", prefix, label);
+
+	add_problem(d, r->svc->name, full, message);
+	free(full);
+	r->bad = 1;
+}
+
+/*
+ * Services that share a route must agree on the backend's options; one
+ * that disagrees with the first (by name) is left out.  Leaving one out
+ * can change who is first elsewhere, hence the loop.
+ */
+static void
+resolve_conflicts(struct desired *d, struct routed *routed, size_t nrouted,
+    const char *prefix)
+{
+	struct claim *c;
+	size_t n, i, start;
+	const char *label;
+	int changed;
+
+	do {
+		changed = 0;
+		c = collect_claims(routed, nrouted, &n);
+		for (start = 0; start < n; start = i) {
+			struct routed *first = &routed[c[start].routed];
+
+			for (i = start + 1; i < n && c[i].map == c[start].map &&
+			    strcmp(c[i].key, c[start].key) == 0; i++) {
+				struct routed *r = &routed[c[i].routed];
+
+				if (r->bad || first->bad || (label =
+				    options_differ(&first->spec, &r->spec)) ==
+				    NULL)
+					continue;
+				left_out(d, r, prefix, label, xasprintf(
+				    "differs from service %s, which serves "
+				    "%s too", first->svc->name,
+				    strcmp(c[i].key, "*") == 0 ?
+				    "unknown hosts" : c[i].key));
+				changed = 1;
+			}
+		}
+		free_claims(c, n);
+	} while (changed);
+}
+
+static const struct droute *
+find_route(const struct droute *v, size_t n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].key, key) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/*
+ * Redirects (and ssl_redirect) of every service.  A source redirected
+ * elsewhere by a service earlier by name leaves the later one out.
+ */
+static void
+build_redirects(struct desired *d, struct routed *routed, size_t nrouted,
+    const struct desired_opts *o)
+{
+	const struct droute *other;
+	struct droute *add;
+	size_t i, j, nadd;
+	const char *label;
+
+	for (i = 0; i < nrouted; i++) {
+		struct routed *r = &routed[i];
+
+		nadd = r->spec.nredirects + (r->spec.ssl_redirect ?
+		    r->spec.nhosts : 0);
+		add = xcalloc(nadd == 0 ? 1 : nadd, sizeof(*add));
+		for (j = 0; j < r->spec.nredirects; j++) {
+			add[j].key = xstrdup(r->spec.redirects[j].key);
+			add[j].value = xstrdup(r->spec.redirects[j].target);
+		}
+		for (; j < nadd; j++) {
+			const char *h = r->spec.hosts[j - r->spec.nredirects];
+
+			add[j].key = xasprintf("http://%s", h);
+			add[j].value = o->https_port == 443 ?
+			    xasprintf("https://%s", h) :
+			    xasprintf("https://%s:%u", h, o->https_port);
+		}
+		for (j = 0; j < nadd && !r->bad; j++) {
+			label = j < r->spec.nredirects ? "redirects" :
+			    "ssl_redirect";
+			other = find_route(add, j, add[j].key);
+			if (other != NULL && strcmp(other->value,
+			    add[j].value) != 0)
+				left_out(d, r, o->prefix, label, xasprintf(
+				    "%s is redirected both to %s and to %s",
+				    add[j].key, other->value, add[j].value));
+			other = find_route(d->maps[MAP_REDIRECTS],
+			    d->nmap[MAP_REDIRECTS], add[j].key);
+			if (!r->bad && other != NULL && strcmp(other->value,
+			    add[j].value) != 0)
+				left_out(d, r, o->prefix, label, xasprintf(
+				    "%s is redirected to %s by another "
+				    "service", add[j].key, other->value));
+		}
+		for (j = 0; j < nadd; j++) {
+			if (!r->bad && find_route(d->maps[MAP_REDIRECTS],
+			    d->nmap[MAP_REDIRECTS], add[j].key) == NULL)
+				map_add(d, MAP_REDIRECTS, add[j].key,
+				    add[j].value);
+			free(add[j].key);
+			free(add[j].value);
+		}
+		free(add);
+	}
+}
+
+static void
+build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
+{
+	struct dcert *c;
+	const struct dcert *fallback = NULL;
+	size_t i, j;
+	char *host;
+
+	for (i = 0; i < nrouted; i++) {
+		const struct routed *r = &routed[i];
+
+		if (r->bad || r->cert == NULL)
+			continue;
+		d->certs = xreallocarray(d->certs, d->ncerts + 1,
+		    sizeof(*d->certs));
+		c = &d->certs[d->ncerts++];
+		c->file = xasprintf("svc-%s.pem", r->svc->name);
+		c->pem = xstrdup(r->cert->pem);
+		c->snis = copy_strings(r->spec.hosts, r->spec.nhosts);
+		c->nsnis = r->spec.nhosts;
+		/* HTTPS redirect sources need the certificate too. */
+		for (j = 0; j < r->spec.nredirects; j++) {
+			if (strncmp(r->spec.redirects[j].key, "https://", 8) != 0)
+				continue;
+			host = xstrdup(r->spec.redirects[j].key + 8);
+			c->snis = xreallocarray(c->snis, c->nsnis + 1,
+			    sizeof(char *));
+			c->snis[c->nsnis++] = host;
+		}
+		sort_array(c->snis, c->nsnis, sizeof(char *), str_cmp_ptr);
+	}
+	sort_array(d->certs, d->ncerts, sizeof(*d->certs), dcert_cmp);
+	/* Without SNI: the default service's certificate, else the first. */
+	for (i = 0; i < nrouted; i++) {
+		const struct routed *r = &routed[i];
+		struct dcert key;
+
+		if (r->bad || r->cert == NULL || !r->spec.default_backend)
+			continue;
+		key.file = xasprintf("svc-%s.pem", r->svc->name);
+		fallback = find_in_array(&key, d->certs, d->ncerts,
+		    sizeof(*d->certs), dcert_cmp);
+		free(key.file);
+		break;
+	}
+	if (fallback == NULL && d->ncerts > 0)
+		fallback = &d->certs[0];
+	d->default_pem = fallback == NULL ? NULL : fallback->pem;
+}
+
+/* Reads one service's labels, certificate and servers into r. */
+static int
+route_service(struct desired *d, const struct swarm *sw,
+    const struct desired_opts *o, struct routed *r)
+{
+	struct problem pb;
+	char *message, *label;
+	int rc;
+
+	if (!valid_identifier(r->svc->name)) {
+		add_problem(d, r->svc->name, NULL, xstrdup("the service name "
+		    "is not a valid HAProxy name"));
+		return -1;
+	}
+	switch (labels_parse(r->svc, o->prefix, o->cluster, &r->spec, &pb)) {
+	case LABELS_IGNORED:
+		return -1;
+	case LABELS_ERROR:
+		add_problem(d, pb.service, pb.label, pb.message);
+		pb.message = NULL;
+		problem_free(&pb);
+		return -1;
+	case LABELS_ROUTED:
+		break;
+	}
+	label = NULL;
+	message = NULL;
+	if ((r->spec.passthrough || r->spec.ssl_cert != NULL ||
+	    r->spec.ssl_redirect) && o->https_port == 0) {
+		label = r->spec.passthrough ? "ssl_passthrough" :
+		    r->spec.ssl_cert != NULL ? "ssl_cert" : "ssl_redirect";
+		message = xstrdup("HTTPS is off on this agent ([routing] "
+		    "https_bind is empty)");
+	} else if (r->spec.ssl_cert != NULL) {
+		r->cert = o->certs == NULL ? NULL : cert_store_find(o->certs,
+		    r->spec.ssl_cert, r->spec.ssl_key);
+		if (r->cert == NULL || r->cert->pem == NULL) {
+			label = "ssl_cert";
+			message = xstrdup(r->cert == NULL ? "the certificate "
+			    "was not read" : r->cert->error);
+			r->cert = NULL;
+		}
+	}
+	if (message == NULL) {
+		rc = check_spec_network(sw, r->svc, r->spec.network, &message);
+		if (rc == 0)
+			rc = r->spec.vip ? vip_server(sw, r, &message) :
+			    service_servers(sw, r, &message);
+		if (rc == -1)
+			label = r->spec.vip && r->spec.network == NULL ?
+			    "backend_mode" : "network";
+	}
+	if (message != NULL) {
+		label = xasprintf("%s.%s", o->prefix, label);
+		add_problem(d, r->svc->name, label, message);
+		free(label);
+		free_servers(r->servers, r->nservers);
+		route_spec_free(&r->spec);
+		memset(r, 0, sizeof(*r));
+		return -1;
+	}
+	return 0;
 }
 
 /*
  * Returns the desired state (new) for the services of sw that carry
- * prefix labels and belong to cluster ("" for none).  Services whose
+ * prefix labels and belong to the cluster ("" for none).  Services whose
  * labels are wrong are left out and listed in problems.
  */
 struct desired *
-desired_build(const struct swarm *sw, const char *prefix, const char *cluster)
+desired_build(const struct swarm *sw, const struct desired_opts *o)
 {
 	struct desired *d;
 	struct routed *routed;
-	struct host_claim *claims = NULL;
-	struct problem pb;
-	size_t i, j, nrouted = 0, nclaims = 0, start;
-	char *message, *label;
+	struct claim *claims;
+	const char *backend;
+	size_t i, nrouted = 0, nclaims, start;
 
 	d = xcalloc(1, sizeof(*d));
 	routed = xcalloc(sw->nservices, sizeof(*routed));
 	for (i = 0; i < sw->nservices; i++) {
-		struct routed *r = &routed[nrouted];
-
-		r->svc = &sw->services[i];
-		if (!valid_identifier(r->svc->name)) {
-			add_problem(d, r->svc->name, NULL, xstrdup("the "
-			    "service name is not a valid HAProxy name"));
-			continue;
-		}
-		switch (labels_parse(r->svc, prefix, cluster, &r->spec, &pb)) {
-		case LABELS_IGNORED:
-			continue;
-		case LABELS_ERROR:
-			add_problem(d, pb.service, pb.label, pb.message);
-			pb.message = NULL;
-			problem_free(&pb);
-			continue;
-		case LABELS_ROUTED:
-			break;
-		}
-		if (check_spec_network(sw, r->svc, r->spec.network,
-		    &message) == -1 || service_servers(sw, r, &message) == -1) {
-			label = xasprintf("%s.network", prefix);
-			add_problem(d, r->svc->name, label, message);
-			free(label);
-			free_servers(r->servers, r->nservers);
-			route_spec_free(&r->spec);
-			memset(r, 0, sizeof(*r));
-			continue;
-		}
-		claims = xreallocarray(claims, nclaims + r->spec.nhosts,
-		    sizeof(*claims));
-		for (j = 0; j < r->spec.nhosts; j++) {
-			claims[nclaims].host = r->spec.hosts[j];
-			claims[nclaims].service = r->svc->name;
-			claims[nclaims].routed = nrouted;
-			nclaims++;
-		}
-		nrouted++;
+		routed[nrouted].svc = &sw->services[i];
+		if (route_service(d, sw, o, &routed[nrouted]) == 0)
+			nrouted++;
 	}
+	/* "The first by name" decides conflicts. */
+	sort_array(routed, nrouted, sizeof(*routed), routed_cmp);
+	build_redirects(d, routed, nrouted, o);
+	resolve_conflicts(d, routed, nrouted, o->prefix);
 
-	sort_array(claims, nclaims, sizeof(*claims), claim_cmp);
-	d->routes = xcalloc(nclaims, sizeof(*d->routes));
+	claims = collect_claims(routed, nrouted, &nclaims);
 	for (start = 0; start < nclaims; start = i) {
-		for (i = start + 1; i < nclaims &&
-		    strcmp(claims[i].host, claims[start].host) == 0; i++)
+		for (i = start + 1; i < nclaims && claims[i].map ==
+		    claims[start].map && strcmp(claims[i].key,
+		    claims[start].key) == 0; i++)
 			;
-		build_backend(d, claims + start, i - start, routed);
-		d->routes[d->nroutes].host = xstrdup(claims[start].host);
-		d->routes[d->nroutes].backend = backend_name(claims + start,
-		    i - start);
-		d->nroutes++;
+		backend = build_backend(d, claims + start, i - start, routed);
+		map_add(d, claims[start].map, claims[start].key, backend);
 	}
-	sort_array(d->backends, d->nbackends, sizeof(*d->backends), dbackend_cmp);
-	d->nservices = nrouted;
-	sort_array(d->problems, d->nproblems, sizeof(*d->problems), problem_cmp);
+	free_claims(claims, nclaims);
+	build_certs(d, routed, nrouted);
+
+	sort_array(d->backends, d->nbackends, sizeof(*d->backends),
+	    dbackend_cmp);
+	for (i = 0; i < MAP_COUNT; i++)
+		sort_array(d->maps[i], d->nmap[i], sizeof(*d->maps[i]),
+		    droute_cmp);
+	for (i = 0; i < nrouted; i++) {
+		if (routed[i].bad)
+			continue;
+		d->nservices++;
+		d->nhosts += routed[i].spec.nhosts;
+	}
+	sort_array(d->problems, d->nproblems, sizeof(*d->problems),
+	    problem_cmp);
 
 	for (i = 0; i < nrouted; i++) {
 		free_servers(routed[i].servers, routed[i].nservers);
 		route_spec_free(&routed[i].spec);
 	}
 	free(routed);
-	free(claims);
 	return d;
+}
+
+/* Whether HAProxy needs the HTTPS frontend: some TLS host is routed. */
+int
+desired_https(const struct desired *d)
+{
+	return d->ncerts > 0 || d->nmap[MAP_SNI] > 0;
 }
 
 void
@@ -444,18 +909,29 @@ desired_free(struct desired *d)
 	if (d == NULL)
 		return;
 	for (i = 0; i < d->nbackends; i++) {
-		free(d->backends[i].name);
-		for (j = 0; j < d->backends[i].nservices; j++)
-			free(d->backends[i].services[j]);
-		free(d->backends[i].services);
-		free_servers(d->backends[i].servers, d->backends[i].nservers);
+		struct dbackend *b = &d->backends[i];
+
+		free(b->name);
+		free_strings(b->services, b->nservices);
+		free_servers(b->servers, b->nservers);
+		free(b->strip);
+		free(b->sticky_cookie);
+		free_strings(b->ws_paths, b->nws);
 	}
 	free(d->backends);
-	for (i = 0; i < d->nroutes; i++) {
-		free(d->routes[i].host);
-		free(d->routes[i].backend);
+	for (i = 0; i < MAP_COUNT; i++) {
+		for (j = 0; j < d->nmap[i]; j++) {
+			free(d->maps[i][j].key);
+			free(d->maps[i][j].value);
+		}
+		free(d->maps[i]);
 	}
-	free(d->routes);
+	for (i = 0; i < d->ncerts; i++) {
+		free(d->certs[i].file);
+		free(d->certs[i].pem);
+		free_strings(d->certs[i].snis, d->certs[i].nsnis);
+	}
+	free(d->certs);
 	for (i = 0; i < d->nproblems; i++)
 		problem_free(&d->problems[i]);
 	free(d->problems);
@@ -469,6 +945,6 @@ desired_backend(const struct desired *d, const char *name)
 	struct dbackend key;
 
 	key.name = (char *)name;
-	return find_in_array(&key, d->backends, d->nbackends, sizeof(*d->backends),
-	    dbackend_cmp);
+	return find_in_array(&key, d->backends, d->nbackends,
+	    sizeof(*d->backends), dbackend_cmp);
 }

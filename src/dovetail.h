@@ -18,6 +18,9 @@
 /* Names dovetail gives to the objects it owns in the HAProxy file. */
 #define DT_FRONTEND_HTTP "dovetail-http"
 #define DT_BACKEND_NO_ROUTE "dovetail-no-route"
+#define DT_FRONTEND_HTTPS "dovetail-https"
+#define DT_FRONTEND_TLS "dovetail-https-terminate"
+#define DT_BACKEND_TERMINATE "dovetail-tls-terminate"
 /* Options of every server, in the file and in runtime "add server". */
 #define DT_SERVER_OPTIONS \
 	"check inter 1s fall 2 rise 1 observe layer4 error-limit 1 " \
@@ -86,6 +89,9 @@ struct config {
 	char *service_cluster;	/* "" = services without a cluster label */
 	char *http_bind;
 	char *https_bind;
+	char *secrets_dir;
+	unsigned websocket_timeout_ms;
+	int response_headers;
 	char *listen;		/* metrics and health, "" = off */
 	unsigned poll_interval_ms;
 	unsigned converge_interval_ms;
@@ -112,7 +118,7 @@ int config_load(struct config *, const char *path, char **cause);
 int config_validate(const struct config *, char **cause);
 int config_parse_duration(const char *, unsigned *ms);
 int config_check_bind(const char *);
-char *config_map_path(const struct config *);
+char *config_state_path(const struct config *, const char *suffix);
 
 /* swarm.c: Docker Engine JSON to the swarm model (no I/O) */
 struct kv {
@@ -205,6 +211,7 @@ int swarm_parse_networks(struct swarm *, const char *, size_t, char **cause);
 const char *swarm_network_name(const struct swarm *, const char *id_or_name);
 void swarm_replace_service(struct swarm *, const char *service_id,
     struct swarm *fresh);
+void swarm_merge_services(struct swarm *, struct swarm *other);
 const struct service *swarm_service(const struct swarm *, const char *id);
 const struct node *swarm_node(const struct swarm *, const char *id);
 const char *service_label(const struct service *, const char *key);
@@ -218,11 +225,30 @@ void task_free_fields(struct task *);
 void service_free_fields(struct service *);
 
 /* labels.c: service labels to a route specification (no I/O) */
+struct redirect {
+	char *key;		/* "http://host" or "https://host" */
+	char *target;		/* "https://host[:port]" */
+};
 struct route_spec {
-	char **hosts;		/* lower case, validated */
+	char **hosts;		/* lower case, validated, sorted */
 	size_t nhosts;
 	uint16_t port;
 	char *network;		/* NULL: the only network */
+	char *context_root;	/* NULL: the whole host; else "/app" */
+	int rewrite;		/* strip the context root */
+	int passthrough;	/* TLS to the tasks, by SNI */
+	int ssl_redirect;	/* plain HTTP to https:// */
+	char *ssl_cert;		/* secret names, or NULL */
+	char *ssl_key;
+	struct redirect *redirects;	/* sorted by key */
+	size_t nredirects;
+	char *sticky_cookie;
+	int ip_hash;
+	char **ws_paths;	/* WebSocket paths, sorted */
+	size_t nws;
+	int default_backend;
+	int vip;		/* backend_mode=vip */
+	int weight;		/* percent, -1: none */
 };
 struct problem {
 	char *service;
@@ -236,17 +262,40 @@ enum labels_result {
 };
 enum labels_result labels_parse(const struct service *, const char *prefix,
     const char *cluster, struct route_spec *, struct problem *);
+int labels_secrets(const struct service *, const char *prefix,
+    const char *cluster, const char **cert, const char **key);
 void route_spec_free(struct route_spec *);
 void problem_free(struct problem *);
 int label_valid_host(const char *);
 int label_parse_port(const char *, uint16_t *);
+int label_parse_path(const char *, char **);
+int label_parse_bool(const char *, int *);
+
+/* tls.c: certificate and key files to what HAProxy loads (no I/O) */
+struct cert_pair {
+	char *cert;		/* secret names */
+	char *key;
+	char *pem;		/* combined, checked; NULL on error */
+	char *error;		/* why not, or NULL */
+};
+struct cert_store {
+	struct cert_pair *pairs;	/* sorted by cert, then key */
+	size_t npairs;
+};
+char *tls_combine(const char *cert, size_t, const char *key, size_t,
+    char **cause);
+const struct cert_pair *cert_store_find(const struct cert_store *,
+    const char *cert, const char *key);
+void cert_store_sort(struct cert_store *);
+void cert_store_free(struct cert_store *);
 
 /* desired.c: swarm model to the desired HAProxy state (no I/O) */
 struct dserver {
-	char *name;		/* the task id */
+	char *name;		/* the task id (the service id in vip mode) */
 	char *addr;
 	uint16_t port;
-	char *service;		/* service name, for logs (borrowed text) */
+	int weight;		/* 0-256, -1: HAProxy's default */
+	char *service;		/* service name, for logs */
 };
 struct dbackend {
 	char *name;
@@ -254,37 +303,77 @@ struct dbackend {
 	size_t nservices;
 	struct dserver *servers;	/* sorted by name */
 	size_t nservers;
+	int tcp;		/* TLS passthrough */
+	char *strip;		/* context root to strip, or NULL */
+	char *sticky_cookie;
+	int ip_hash;
+	char **ws_paths;
+	size_t nws;
 };
 struct droute {
-	char *host;
-	char *backend;
+	char *key;
+	char *value;
+};
+/* dovetail's maps: each a file beside the generated one, edited live. */
+enum map_kind {
+	MAP_ROUTES = 0,		/* "host/path/" or "*" -> backend */
+	MAP_SNI,		/* host -> passthrough backend */
+	MAP_REDIRECTS,		/* "scheme://host" -> target */
+	MAP_COUNT
+};
+extern const char *const map_suffixes[MAP_COUNT];
+struct dcert {
+	char *file;		/* "svc-<service>.pem" */
+	char *pem;
+	char **snis;		/* sorted */
+	size_t nsnis;
 };
 struct desired {
 	struct dbackend *backends;	/* sorted by name */
 	size_t nbackends;
-	struct droute *routes;		/* sorted by host */
-	size_t nroutes;
+	struct droute *maps[MAP_COUNT];	/* each sorted by key */
+	size_t nmap[MAP_COUNT];
+	struct dcert *certs;		/* sorted by file */
+	size_t ncerts;
+	const char *default_pem;	/* borrowed from certs, or NULL */
 	struct problem *problems;	/* sorted by service */
 	size_t nproblems;
 	size_t nservices;		/* services routed */
+	size_t nhosts;			/* host names routed */
 };
-struct desired *desired_build(const struct swarm *, const char *prefix,
-    const char *cluster);
+struct desired_opts {
+	const char *prefix;
+	const char *cluster;
+	uint16_t https_port;		/* 0: no HTTPS */
+	const struct cert_store *certs;	/* may be NULL */
+};
+struct desired *desired_build(const struct swarm *,
+    const struct desired_opts *);
 void desired_free(struct desired *);
 const struct dbackend *desired_backend(const struct desired *, const char *);
+int desired_https(const struct desired *);
 
 /* render.c: desired state to the HAProxy file and map (no I/O) */
 struct render_opts {
 	const char *http_bind;
 	const char *https_bind;
-	const char *map_path;
+	const char *map_paths[MAP_COUNT];
+	const char *crt_list;
+	const char *certs_dir;		/* the crt-list's files */
+	const char *default_cert;	/* in certs_dir */
+	const char *tls_socket;		/* "abns@..." between the frontends */
+	const char *websocket_timeout;
+	int response_headers;
 };
 void render_config(struct buf *, const struct desired *,
     const struct render_opts *);
-void render_map(struct buf *, const struct desired *);
+void render_map(struct buf *, const struct desired *, enum map_kind);
+void render_crt_list(struct buf *, const struct desired *,
+    const char *certs_dir);
 void render_skeleton(struct buf *, const char *config_text);
 void render_server_addr(struct buf *, const struct dserver *);
-void render_server_args(struct buf *, const struct dserver *);
+void render_server_args(struct buf *, const struct dbackend *,
+    const struct dserver *);
 
 /* hastate.c: parsing HAProxy runtime replies (no I/O) */
 struct rserver {
@@ -294,6 +383,7 @@ struct rserver {
 	uint16_t port;
 	unsigned admin;
 	unsigned op;
+	int weight;		/* user weight */
 };
 struct rmapent {
 	char *key;
@@ -304,9 +394,18 @@ struct running {
 	size_t nservers;
 	char **backends;		/* sorted */
 	size_t nbackends;
-	struct rmapent *map;		/* sorted by key */
-	size_t nmap;
-	int map_missing;		/* HAProxy has no such map loaded */
+	struct rmapent *maps[MAP_COUNT];	/* each sorted by key */
+	size_t nmap[MAP_COUNT];
+	int map_missing[MAP_COUNT];	/* HAProxy has no such map loaded */
+	/* TLS: read only when the terminating frontend runs. */
+	int tls;
+	char **cert_files;		/* "show ssl cert", sorted */
+	size_t ncert_files;
+	struct rmapent *crt_list;	/* file -> SNI filters, sorted */
+	size_t ncrt_list;
+	/* Filled by the agent: what dovetail last committed, by file. */
+	struct rmapent *committed;	/* file name -> PEM, sorted */
+	size_t ncommitted;
 };
 struct proc_info {
 	long master_pid;
@@ -320,7 +419,10 @@ struct running *running_new(void);
 void running_free(struct running *);
 int hastate_parse_servers(struct running *, const char *, char **cause);
 int hastate_parse_backends(struct running *, const char *, char **cause);
-int hastate_parse_map(struct running *, const char *, char **cause);
+int hastate_parse_map(struct running *, enum map_kind, const char *,
+    char **cause);
+int hastate_parse_certs(struct running *, const char *, char **cause);
+int hastate_parse_crt_list(struct running *, const char *, char **cause);
 int hastate_parse_proc(const char *, struct proc_info *, char **cause);
 int running_has_backend(const struct running *, const char *);
 int rserver_in_maint(const struct rserver *);
@@ -335,11 +437,20 @@ enum cmd_kind {
 	CMD_MAP_ADD,
 	CMD_MAP_SET,
 	CMD_MAP_DEL,
+	CMD_SET_WEIGHT,
+	CMD_CERT_NEW,
+	CMD_CERT_SET,
+	CMD_CERT_COMMIT,
+	CMD_CERT_DEL,
+	CMD_CRT_LIST_ADD,
+	CMD_CRT_LIST_DEL,
 };
 struct cmd {
 	enum cmd_kind kind;
-	char *text;		/* one runtime command, no newline */
+	char *text;		/* one runtime command (a payload after "<<") */
 	char *what;		/* the change, for the log */
+	const char *file;	/* CMD_CERT_COMMIT, CMD_CERT_DEL: the file */
+	const char *pem;	/* CMD_CERT_COMMIT: what it holds now */
 };
 struct plan {
 	struct cmd *cmds;
@@ -348,7 +459,7 @@ struct plan {
 };
 void plan_build(struct plan *, const struct desired *,
     const struct desired *previous, const struct running *,
-    const char *map_path);
+    const struct render_opts *);
 void plan_free(struct plan *);
 int plan_reply_ok(const struct cmd *, const char *reply);
 
@@ -358,7 +469,7 @@ int runtime_query(const char *socket, const char *command, struct buf *out,
 int runtime_batch(const char *socket, const char *const *commands, size_t n,
     char ***replies, char **cause);
 void runtime_replies_free(char **, size_t);
-int runtime_read_state(const char *socket, const char *map_path,
+int runtime_read_state(const char *socket, const struct render_opts *,
     struct running *, char **cause);
 
 /* reload.c: writing the file, checking it and reloading HAProxy */

@@ -19,10 +19,23 @@ running_new(void)
 	return xcalloc(1, sizeof(struct running));
 }
 
+static void
+free_entries(struct rmapent *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
 void
 running_free(struct running *r)
 {
 	size_t i;
+	int m;
 
 	if (r == NULL)
 		return;
@@ -35,11 +48,13 @@ running_free(struct running *r)
 	for (i = 0; i < r->nbackends; i++)
 		free(r->backends[i]);
 	free(r->backends);
-	for (i = 0; i < r->nmap; i++) {
-		free(r->map[i].key);
-		free(r->map[i].value);
-	}
-	free(r->map);
+	for (m = 0; m < MAP_COUNT; m++)
+		free_entries(r->maps[m], r->nmap[m]);
+	for (i = 0; i < r->ncert_files; i++)
+		free(r->cert_files[i]);
+	free(r->cert_files);
+	free_entries(r->crt_list, r->ncrt_list);
+	free_entries(r->committed, r->ncommitted);
 	free(r);
 }
 
@@ -112,7 +127,7 @@ rmapent_cmp(const void *a, const void *b)
 /* Column positions, looked up in the header so a new column is harmless. */
 struct state_cols {
 	int be_name, srv_name, srv_addr, srv_op_state, srv_admin_state,
-	    srv_port;
+	    srv_port, srv_uweight;
 };
 
 static int
@@ -122,7 +137,7 @@ header_cols(char *header, struct state_cols *c, char **cause)
 	size_t n, i;
 
 	c->be_name = c->srv_name = c->srv_addr = c->srv_op_state =
-	    c->srv_admin_state = c->srv_port = -1;
+	    c->srv_admin_state = c->srv_port = c->srv_uweight = -1;
 	n = split_fields(header, f, STATE_MAX_FIELDS);
 	/* f[0] is "#" */
 	for (i = 1; i < n; i++) {
@@ -140,9 +155,12 @@ header_cols(char *header, struct state_cols *c, char **cause)
 			c->srv_admin_state = col;
 		else if (strcmp(f[i], "srv_port") == 0)
 			c->srv_port = col;
+		else if (strcmp(f[i], "srv_uweight") == 0)
+			c->srv_uweight = col;
 	}
 	if (c->be_name < 0 || c->srv_name < 0 || c->srv_addr < 0 ||
-	    c->srv_op_state < 0 || c->srv_admin_state < 0 || c->srv_port < 0) {
+	    c->srv_op_state < 0 || c->srv_admin_state < 0 || c->srv_port < 0 ||
+	    c->srv_uweight < 0) {
 		*cause = xstrdup("show servers state: header lacks a column");
 		return -1;
 	}
@@ -156,7 +174,7 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 	char *copy, *line, *next, *f[STATE_MAX_FIELDS];
 	struct state_cols c;
 	struct rserver *s;
-	unsigned long op, admin, port;
+	unsigned long op, admin, port, weight;
 	size_t n;
 	int have_header = 0, rc = 0, max;
 
@@ -192,10 +210,14 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 			max = c.srv_admin_state;
 		if (c.srv_port > max)
 			max = c.srv_port;
+		if (c.srv_uweight > max)
+			max = c.srv_uweight;
 		if ((int)n <= max ||
 		    parse_ulong(f[c.srv_op_state], &op) == -1 ||
 		    parse_ulong(f[c.srv_admin_state], &admin) == -1 ||
-		    parse_ulong(f[c.srv_port], &port) == -1 || port > 65535) {
+		    parse_ulong(f[c.srv_port], &port) == -1 || port > 65535 ||
+		    parse_ulong(f[c.srv_uweight], &weight) == -1 ||
+		    weight > 256) {
 			*cause = xasprintf("show servers state: bad line "
 			    "for backend \"%s\"", esc(n > 0 ? f[0] : ""));
 			rc = -1;
@@ -210,6 +232,7 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 		s->port = (uint16_t)port;
 		s->op = (unsigned)op;
 		s->admin = (unsigned)admin;
+		s->weight = (int)weight;
 	}
 	free(copy);
 	sort_array(r->servers, r->nservers, sizeof(*r->servers), rserver_cmp);
@@ -241,9 +264,19 @@ hastate_parse_backends(struct running *r, const char *text, char **cause)
 	return 0;
 }
 
+static void
+add_entry(struct rmapent **v, size_t *n, const char *key, const char *value)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[*n].key = xstrdup(key);
+	(*v)[*n].value = xstrdup(value);
+	(*n)++;
+}
+
 /* Appends the entries of a "show map" reply: "0xID key value". */
 int
-hastate_parse_map(struct running *r, const char *text, char **cause)
+hastate_parse_map(struct running *r, enum map_kind m, const char *text,
+    char **cause)
 {
 	char *copy, *line, *next, *f[4];
 	size_t n;
@@ -259,13 +292,73 @@ hastate_parse_map(struct running *r, const char *text, char **cause)
 			free(copy);
 			return -1;
 		}
-		r->map = xreallocarray(r->map, r->nmap + 1, sizeof(*r->map));
-		r->map[r->nmap].key = xstrdup(f[1]);
-		r->map[r->nmap].value = xstrdup(f[2]);
-		r->nmap++;
+		add_entry(&r->maps[m], &r->nmap[m], f[1], f[2]);
 	}
 	free(copy);
-	sort_array(r->map, r->nmap, sizeof(*r->map), rmapent_cmp);
+	sort_array(r->maps[m], r->nmap[m], sizeof(*r->maps[m]), rmapent_cmp);
+	return 0;
+}
+
+/* The files of a "show ssl cert" reply, by base name. */
+int
+hastate_parse_certs(struct running *r, const char *text, char **cause)
+{
+	char *copy, *line, *next, *base;
+
+	copy = xstrdup(text);
+	for (next = copy; (line = next_line(&next)) != NULL;) {
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		if (line[0] == '*')	/* an open transaction */
+			line++;
+		if (strchr(line, ' ') != NULL) {
+			*cause = xasprintf("show ssl cert: unexpected \"%s\"",
+			    esc(line));
+			free(copy);
+			return -1;
+		}
+		base = strrchr(line, '/');
+		r->cert_files = xreallocarray(r->cert_files,
+		    r->ncert_files + 1, sizeof(char *));
+		r->cert_files[r->ncert_files++] = xstrdup(base == NULL ? line :
+		    base + 1);
+	}
+	free(copy);
+	sort_array(r->cert_files, r->ncert_files, sizeof(char *),
+	    str_cmp_ptr);
+	return 0;
+}
+
+/*
+ * The entries of a "show ssl crt-list" reply: "# list" then "path
+ * [filters...]", keyed by the file's base name, filters as one string.
+ */
+int
+hastate_parse_crt_list(struct running *r, const char *text, char **cause)
+{
+	char *copy, *line, *next, *sp, *base;
+
+	copy = xstrdup(text);
+	for (next = copy; (line = next_line(&next)) != NULL;) {
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		if (line[0] != '/') {
+			*cause = xasprintf("show ssl crt-list: unexpected "
+			    "\"%s\"", esc(line));
+			free(copy);
+			return -1;
+		}
+		sp = strchr(line, ' ');
+		if (sp != NULL)
+			*sp++ = '\0';
+		base = strrchr(line, '/');
+		add_entry(&r->crt_list, &r->ncrt_list, base + 1,
+		    sp == NULL ? "" : sp);
+	}
+	free(copy);
+	sort_array(r->crt_list, r->ncrt_list, sizeof(*r->crt_list),
+	    rmapent_cmp);
+	r->tls = 1;
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,67 @@ valid_network_name(const char *s)
 	return 1;
 }
 
+#define PATH_MAX_LEN 200
+#define NAME_MAX_LEN 64
+
+/* A context root or WebSocket path: "/", or "/seg/seg" without a final "/". */
+int
+label_parse_path(const char *value, char **out)
+{
+	const char *p, *seg;
+	size_t len = strlen(value);
+
+	if (value[0] != '/' || len > PATH_MAX_LEN)
+		return -1;
+	while (len > 1 && value[len - 1] == '/')
+		len--;
+	if (len == 1) {
+		*out = xstrdup("/");
+		return 0;
+	}
+	for (p = value + 1, seg = p; p <= value + len; p++) {
+		if (p == value + len || *p == '/') {
+			if (p == seg || (p - seg == 1 && seg[0] == '.') ||
+			    (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
+				return -1;
+			seg = p + 1;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && strchr("._~-", *p) == NULL)
+			return -1;
+	}
+	*out = xstrndup(value, len);
+	return 0;
+}
+
+/* Secret and cookie names: letters, digits, '.', '_', '-'; no leading '.'. */
+static int
+valid_name(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > NAME_MAX_LEN || s[0] == '.')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && strchr("._-", *s) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* Exactly true/false/1/0: Interlock took "false" for "on". */
+int
+label_parse_bool(const char *s, int *v)
+{
+	if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+		*v = 1;
+	else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+		*v = 0;
+	else
+		return -1;
+	return 0;
+}
+
 void
 route_spec_free(struct route_spec *r)
 {
@@ -87,6 +149,18 @@ route_spec_free(struct route_spec *r)
 		free(r->hosts[i]);
 	free(r->hosts);
 	free(r->network);
+	free(r->context_root);
+	free(r->ssl_cert);
+	free(r->ssl_key);
+	for (i = 0; i < r->nredirects; i++) {
+		free(r->redirects[i].key);
+		free(r->redirects[i].target);
+	}
+	free(r->redirects);
+	free(r->sticky_cookie);
+	for (i = 0; i < r->nws; i++)
+		free(r->ws_paths[i]);
+	free(r->ws_paths);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -120,15 +194,20 @@ label_of(const struct service *s, const char *prefix, const char *name)
 	return service_label(s, key);
 }
 
+/*
+ * Calls one(item, len, arg, message) for each non-empty item of a
+ * sep-separated list, blanks around items trimmed.
+ */
 static int
-parse_hosts(const char *value, struct route_spec *r, char **message)
+each_item(const char *value, char sep,
+    int (*one)(const char *, size_t, void *, char **), void *arg,
+    char **message)
 {
 	const char *p, *end;
-	char *host;
-	size_t i, len;
+	size_t len;
 
-	for (p = value; *p != '\0'; p = *end == ',' ? end + 1 : end) {
-		end = strchr(p, ',');
+	for (p = value; *p != '\0'; p = *end == sep ? end + 1 : end) {
+		end = strchr(p, sep);
 		if (end == NULL)
 			end = p + strlen(p);
 		while (p < end && *p == ' ')
@@ -136,48 +215,333 @@ parse_hosts(const char *value, struct route_spec *r, char **message)
 		len = (size_t)(end - p);
 		while (len > 0 && p[len - 1] == ' ')
 			len--;
-		if (len == 0)
-			continue;
-		host = xstrndup(p, len);
-		for (i = 0; i < len; i++)
-			host[i] = (char)tolower((unsigned char)host[i]);
-		if (!label_valid_host(host)) {
-			*message = xasprintf("\"%s\" is not a host name "
-			    "(letters, digits, '-' and '.' only)", esc(host));
-			free(host);
+		if (len > 0 && one(p, len, arg, message) == -1)
 			return -1;
-		}
-		for (i = 0; i < r->nhosts; i++) {
-			if (strcmp(r->hosts[i], host) == 0)
-				break;
-		}
-		if (i < r->nhosts) {
-			free(host);
-			continue;
-		}
-		r->hosts = xreallocarray(r->hosts, r->nhosts + 1,
-		    sizeof(char *));
-		r->hosts[r->nhosts++] = host;
 	}
-	if (r->nhosts == 0) {
-		*message = xstrdup("no host name in the list");
+	return 0;
+}
+
+static int
+add_unique(char ***v, size_t *n, char *s)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++) {
+		if (strcmp((*v)[i], s) == 0) {
+			free(s);
+			return 0;
+		}
+	}
+	*v = xreallocarray(*v, *n + 1, sizeof(char *));
+	(*v)[(*n)++] = s;
+	return 1;
+}
+
+static char *
+lower_host(const char *p, size_t len, char **message)
+{
+	char *host = xstrndup(p, len);
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		host[i] = (char)tolower((unsigned char)host[i]);
+	if (!label_valid_host(host)) {
+		*message = xasprintf("\"%s\" is not a host name (letters, "
+		    "digits, '-' and '.' only)", esc(host));
+		free(host);
+		return NULL;
+	}
+	return host;
+}
+
+static int
+one_host(const char *p, size_t len, void *arg, char **message)
+{
+	struct route_spec *r = arg;
+	char *host;
+
+	if ((host = lower_host(p, len, message)) == NULL)
+		return -1;
+	add_unique(&r->hosts, &r->nhosts, host);
+	return 0;
+}
+
+static int
+one_ws_path(const char *p, size_t len, void *arg, char **message)
+{
+	struct route_spec *r = arg;
+	char *item = xstrndup(p, len), *path;
+
+	if (label_parse_path(item, &path) == -1) {
+		*message = xasprintf("\"%s\" is not a path (\"/\" then "
+		    "letters, digits, '.', '_', '~', '-' and '/')", esc(item));
+		free(item);
 		return -1;
 	}
-	sort_array(r->hosts, r->nhosts, sizeof(char *), str_cmp_ptr);
+	free(item);
+	add_unique(&r->ws_paths, &r->nws, path);
 	return 0;
+}
+
+/* "http://host", "https://host" or "host"; sets *scheme (0: both). */
+static char *
+parse_url(const char *p, size_t len, int *scheme, uint16_t *port,
+    int target, char **message)
+{
+	char *item = xstrndup(p, len), *host, *colon;
+	const char *rest = item;
+
+	*scheme = 0;
+	*port = 0;
+	if (strncmp(item, "http://", 7) == 0) {
+		*scheme = 1;
+		rest += 7;
+	} else if (strncmp(item, "https://", 8) == 0) {
+		*scheme = 2;
+		rest += 8;
+	} else if (target) {
+		*message = xasprintf("target \"%s\" must start with http:// "
+		    "or https://", esc(item));
+		free(item);
+		return NULL;
+	}
+	len = strlen(rest);
+	if (len > 0 && rest[len - 1] == '/')
+		len--;
+	colon = memchr(rest, ':', len);
+	if (colon != NULL) {
+		char *portstr = xstrndup(colon + 1, len - (size_t)(colon + 1 -
+		    rest));
+
+		if (!target || label_parse_port(portstr, port) == -1) {
+			*message = xasprintf("\"%s\": bad port", esc(item));
+			free(portstr);
+			free(item);
+			return NULL;
+		}
+		free(portstr);
+		len = (size_t)(colon - rest);
+	}
+	if ((host = lower_host(rest, len, message)) == NULL) {
+		free(item);
+		return NULL;
+	}
+	free(item);
+	return host;
+}
+
+static void
+add_redirect(struct route_spec *r, const char *scheme, const char *host,
+    const char *target)
+{
+	r->redirects = xreallocarray(r->redirects, r->nredirects + 1,
+	    sizeof(*r->redirects));
+	r->redirects[r->nredirects].key = xasprintf("%s://%s", scheme, host);
+	r->redirects[r->nredirects].target = xstrdup(target);
+	r->nredirects++;
+}
+
+static int
+one_redirect(const char *p, size_t len, void *arg, char **message)
+{
+	struct route_spec *r = arg;
+	const char *comma = memchr(p, ',', len);
+	char *src, *dst, *target;
+	int src_scheme, dst_scheme;
+	uint16_t port;
+	size_t i;
+
+	if (comma == NULL) {
+		src = xstrndup(p, len);
+		*message = xasprintf("\"%s\" is not \"source,target\"",
+		    esc(src));
+		free(src);
+		return -1;
+	}
+	if ((src = parse_url(p, (size_t)(comma - p), &src_scheme, &port, 0,
+	    message)) == NULL)
+		return -1;
+	if ((dst = parse_url(comma + 1, len - (size_t)(comma + 1 - p),
+	    &dst_scheme, &port, 1, message)) == NULL) {
+		free(src);
+		return -1;
+	}
+	if (port != 0)
+		target = xasprintf("%s://%s:%u", dst_scheme == 1 ? "http" :
+		    "https", dst, port);
+	else
+		target = xasprintf("%s://%s", dst_scheme == 1 ? "http" :
+		    "https", dst);
+	if (src_scheme != 2)
+		add_redirect(r, "http", src, target);
+	if (src_scheme != 1)
+		add_redirect(r, "https", src, target);
+	free(src);
+	free(dst);
+	free(target);
+	for (i = 0; i + 1 < r->nredirects; i++) {
+		if (strcmp(r->redirects[i].key,
+		    r->redirects[r->nredirects - 1].key) == 0) {
+			*message = xasprintf("source %s is listed twice",
+			    r->redirects[i].key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+redirect_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct redirect *)a)->key,
+	    ((const struct redirect *)b)->key);
+}
+
+/* The boolean labels, their fields, and their defaults (all off). */
+struct bool_label {
+	const char *name;
+	size_t offset;
+};
+static const struct bool_label bool_labels[] = {
+	{ "context_root_rewrite", offsetof(struct route_spec, rewrite) },
+	{ "ssl_passthrough", offsetof(struct route_spec, passthrough) },
+	{ "ssl_redirect", offsetof(struct route_spec, ssl_redirect) },
+	{ "ip_hash", offsetof(struct route_spec, ip_hash) },
+	{ "default_backend", offsetof(struct route_spec, default_backend) },
+};
+
+/* Labels that cannot apply when HAProxy does not see the requests. */
+static const char *const http_only_labels[] = {
+	"context_root", "sticky_session_cookie", "websocket_endpoints",
+	"ssl_cert", "ssl_key",
+};
+
+static enum labels_result
+parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
+    struct problem *pb)
+{
+	const char *v;
+	char *message = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(bool_labels) / sizeof(bool_labels[0]); i++) {
+		v = label_of(s, prefix, bool_labels[i].name);
+		if (v != NULL && label_parse_bool(v, (int *)(void *)((char *)r +
+		    bool_labels[i].offset)) == -1)
+			return fail(pb, s, prefix, bool_labels[i].name,
+			    xasprintf("\"%s\" is not a boolean (true, false, "
+			    "1 or 0)", esc(v)));
+	}
+
+	if ((v = label_of(s, prefix, "context_root")) != NULL &&
+	    label_parse_path(v, &r->context_root) == -1)
+		return fail(pb, s, prefix, "context_root", xasprintf("\"%s\" "
+		    "is not a path (\"/\" then letters, digits, '.', '_', "
+		    "'~', '-' and '/')", esc(v)));
+	if (r->context_root != NULL && strcmp(r->context_root, "/") == 0) {
+		free(r->context_root);
+		r->context_root = NULL;
+	}
+	if (r->rewrite && r->context_root == NULL)
+		return fail(pb, s, prefix, "context_root_rewrite",
+		    xstrdup("needs a context_root label other than \"/\""));
+
+	v = label_of(s, prefix, "ssl_cert");
+	if (v != NULL && !valid_name(v))
+		return fail(pb, s, prefix, "ssl_cert", xasprintf("\"%s\" is "
+		    "not a secret name", esc(v)));
+	r->ssl_cert = v == NULL ? NULL : xstrdup(v);
+	v = label_of(s, prefix, "ssl_key");
+	if (v != NULL && !valid_name(v))
+		return fail(pb, s, prefix, "ssl_key", xasprintf("\"%s\" is "
+		    "not a secret name", esc(v)));
+	r->ssl_key = v == NULL ? NULL : xstrdup(v);
+	if ((r->ssl_cert == NULL) != (r->ssl_key == NULL))
+		return fail(pb, s, prefix, r->ssl_cert == NULL ? "ssl_cert" :
+		    "ssl_key", xasprintf("missing: ssl_cert and ssl_key go "
+		    "together"));
+
+	if ((v = label_of(s, prefix, "redirects")) != NULL) {
+		if (each_item(v, ';', one_redirect, r, &message) == -1)
+			return fail(pb, s, prefix, "redirects", message);
+		if (r->nredirects == 0)
+			return fail(pb, s, prefix, "redirects",
+			    xstrdup("no \"source,target\" in the list"));
+		sort_array(r->redirects, r->nredirects, sizeof(*r->redirects),
+		    redirect_cmp);
+	}
+
+	if ((v = label_of(s, prefix, "sticky_session_cookie")) != NULL) {
+		if (!valid_name(v))
+			return fail(pb, s, prefix, "sticky_session_cookie",
+			    xasprintf("\"%s\" is not a cookie name (letters, "
+			    "digits, '.', '_' and '-')", esc(v)));
+		if (r->ip_hash)
+			return fail(pb, s, prefix, "sticky_session_cookie",
+			    xstrdup("cannot go with ip_hash: choose one"));
+		r->sticky_cookie = xstrdup(v);
+	}
+
+	if ((v = label_of(s, prefix, "websocket_endpoints")) != NULL) {
+		if (each_item(v, ',', one_ws_path, r, &message) == -1)
+			return fail(pb, s, prefix, "websocket_endpoints",
+			    message);
+		sort_array(r->ws_paths, r->nws, sizeof(char *), str_cmp_ptr);
+	}
+
+	if ((v = label_of(s, prefix, "backend_mode")) != NULL) {
+		if (strcmp(v, "vip") == 0)
+			r->vip = 1;
+		else if (strcmp(v, "task") != 0)
+			return fail(pb, s, prefix, "backend_mode", xasprintf(
+			    "\"%s\" is not a backend mode (task or vip)",
+			    esc(v)));
+	}
+
+	r->weight = -1;
+	if ((v = label_of(s, prefix, "weight")) != NULL) {
+		uint16_t w;
+
+		if (strcmp(v, "0") == 0)
+			r->weight = 0;
+		else if (label_parse_port(v, &w) == -1 || w > 100)
+			return fail(pb, s, prefix, "weight", xasprintf("\"%s\" "
+			    "is not a percentage (0-100)", esc(v)));
+		else
+			r->weight = w;
+	}
+
+	if (r->passthrough) {
+		for (i = 0; i < sizeof(http_only_labels) /
+		    sizeof(http_only_labels[0]); i++) {
+			if (label_of(s, prefix, http_only_labels[i]) != NULL)
+				return fail(pb, s, prefix, http_only_labels[i],
+				    xstrdup("cannot go with ssl_passthrough: "
+				    "HAProxy does not see the requests"));
+		}
+	}
+	if (r->nhosts == 0 && !r->default_backend)
+		return fail(pb, s, prefix, "hosts", xstrdup("missing: a "
+		    "service needs hosts or default_backend=true"));
+	if (r->passthrough && r->nhosts == 0)
+		return fail(pb, s, prefix, "hosts", xstrdup("missing: "
+		    "ssl_passthrough routes by SNI, which needs host names"));
+	return LABELS_ROUTED;
 }
 
 /*
  * Reads the routing labels of s.  Returns LABELS_ROUTED with r filled,
- * LABELS_IGNORED when s is not for this agent (no hosts label, or another
- * service cluster), or LABELS_ERROR with pb filled (new strings).
+ * LABELS_IGNORED when s is not for this agent (neither hosts nor
+ * default_backend label, or another service cluster), or LABELS_ERROR
+ * with pb filled (new strings).
  */
 enum labels_result
 labels_parse(const struct service *s, const char *prefix, const char *cluster,
     struct route_spec *r, struct problem *pb)
 {
 	const char *hosts, *port, *network, *svc_cluster;
-	char *message;
+	char *message = NULL;
+	enum labels_result rc;
 
 	memset(r, 0, sizeof(*r));
 	memset(pb, 0, sizeof(*pb));
@@ -189,11 +553,19 @@ labels_parse(const struct service *s, const char *prefix, const char *cluster,
 		return LABELS_IGNORED;
 
 	hosts = label_of(s, prefix, "hosts");
-	if (hosts == NULL)
+	if (hosts == NULL && label_of(s, prefix, "default_backend") == NULL)
 		return LABELS_IGNORED;
-	if (parse_hosts(hosts, r, &message) == -1) {
-		route_spec_free(r);
-		return fail(pb, s, prefix, "hosts", message);
+	if (hosts != NULL) {
+		if (each_item(hosts, ',', one_host, r, &message) == -1) {
+			route_spec_free(r);
+			return fail(pb, s, prefix, "hosts", message);
+		}
+		if (r->nhosts == 0) {
+			route_spec_free(r);
+			return fail(pb, s, prefix, "hosts",
+			    xstrdup("no host name in the list"));
+		}
+		sort_array(r->hosts, r->nhosts, sizeof(char *), str_cmp_ptr);
 	}
 
 	port = label_of(s, prefix, "port");
@@ -217,5 +589,25 @@ labels_parse(const struct service *s, const char *prefix, const char *cluster,
 		}
 		r->network = xstrdup(network);
 	}
-	return LABELS_ROUTED;
+	if ((rc = parse_rest(s, prefix, r, pb)) != LABELS_ROUTED)
+		route_spec_free(r);
+	return rc;
+}
+
+/*
+ * The secret names s's labels ask for (borrowed), when s is for this
+ * agent; for the agent to read them before the desired state is built.
+ */
+int
+labels_secrets(const struct service *s, const char *prefix,
+    const char *cluster, const char **cert, const char **key)
+{
+	const char *c = label_of(s, prefix, "service_cluster");
+
+	if (strcmp(c == NULL ? "" : c, cluster) != 0)
+		return 0;
+	*cert = label_of(s, prefix, "ssl_cert");
+	*key = label_of(s, prefix, "ssl_key");
+	return *cert != NULL && *key != NULL && valid_name(*cert) &&
+	    valid_name(*key);
 }

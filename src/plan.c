@@ -25,6 +25,8 @@ plan_add(struct plan *p, enum cmd_kind kind, char *text, char *what)
 	p->cmds[p->ncmds].kind = kind;
 	p->cmds[p->ncmds].text = text;
 	p->cmds[p->ncmds].what = what;
+	p->cmds[p->ncmds].file = NULL;
+	p->cmds[p->ncmds].pem = NULL;
 	p->ncmds++;
 }
 
@@ -42,13 +44,14 @@ plan_free(struct plan *p)
 }
 
 static char *
-addr_port(const struct dserver *s, int with_options)
+addr_port(const struct dbackend *be, const struct dserver *s,
+    int with_options)
 {
 	struct buf b;
 
 	buf_init(&b);
 	if (with_options)
-		render_server_args(&b, s);
+		render_server_args(&b, be, s);
 	else
 		render_server_addr(&b, s);
 	return buf_steal(&b);
@@ -58,7 +61,7 @@ static void
 plan_add_server(struct plan *p, const struct dbackend *be,
     const struct dserver *s)
 {
-	char *args = addr_port(s, 1), *ap = addr_port(s, 0);
+	char *args = addr_port(be, s, 1), *ap = addr_port(be, s, 0);
 
 	plan_add(p, CMD_ADD_SERVER, xasprintf("add server %s/%s %s",
 	    be->name, s->name, args), xasprintf("service %s: backend %s: "
@@ -79,13 +82,19 @@ plan_update_server(struct plan *p, const struct dbackend *be,
 	char *ap;
 
 	if (strcmp(r->addr, s->addr) != 0 || r->port != s->port) {
-		ap = addr_port(s, 0);
+		ap = addr_port(be, s, 0);
 		plan_add(p, CMD_SET_ADDR, xasprintf("set server %s/%s addr "
 		    "%s port %u", be->name, s->name, s->addr, s->port),
 		    xasprintf("service %s: backend %s: server %s moved to %s",
 		    s->service, be->name, s->name, ap));
 		free(ap);
 	}
+	if ((s->weight < 0 ? 1 : s->weight) != r->weight)
+		plan_add(p, CMD_SET_WEIGHT, xasprintf("set server %s/%s weight "
+		    "%d", be->name, s->name, s->weight < 0 ? 1 : s->weight),
+		    xasprintf("service %s: backend %s: server %s weight %d",
+		    s->service, be->name, s->name, s->weight < 0 ? 1 :
+		    s->weight));
 	if ((r->admin & (SRV_ADMIN_MAINT_MASK | SRV_ADMIN_DRAIN_MASK)) != 0)
 		plan_add(p, CMD_SET_STATE, xasprintf("set server %s/%s state "
 		    "ready", be->name, s->name), xasprintf("service %s: "
@@ -98,6 +107,20 @@ plan_update_server(struct plan *p, const struct dbackend *be,
  * established connections finish), then deleted.  Deletion fails while
  * connections remain; the next reconcile tries again.
  */
+static int
+rmapent_key_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rmapent *)a)->key,
+	    ((const struct rmapent *)b)->key);
+}
+
+static int
+dcert_file_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dcert *)a)->file,
+	    ((const struct dcert *)b)->file);
+}
+
 static int
 dserver_cmp(const void *a, const void *b)
 {
@@ -191,50 +214,190 @@ plan_servers(struct plan *p, const struct dbackend *be,
 }
 
 static int
-routable(const struct running *r, const char *backend)
+routable(const struct running *r, enum map_kind m, const char *value)
 {
-	return strcmp(backend, DT_BACKEND_NO_ROUTE) == 0 ||
-	    running_has_backend(r, backend);
+	if (m == MAP_REDIRECTS)
+		return 1;
+	return strcmp(value, DT_BACKEND_NO_ROUTE) == 0 ||
+	    running_has_backend(r, value);
+}
+
+/* A map key for the log: "host h", "host h path /p", "unknown hosts". */
+static char *
+key_words(enum map_kind m, const char *key)
+{
+	const char *slash;
+
+	if (m == MAP_REDIRECTS)
+		return xstrdup(key);
+	if (m == MAP_SNI)
+		return xasprintf("TLS host %s", key);
+	if (strcmp(key, "*") == 0)
+		return xstrdup("unknown hosts");
+	slash = strchr(key, '/');
+	if (slash == NULL || slash[1] == '\0')
+		return xasprintf("host %.*s", (int)(slash == NULL ?
+		    strlen(key) : (size_t)(slash - key)), key);
+	return xasprintf("host %.*s path %.*s", (int)(slash - key), key,
+	    (int)(strlen(slash) - 1), slash);
+}
+
+static void
+plan_map_entry(struct plan *p, enum map_kind m, const char *path,
+    const struct droute *e, int set)
+{
+	char *words = key_words(m, e->key);
+
+	plan_add(p, set ? CMD_MAP_SET : CMD_MAP_ADD, xasprintf("%s map %s "
+	    "%s %s", set ? "set" : "add", path, e->key, e->value),
+	    m == MAP_REDIRECTS ? xasprintf("%s redirected to %s", words,
+	    e->value) : xasprintf("%s routed to backend %s", words,
+	    e->value));
+	free(words);
 }
 
 static void
 plan_map(struct plan *p, const struct desired *d, const struct running *r,
-    const char *map_path)
+    enum map_kind m, const char *path)
 {
+	const struct droute *want = d->maps[m];
+	const struct rmapent *have = r->maps[m];
 	size_t i = 0, j = 0;
 	int c;
 
-	while (i < d->nroutes || j < r->nmap) {
-		if (i == d->nroutes)
+	while (i < d->nmap[m] || j < r->nmap[m]) {
+		if (i == d->nmap[m])
 			c = 1;
-		else if (j == r->nmap)
+		else if (j == r->nmap[m])
 			c = -1;
 		else
-			c = strcmp(d->routes[i].host, r->map[j].key);
+			c = strcmp(want[i].key, have[j].key);
 		if (c < 0) {
-			if (routable(r, d->routes[i].backend))
-				plan_add(p, CMD_MAP_ADD, xasprintf("add map %s "
-				    "%s %s", map_path, d->routes[i].host,
-				    d->routes[i].backend), xasprintf("host %s "
-				    "routed to backend %s", d->routes[i].host,
-				    d->routes[i].backend));
+			if (routable(r, m, want[i].value))
+				plan_map_entry(p, m, path, &want[i], 0);
 			i++;
 		} else if (c > 0) {
+			char *words = key_words(m, have[j].key);
+
 			plan_add(p, CMD_MAP_DEL, xasprintf("del map %s %s",
-			    map_path, r->map[j].key), xasprintf("host %s no "
-			    "longer routed", r->map[j].key));
+			    path, have[j].key), xasprintf("%s no longer %s",
+			    words, m == MAP_REDIRECTS ? "redirected" :
+			    "routed"));
+			free(words);
 			j++;
 		} else {
-			if (strcmp(d->routes[i].backend, r->map[j].value) != 0 &&
-			    routable(r, d->routes[i].backend))
-				plan_add(p, CMD_MAP_SET, xasprintf("set map %s "
-				    "%s %s", map_path, d->routes[i].host,
-				    d->routes[i].backend), xasprintf("host %s "
-				    "routed to backend %s", d->routes[i].host,
-				    d->routes[i].backend));
+			if (strcmp(want[i].value, have[j].value) != 0 &&
+			    routable(r, m, want[i].value))
+				plan_map_entry(p, m, path, &want[i], 1);
 			i++;
 			j++;
 		}
+	}
+}
+
+static const char *
+entry_value(const struct rmapent *v, size_t n, const char *key)
+{
+	struct rmapent k;
+	const struct rmapent *e;
+
+	k.key = (char *)key;
+	e = find_in_array(&k, v, n, sizeof(*v), rmapent_key_cmp);
+	return e == NULL ? NULL : e->value;
+}
+
+/* Puts pem in file at run time: a new store if HAProxy has none. */
+static void
+plan_cert(struct plan *p, const struct running *r, const char *dir,
+    const char *file, const char *pem, const char *service)
+{
+	const char *done;
+	struct cmd *c;
+
+	done = entry_value(r->committed, r->ncommitted, file);
+	if (done != NULL && strcmp(done, pem) == 0 &&
+	    find_in_array(&file, r->cert_files, r->ncert_files,
+	    sizeof(char *), str_cmp_ptr) != NULL)
+		return;
+	if (find_in_array(&file, r->cert_files, r->ncert_files,
+	    sizeof(char *), str_cmp_ptr) == NULL)
+		plan_add(p, CMD_CERT_NEW, xasprintf("new ssl cert %s/%s", dir,
+		    file), NULL);
+	plan_add(p, CMD_CERT_SET, xasprintf("set ssl cert %s/%s <<\n%s", dir,
+	    file, pem), NULL);
+	plan_add(p, CMD_CERT_COMMIT, xasprintf("commit ssl cert %s/%s", dir,
+	    file), service == NULL ? xasprintf("default certificate "
+	    "updated") : xasprintf("service %s: certificate %s loaded",
+	    service, file));
+	c = &p->cmds[p->ncmds - 1];
+	c->file = file;
+	c->pem = pem;
+}
+
+static char *
+sni_filters(const struct dcert *c)
+{
+	struct buf b;
+	size_t i;
+
+	buf_init(&b);
+	for (i = 0; i < c->nsnis; i++)
+		buf_addf(&b, "%s%s", i > 0 ? " " : "", c->snis[i]);
+	return buf_steal(&b);
+}
+
+/*
+ * Certificates, changed live: the store first, then the crt-list entry
+ * that makes SNI pick it; entries that should go leave the list, then
+ * their store goes.
+ */
+static void
+plan_tls(struct plan *p, const struct desired *d, const struct running *r,
+    const struct render_opts *o)
+{
+	const char *have, *svc;
+	struct cmd *c;
+	char *want;
+	size_t i;
+
+	if (!r->tls)
+		return;
+	if (d->default_pem != NULL)
+		plan_cert(p, r, o->certs_dir, "default.pem", d->default_pem,
+		    NULL);
+	for (i = 0; i < d->ncerts; i++) {
+		const struct dcert *dc = &d->certs[i];
+
+		svc = dc->file + 4;	/* "svc-" */
+		plan_cert(p, r, o->certs_dir, dc->file, dc->pem, svc);
+		want = sni_filters(dc);
+		have = entry_value(r->crt_list, r->ncrt_list, dc->file);
+		if (have != NULL && strcmp(have, want) != 0)
+			plan_add(p, CMD_CRT_LIST_DEL, xasprintf("del ssl "
+			    "crt-list %s %s/%s", o->crt_list, o->certs_dir,
+			    dc->file), NULL);
+		if (have == NULL || strcmp(have, want) != 0)
+			plan_add(p, CMD_CRT_LIST_ADD, xasprintf("add ssl "
+			    "crt-list %s <<\n%s/%s %s\n", o->crt_list,
+			    o->certs_dir, dc->file, want), xasprintf("TLS "
+			    "hosts %s use certificate %s", want, dc->file));
+		free(want);
+	}
+	for (i = 0; i < r->ncrt_list; i++) {
+		const char *f = r->crt_list[i].key;
+		struct dcert key;
+
+		key.file = (char *)f;
+		if (strncmp(f, "svc-", 4) != 0 || find_in_array(&key,
+		    d->certs, d->ncerts, sizeof(*d->certs), dcert_file_cmp) !=
+		    NULL)
+			continue;
+		plan_add(p, CMD_CRT_LIST_DEL, xasprintf("del ssl crt-list %s "
+		    "%s/%s", o->crt_list, o->certs_dir, f), NULL);
+		plan_add(p, CMD_CERT_DEL, xasprintf("del ssl cert %s/%s",
+		    o->certs_dir, f), xasprintf("certificate %s removed", f));
+		c = &p->cmds[p->ncmds - 1];
+		c->file = f;
 	}
 }
 
@@ -246,15 +409,19 @@ plan_map(struct plan *p, const struct desired *d, const struct running *r,
 void
 plan_build(struct plan *p, const struct desired *d,
     const struct desired *prev, const struct running *r,
-    const char *map_path)
+    const struct render_opts *o)
 {
 	size_t i;
+	int m;
 
 	for (i = 0; i < d->nbackends; i++) {
 		if (running_has_backend(r, d->backends[i].name))
 			plan_servers(p, &d->backends[i], prev, r, 0);
 	}
-	plan_map(p, d, r, map_path);
+	plan_tls(p, d, r, o);
+	for (m = 0; m < MAP_COUNT; m++)
+		if (!r->map_missing[m])
+			plan_map(p, d, r, m, o->map_paths[m]);
 	for (i = 0; i < d->nbackends; i++) {
 		if (running_has_backend(r, d->backends[i].name))
 			plan_servers(p, &d->backends[i], prev, r, 1);
@@ -265,6 +432,9 @@ plan_build(struct plan *p, const struct desired *d,
 int
 plan_reply_ok(const struct cmd *cmd, const char *reply)
 {
+	/* A payload's lines are each answered by a "+ " prompt. */
+	while (strncmp(reply, "+ ", 2) == 0)
+		reply += 2;
 	switch (cmd->kind) {
 	case CMD_ADD_SERVER:
 		return strncmp(reply, "New server registered.", 22) == 0;
@@ -274,7 +444,22 @@ plan_reply_ok(const struct cmd *cmd, const char *reply)
 		return reply[0] == '\0' || strncmp(reply, "IP changed", 10) == 0 ||
 		    strncmp(reply, "no need", 7) == 0 ||
 		    strncmp(reply, "port changed", 12) == 0;
+	case CMD_CERT_NEW:
+		return strncmp(reply, "New empty certificate store", 27) == 0;
+	case CMD_CERT_SET:
+		return strncmp(reply, "Transaction created", 19) == 0 ||
+		    strncmp(reply, "Transaction updated", 19) == 0;
+	case CMD_CERT_COMMIT:
+	case CMD_CRT_LIST_ADD:
+		return strstr(reply, "\nSuccess!") != NULL;
+	case CMD_CERT_DEL:
+		return strncmp(reply, "Certificate '", 13) == 0 &&
+		    strstr(reply, "' deleted!") != NULL;
+	case CMD_CRT_LIST_DEL:
+		return strncmp(reply, "Entry '", 7) == 0 &&
+		    strstr(reply, " deleted in crtlist") != NULL;
 	case CMD_SET_STATE:
+	case CMD_SET_WEIGHT:
 	case CMD_ENABLE_HEALTH:
 	case CMD_MAP_ADD:
 	case CMD_MAP_SET:

@@ -35,17 +35,51 @@ render_server_addr(struct buf *b, const struct dserver *s)
  * server" (which does not apply default-server).  A check every second
  * takes a dead task out after two failures even before dovetail hears of
  * it; a refused connection takes it out at once (observe), and the
- * request goes to another task (retries with redispatch).
+ * request goes to another task (retries with redispatch).  Passthrough
+ * tasks are checked with a TLS handshake.
  */
 void
-render_server_args(struct buf *b, const struct dserver *s)
+render_server_args(struct buf *b, const struct dbackend *be,
+    const struct dserver *s)
 {
 	render_server_addr(b, s);
+	if (s->weight >= 0)
+		buf_addf(b, " weight %d", s->weight);
 	buf_adds(b, " " DT_SERVER_OPTIONS);
+	if (be->tcp)
+		buf_adds(b, " check-ssl verify none");
+}
+
+/* "{ path /a /b } || { path_beg /a/ /b/ }": the paths and what is below. */
+static void
+render_path_acl(struct buf *b, char *const *paths, size_t n)
+{
+	size_t i;
+
+	buf_adds(b, "{ path");
+	for (i = 0; i < n; i++)
+		buf_addf(b, " %s", paths[i]);
+	buf_adds(b, " } || { path_beg");
+	for (i = 0; i < n; i++)
+		buf_addf(b, " %s/", paths[i]);
+	buf_adds(b, " }");
 }
 
 static void
-render_backend(struct buf *b, const struct dbackend *be)
+render_balance(struct buf *b, const struct dbackend *be)
+{
+	if (be->sticky_cookie != NULL)
+		buf_addf(b, "\tbalance hash req.cook(%s)\n\thash-type "
+		    "consistent\n", be->sticky_cookie);
+	else if (be->ip_hash)
+		buf_adds(b, "\tbalance source\n\thash-type consistent\n");
+	else
+		buf_adds(b, "\tbalance roundrobin\n");
+}
+
+static void
+render_backend(struct buf *b, const struct dbackend *be,
+    const struct render_opts *o)
 {
 	size_t i;
 
@@ -53,13 +87,12 @@ render_backend(struct buf *b, const struct dbackend *be)
 	buf_adds(b, "\t# services:");
 	for (i = 0; i < be->nservices; i++)
 		buf_addf(b, " %s", be->services[i]);
-	buf_adds(b, "\n\tmode http\n\tbalance roundrobin\n");
-	/*
-	 * A request that could not reach a task goes to another one.  Only
-	 * safe methods are retried after they reached a task (the task died
-	 * before answering); a POST is retried only when its connection
-	 * failed, so it never runs twice.
-	 */
+	buf_addf(b, "\n\tmode %s\n", be->tcp ? "tcp" : "http");
+	render_balance(b, be);
+	if (be->tcp) {
+		buf_adds(b, "\toption redispatch 1\n\tretries 3\n");
+		goto servers;
+	}
 	/*
 	 * A task is alive when it answers HTTP at all: any status will do,
 	 * so an app whose "/" is a 404 stays in.  A TCP check would not do:
@@ -67,15 +100,119 @@ render_backend(struct buf *b, const struct dbackend *be)
 	 */
 	buf_adds(b, "\toption httpchk\n\thttp-check send meth HEAD uri /\n"
 	    "\thttp-check expect rstatus ^[1-5][0-9][0-9]$\n");
+	/*
+	 * A request that could not reach a task goes to another one.  Only
+	 * safe methods are retried after they reached a task (the task died
+	 * before answering); a POST is retried only when its connection
+	 * failed, so it never runs twice.
+	 */
 	buf_adds(b, "\toption redispatch 1\n\tretries 3\n"
 	    "\tretry-on conn-failure empty-response response-timeout\n"
 	    "\thttp-request disable-l7-retry if !METH_GET !METH_HEAD "
 	    "!METH_OPTIONS\n");
-	for (i = 0; i < be->nservers; i++) {
-		buf_addf(b, SERVER_LINE "%s ", be->servers[i].name);
-		render_server_args(b, &be->servers[i]);
+	if (be->nws > 0) {
+		buf_addf(b, "\thttp-request set-timeout tunnel %s if ",
+		    o->websocket_timeout);
+		render_path_acl(b, be->ws_paths, be->nws);
 		buf_addc(b, '\n');
 	}
+	if (be->strip != NULL) {
+		/* "/app" -> "/app/"; "/app/x" reaches the app as "/x". */
+		buf_addf(b, "\thttp-request redirect code 301 location %s/ "
+		    "if { path %s } !{ query -m found }\n", be->strip,
+		    be->strip);
+		buf_addf(b, "\thttp-request redirect code 301 location "
+		    "%s/?%%[query] if { path %s } { query -m found }\n",
+		    be->strip, be->strip);
+		buf_addf(b, "\thttp-request set-path %%[path,bytes(%zu)] if "
+		    "{ path_beg %s/ }\n", strlen(be->strip), be->strip);
+	}
+servers:
+	for (i = 0; i < be->nservers; i++) {
+		buf_addf(b, SERVER_LINE "%s ", be->servers[i].name);
+		render_server_args(b, be, &be->servers[i]);
+		buf_addc(b, '\n');
+	}
+}
+
+/*
+ * What both HTTP frontends do: redirects, the request ID and response
+ * headers, then the route by host and path (longest prefix: map_beg
+ * looks up a prefix tree), else the default service, else the 503 page.
+ */
+static void
+render_http_rules(struct buf *b, const struct render_opts *o,
+    const char *scheme)
+{
+	buf_adds(b, "\toption forwardfor\n");
+	buf_adds(b, "\thttp-request set-var(txn.dovetail_host) "
+	    "req.hdr(host),field(1,:),lower\n");
+	buf_addf(b, "\thttp-request set-var(txn.dovetail_redirect) "
+	    "str(%s://),concat(,txn.dovetail_host,),map(%s)\n", scheme,
+	    o->map_paths[MAP_REDIRECTS]);
+	buf_adds(b, "\thttp-request redirect code 302 location "
+	    "%[var(txn.dovetail_redirect)]%[pathq] if "
+	    "{ var(txn.dovetail_redirect) -m found }\n");
+	buf_addf(b, "\thttp-request set-header X-Forwarded-Proto %s\n",
+	    scheme);
+	if (o->response_headers) {
+		buf_adds(b, "\thttp-request set-header X-Request-ID "
+		    "%[uuid(4)] unless { req.hdr(x-request-id) -m found }\n"
+		    "\thttp-request set-var(txn.dovetail_request_id) "
+		    "req.hdr(x-request-id)\n"
+		    "\thttp-response set-header x-request-id "
+		    "%[var(txn.dovetail_request_id)]\n"
+		    "\thttp-response set-header x-proxy-id %[hostname]\n"
+		    "\thttp-response set-header x-server-info \""
+		    PACKAGE_NAME "/" PACKAGE_VERSION "\"\n"
+		    "\thttp-response set-header x-upstream-addr "
+		    "%[bc_dst]:%[bc_dst_port] if { bc_dst -m found }\n"
+		    "\thttp-response set-header x-upstream-response-time "
+		    "%Tr\n");
+	}
+	buf_adds(b, "\thttp-request set-var(txn.dovetail_path) path\n");
+	buf_addf(b, "\thttp-request set-var(txn.dovetail_backend) "
+	    "var(txn.dovetail_host),concat(,txn.dovetail_path,/),"
+	    "map_beg(%s)\n", o->map_paths[MAP_ROUTES]);
+	buf_addf(b, "\thttp-request set-var(txn.dovetail_backend) "
+	    "str(*),map(%s) if !{ var(txn.dovetail_backend) -m found }\n",
+	    o->map_paths[MAP_ROUTES]);
+	buf_adds(b, "\tuse_backend %[var(txn.dovetail_backend)] if "
+	    "{ var(txn.dovetail_backend) -m found }\n");
+	buf_adds(b, "\tdefault_backend " DT_BACKEND_NO_ROUTE "\n");
+}
+
+/*
+ * HTTPS: one port for passthrough and terminated hosts.  A TCP frontend
+ * reads the SNI: passthrough hosts go to their tasks as they are, the
+ * rest to a second frontend that terminates TLS (certificates from the
+ * crt-list, picked by SNI) behind a local socket, with the client's
+ * address carried over by the PROXY protocol.
+ */
+static void
+render_https(struct buf *b, const struct desired *d,
+    const struct render_opts *o)
+{
+	buf_adds(b, "\nfrontend " DT_FRONTEND_HTTPS "\n\tmode tcp\n");
+	buf_addf(b, "\tbind %s\n", o->https_bind);
+	buf_adds(b, "\ttcp-request inspect-delay 5s\n"
+	    "\ttcp-request content accept if { req.ssl_hello_type 1 }\n"
+	    "\ttcp-request content set-var(txn.dovetail_sni) "
+	    "req.ssl_sni,lower\n");
+	buf_addf(b, "\tuse_backend %%[var(txn.dovetail_sni),map(%s)] if "
+	    "{ var(txn.dovetail_sni),map(%s) -m found }\n",
+	    o->map_paths[MAP_SNI], o->map_paths[MAP_SNI]);
+	if (d->ncerts == 0) {
+		buf_adds(b, "\ttcp-request content reject\n");
+		return;
+	}
+	buf_adds(b, "\tdefault_backend " DT_BACKEND_TERMINATE "\n");
+	buf_adds(b, "\nbackend " DT_BACKEND_TERMINATE "\n\tmode tcp\n");
+	buf_addf(b, "\tserver terminate %s send-proxy-v2\n", o->tls_socket);
+	buf_adds(b, "\nfrontend " DT_FRONTEND_TLS "\n\tmode http\n");
+	buf_addf(b, "\tbind %s accept-proxy ssl crt %s crt-list %s\n",
+	    o->tls_socket, o->default_cert, o->crt_list);
+	render_http_rules(b, o, "https");
 }
 
 void
@@ -94,29 +231,42 @@ render_config(struct buf *b, const struct desired *d,
 
 	buf_adds(b, "\nfrontend " DT_FRONTEND_HTTP "\n\tmode http\n");
 	buf_addf(b, "\tbind %s\n", o->http_bind);
-	buf_adds(b, "\thttp-request set-var(txn.dovetail_host) "
-	    "req.hdr(host),field(1,:),lower\n");
-	buf_addf(b, "\tuse_backend %%[var(txn.dovetail_host),map(%s,"
-	    DT_BACKEND_NO_ROUTE ")]\n", o->map_path);
-	buf_adds(b, "\tdefault_backend " DT_BACKEND_NO_ROUTE "\n");
+	render_http_rules(b, o, "http");
+	if (desired_https(d))
+		render_https(b, d, o);
 
 	buf_adds(b, "\nbackend " DT_BACKEND_NO_ROUTE "\n\tmode http\n");
 	buf_addf(b, "\thttp-request return status 503 content-type "
 	    "\"text/html\" string \"%s\"\n", no_route_page);
 
 	for (i = 0; i < d->nbackends; i++)
-		render_backend(b, &d->backends[i]);
+		render_backend(b, &d->backends[i], o);
 }
 
 void
-render_map(struct buf *b, const struct desired *d)
+render_map(struct buf *b, const struct desired *d, enum map_kind m)
 {
 	size_t i;
 
-	buf_adds(b, "# Generated by " PACKAGE_NAME ": host backend\n");
-	for (i = 0; i < d->nroutes; i++)
-		buf_addf(b, "%s %s\n", d->routes[i].host,
-		    d->routes[i].backend);
+	buf_addf(b, "# Generated by " PACKAGE_NAME ": %s\n", map_suffixes[m]);
+	for (i = 0; i < d->nmap[m]; i++)
+		buf_addf(b, "%s %s\n", d->maps[m][i].key,
+		    d->maps[m][i].value);
+}
+
+/* The crt-list: each service's certificate with its hosts as SNI filters. */
+void
+render_crt_list(struct buf *b, const struct desired *d, const char *dir)
+{
+	size_t i, j;
+
+	buf_adds(b, "# Generated by " PACKAGE_NAME ": certificates\n");
+	for (i = 0; i < d->ncerts; i++) {
+		buf_addf(b, "%s/%s", dir, d->certs[i].file);
+		for (j = 0; j < d->certs[i].nsnis; j++)
+			buf_addf(b, " %s", d->certs[i].snis[j]);
+		buf_addc(b, '\n');
+	}
 }
 
 /*

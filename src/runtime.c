@@ -198,38 +198,51 @@ runtime_batch(const char *socket, const char *const *commands, size_t n,
 }
 
 /*
- * Reads what HAProxy runs: its servers, backends and host map, in one
- * session.  A map HAProxy has not loaded reads as empty, with
- * r->map_missing set.
+ * Reads what HAProxy runs: its servers, backends, dovetail's maps and
+ * certificates, in one session.  A map HAProxy has not loaded reads as
+ * empty, with its map_missing set; r->tls is set when the crt-list is
+ * loaded (the terminating frontend runs).
  */
 int
-runtime_read_state(const char *socket, const char *map_path,
+runtime_read_state(const char *socket, const struct render_opts *o,
     struct running *r, char **cause)
 {
-	const char *cmds[3];
-	char **replies, *map_cmd;
-	int rc = -1;
+	enum { NFIXED = 4 };
+	const char *cmds[NFIXED + MAP_COUNT];
+	char **replies, *owned[1 + MAP_COUNT];
+	size_t n = 0, i;
+	int m, rc = -1;
 
-	map_cmd = xasprintf("show map %s", map_path);
-	cmds[0] = "show servers state";
-	cmds[1] = "show backend";
-	cmds[2] = map_cmd;
-	if (runtime_batch(socket, cmds, 3, &replies, cause) == -1) {
-		free(map_cmd);
-		return -1;
+	cmds[n++] = "show servers state";
+	cmds[n++] = "show backend";
+	cmds[n++] = "show ssl cert";
+	cmds[n++] = owned[0] = xasprintf("show ssl crt-list %s", o->crt_list);
+	for (m = 0; m < MAP_COUNT; m++)
+		cmds[n++] = owned[1 + m] = xasprintf("show map %s",
+		    o->map_paths[m]);
+	if (runtime_batch(socket, cmds, n, &replies, cause) == -1)
+		goto done;
+	if (hastate_parse_servers(r, replies[0], cause) == -1 ||
+	    hastate_parse_backends(r, replies[1], cause) == -1)
+		goto out;
+	/* Without the crt-list, the certificates are not dovetail's. */
+	if (replies[3][0] == '#' && (hastate_parse_crt_list(r, replies[3],
+	    cause) == -1 || hastate_parse_certs(r, replies[2], cause) == -1))
+		goto out;
+	for (m = 0; m < MAP_COUNT; m++) {
+		const char *text = replies[NFIXED + m];
+
+		if (strncmp(text, "0x", 2) != 0 && text[0] != '\0') {
+			/* "Unknown map identifier ..." */
+			r->map_missing[m] = 1;
+		} else if (hastate_parse_map(r, m, text, cause) == -1)
+			goto out;
 	}
-	free(map_cmd);
-	if (hastate_parse_servers(r, replies[0], cause) == -1)
-		goto out;
-	if (hastate_parse_backends(r, replies[1], cause) == -1)
-		goto out;
-	if (strncmp(replies[2], "0x", 2) != 0 && replies[2][0] != '\0') {
-		/* "Unknown map identifier ..." */
-		r->map_missing = 1;
-	} else if (hastate_parse_map(r, replies[2], cause) == -1)
-		goto out;
 	rc = 0;
 out:
-	runtime_replies_free(replies, 3);
+	runtime_replies_free(replies, n);
+done:
+	for (i = 0; i < 1 + MAP_COUNT; i++)
+		free(owned[i]);
 	return rc;
 }

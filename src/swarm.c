@@ -586,6 +586,26 @@ swarm_replace_service(struct swarm *sw, const char *id, struct swarm *fresh)
 	fresh->ntasks = 0;
 }
 
+/* Moves into sw the services of other that sw does not have. */
+void
+swarm_merge_services(struct swarm *sw, struct swarm *other)
+{
+	size_t i;
+
+	for (i = 0; i < other->nservices; i++) {
+		if (swarm_service(sw, other->services[i].id) != NULL) {
+			service_free_fields(&other->services[i]);
+			continue;
+		}
+		sw->services = xreallocarray(sw->services, sw->nservices + 1,
+		    sizeof(*sw->services));
+		sw->services[sw->nservices++] = other->services[i];
+	}
+	other->nservices = 0;
+	sort_array(sw->services, sw->nservices, sizeof(*sw->services),
+	    service_cmp);
+}
+
 /* Borrowed. */
 const struct service *
 swarm_service(const struct swarm *sw, const char *id)

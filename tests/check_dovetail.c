@@ -100,7 +100,7 @@ START_TEST(test_config_file)
 	ck_assert_str_eq(c->service_cluster, "east");
 	ck_assert_uint_eq(c->poll_interval_ms, 500);
 	ck_assert_str_eq(c->runtime_socket, "/run/haproxy/admin.sock");
-	map = config_map_path(c);
+	map = config_state_path(c, "hosts.map");
 	ck_assert_str_eq(map, "/tmp/x/gen.hosts.map");
 	free(map);
 	unlink(path);
@@ -471,12 +471,14 @@ START_TEST(test_hastate_backends_and_map)
 	ck_assert_uint_eq(r->nbackends, 2);
 	ck_assert_int_eq(running_has_backend(r, "svc-demo"), 1);
 	ck_assert_int_eq(running_has_backend(r, "svc-other"), 0);
-	ck_assert_int_eq(hastate_parse_map(r, "0x55ad0e3b2a60 demo.local "
-	    "svc-demo\n0x55ad0e3b2b00 a.local svc-a\n", &cause), 0);
-	ck_assert_uint_eq(r->nmap, 2);
-	ck_assert_str_eq(r->map[0].key, "a.local");
-	ck_assert_int_eq(hastate_parse_map(r, "Unknown map identifier\n",
-	    &cause), -1);
+	ck_assert_int_eq(hastate_parse_map(r, MAP_ROUTES, "0x55ad0e3b2a60 "
+	    "demo.local/ svc-demo\n0x55ad0e3b2b00 a.local/ svc-a\n", &cause),
+	    0);
+	ck_assert_uint_eq(r->nmap[MAP_ROUTES], 2);
+	ck_assert_uint_eq(r->nmap[MAP_SNI], 0);
+	ck_assert_str_eq(r->maps[MAP_ROUTES][0].key, "a.local/");
+	ck_assert_int_eq(hastate_parse_map(r, MAP_SNI, "Unknown map "
+	    "identifier\n", &cause), -1);
 	free(cause);
 	running_free(r);
 }
@@ -562,11 +564,13 @@ skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
 {
 	static const char *hosts[] = { "a.example", "b.example", "c.example" };
 	static const char *names[] = { "svc-a", "svc-b" };
-	struct render_opts ro = { ":80", "", "/x.map" };
+	struct render_opts ro = { ":80", "", { "/x.map", "/s.map",
+	    "/r.map" }, "/x.crt-list", "/x.certs", "/x.certs/default.pem",
+	    "abns@x", "24h", 1 };
 	struct dserver servers[3] = {
-		{ "t1", "192.0.2.1", 80, "a" },
-		{ "t2", "192.0.2.2", 80, "a" },
-		{ "t3", "192.0.2.3", 81, "a" },
+		{ "t1", "192.0.2.1", 80, -1, "a" },
+		{ "t2", "192.0.2.2", 80, -1, "a" },
+		{ "t3", "192.0.2.3", 81, -1, "a" },
 	};
 	char *svcs[] = { "a" };
 	struct dbackend be[2];
@@ -576,6 +580,7 @@ skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
 	size_t i;
 
 	memset(&d, 0, sizeof(d));
+	memset(be, 0, sizeof(be));
 	for (i = 0; i < nbackends; i++) {
 		be[i].name = (char *)names[i];
 		be[i].services = svcs;
@@ -584,13 +589,13 @@ skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
 		be[i].nservers = i == 0 ? nservers : 1;
 	}
 	for (i = 0; i < nhosts; i++) {
-		routes[i].host = (char *)hosts[i];
-		routes[i].backend = (char *)names[0];
+		routes[i].key = (char *)hosts[i];
+		routes[i].value = (char *)names[0];
 	}
 	d.backends = be;
 	d.nbackends = nbackends;
-	d.routes = routes;
-	d.nroutes = nhosts;
+	d.maps[MAP_ROUTES] = routes;
+	d.nmap[MAP_ROUTES] = nhosts;
 	buf_init(&text);
 	buf_init(&skel);
 	render_config(&text, &d, &ro);

@@ -45,6 +45,15 @@ load_input(struct swarm *sw, const char *dir, const char *name,
 	free(text);
 }
 
+static int
+read_opt_exists(const char *dir, const char *name)
+{
+	char *text = read_opt(dir, name);
+
+	free(text);
+	return text != NULL;
+}
+
 static void
 compare(const char *dir, const char *name, const char *got)
 {
@@ -65,13 +74,90 @@ compare(const char *dir, const char *name, const char *got)
 	free(want);
 }
 
+/* The case's secrets/ files, combined as the agent would (no haproxy). */
+static void
+load_certs(const struct swarm *sw, const char *dir, struct cert_store *st)
+{
+	const char *cert, *key;
+	char *ct, *kt, *pc, *pk;
+	struct cert_pair *p;
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < sw->nservices; i++) {
+		if (!labels_secrets(&sw->services[i], "com.docker.lb", "",
+		    &cert, &key) || cert_store_find(st, cert, key) != NULL)
+			continue;
+		st->pairs = xreallocarray(st->pairs, st->npairs + 1,
+		    sizeof(*st->pairs));
+		p = &st->pairs[st->npairs++];
+		memset(p, 0, sizeof(*p));
+		p->cert = xstrdup(cert);
+		p->key = xstrdup(key);
+		pc = xasprintf("secrets/%s", cert);
+		pk = xasprintf("secrets/%s", key);
+		ct = read_opt(dir, pc);
+		kt = read_opt(dir, pk);
+		if (ct == NULL || kt == NULL)
+			p->error = xstrdup("cannot read the secret");
+		else
+			p->pem = tls_combine(ct, strlen(ct), kt, strlen(kt),
+			    &p->error);
+		free(ct);
+		free(kt);
+		free(pc);
+		free(pk);
+		cert_store_sort(st);
+	}
+}
+
+/* Optional "show ..." replies of the case, for the plan. */
+static void
+load_running_extra(struct running *r, const char *dir)
+{
+	static const char *const map_files[MAP_COUNT] = { "map.txt",
+	    "sni-map.txt", "redirects-map.txt" };
+	char *text, *cause = NULL;
+	int m;
+
+	for (m = 0; m < MAP_COUNT; m++) {
+		text = read_opt(dir, map_files[m]);
+		if (text == NULL) {
+			r->map_missing[m] = m != MAP_ROUTES;
+			continue;
+		}
+		ck_assert_msg(hastate_parse_map(r, m, text, &cause) == 0,
+		    "%s/%s: %s", dir, map_files[m], cause);
+		free(text);
+	}
+	text = read_opt(dir, "crt-list.txt");
+	if (text != NULL) {
+		ck_assert_msg(hastate_parse_crt_list(r, text, &cause) == 0,
+		    "%s: %s", dir, cause);
+		free(text);
+		text = read_opt(dir, "ssl-certs.txt");
+		ck_assert_msg(text != NULL, "%s: missing ssl-certs.txt", dir);
+		ck_assert_msg(hastate_parse_certs(r, text, &cause) == 0,
+		    "%s: %s", dir, cause);
+		free(text);
+	}
+}
+
 static void
 run_case(const char *dir)
 {
 	struct swarm *sw = swarm_new();
 	struct desired *d;
 	struct running *r;
-	struct render_opts ro = { ":80", ":443", "/etc/haproxy/dovetail.hosts.map" };
+	struct render_opts ro = { ":80", ":443", {
+	    "/etc/haproxy/dovetail.hosts.map",
+	    "/etc/haproxy/dovetail.sni.map",
+	    "/etc/haproxy/dovetail.redirects.map" },
+	    "/etc/haproxy/dovetail.crt-list", "/etc/haproxy/dovetail.certs",
+	    "/etc/haproxy/dovetail.certs/default.pem",
+	    "abns@dovetail-tls-golden", "24h", 1 };
+	struct desired_opts dopts;
+	struct cert_store certs;
 	struct plan p;
 	struct buf out;
 	char *cluster, *text, *cause = NULL, *nl;
@@ -89,15 +175,34 @@ run_case(const char *dir)
 	cluster = read_opt(dir, "cluster.txt");
 	if (cluster != NULL && (nl = strchr(cluster, '\n')) != NULL)
 		*nl = '\0';
-	d = desired_build(sw, "com.docker.lb", cluster == NULL ? "" : cluster);
+	load_certs(sw, dir, &certs);
+	dopts.prefix = "com.docker.lb";
+	dopts.cluster = cluster == NULL ? "" : cluster;
+	dopts.https_port = 443;
+	dopts.certs = &certs;
+	d = desired_build(sw, &dopts);
+	cert_store_free(&certs);
 
 	buf_init(&out);
 	render_config(&out, d, &ro);
 	compare(dir, "haproxy.cfg", out.data);
 	buf_reset(&out);
-	render_map(&out, d);
+	render_map(&out, d, MAP_ROUTES);
 	compare(dir, "hosts.map", out.data);
 	buf_reset(&out);
+	/* TLS and redirects, when the case has any. */
+	if (d->nmap[MAP_SNI] > 0 || d->nmap[MAP_REDIRECTS] > 0 ||
+	    d->ncerts > 0 || read_opt_exists(dir, "tls.txt")) {
+		render_map(&out, d, MAP_SNI);
+		render_map(&out, d, MAP_REDIRECTS);
+		render_crt_list(&out, d, ro.certs_dir);
+		for (i = 0; i < d->ncerts; i++)
+			buf_addf(&out, "# %s: %zu bytes%s\n", d->certs[i].file,
+			    strlen(d->certs[i].pem), d->certs[i].pem ==
+			    d->default_pem ? ", the default" : "");
+		compare(dir, "tls.txt", out.data);
+		buf_reset(&out);
+	}
 	for (i = 0; i < d->nproblems; i++)
 		buf_addf(&out, "%s\t%s\t%s\n", d->problems[i].service,
 		    d->problems[i].label == NULL ? "-" : d->problems[i].label,
@@ -115,12 +220,9 @@ run_case(const char *dir)
 		ck_assert_msg(text != NULL, "%s: missing backends.txt", dir);
 		ck_assert_int_eq(hastate_parse_backends(r, text, &cause), 0);
 		free(text);
-		text = read_opt(dir, "map.txt");
-		ck_assert_msg(text != NULL, "%s: missing map.txt", dir);
-		ck_assert_int_eq(hastate_parse_map(r, text, &cause), 0);
-		free(text);
+		load_running_extra(r, dir);
 		memset(&p, 0, sizeof(p));
-		plan_build(&p, d, NULL, r, ro.map_path);
+		plan_build(&p, d, NULL, r, &ro);
 		buf_reset(&out);
 		for (i = 0; i < p.ncmds; i++)
 			buf_addf(&out, "%s%s%s\n", p.cmds[i].text,

@@ -244,6 +244,7 @@ if [ -n "$deb" ]; then
 	for f in usr/sbin/dovetail etc/dovetail/dovetail.conf lib/systemd/system/dovetail.service \
 		lib/systemd/system/haproxy.service.d/dovetail.conf usr/lib/tmpfiles.d/dovetail.conf \
 		usr/share/man/man8/dovetail.8.gz usr/share/man/man5/dovetail.conf.5.gz \
+		usr/share/man/man7/dovetail-labels.7.gz \
 		usr/share/doc/dovetail/haproxy/haproxy.cfg usr/share/doc/dovetail/README.Debian; do
 		check "the package holds /$f" deb_has "$f"
 	done

@@ -65,15 +65,25 @@ record() {
 }
 
 step "man pages"
-record mandoc -Tlint -Wwarning "$top/man/dovetail.8" "$top/man/dovetail.conf.5"
+record mandoc -Tlint -Wwarning "$top/man/dovetail.8" "$top/man/dovetail.conf.5" \
+	"$top/man/dovetail-labels.7"
 
 step "golden HAProxy files pass haproxy -c"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for dir in "$top"/tests/data/golden/*/; do
 	case=$(basename "$dir")
-	cp "$dir/hosts.map" "$tmp/$case.map"
-	sed "s|/etc/haproxy/dovetail.hosts.map|$tmp/$case.map|; s|bind :80|bind 127.0.0.1:18999|" \
+	mkdir -p "$tmp/$case/dovetail.certs"
+	cp "$dir/hosts.map" "$tmp/$case/dovetail.hosts.map"
+	: >"$tmp/$case/dovetail.sni.map"
+	: >"$tmp/$case/dovetail.redirects.map"
+	: >"$tmp/$case/dovetail.crt-list"
+	# The default certificate: any pair of the case's secrets.
+	if [ -d "$dir/secrets" ]; then
+		cat "$dir/secrets/"*.crt "$dir/secrets/"*.key \
+			>"$tmp/$case/dovetail.certs/default.pem"
+	fi
+	sed "s|/etc/haproxy/dovetail\.|$tmp/$case/dovetail.|g; s|bind :80|bind 127.0.0.1:18999|; s|bind :443|bind 127.0.0.1:18998|" \
 		"$dir/haproxy.cfg" >"$tmp/$case.cfg"
 	record haproxy -c -q -f "$top/haproxy/haproxy.cfg" -f "$tmp/$case.cfg"
 done

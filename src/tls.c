@@ -1,0 +1,133 @@
+/*
+ * Certificates for TLS termination: a certificate file and a key file
+ * (Docker secrets) become the one PEM file HAProxy loads.  Pure: the
+ * agent reads the files and asks HAProxy whether it accepts the pair.
+ *
+ * The combined text travels in a runtime API payload, which ends at the
+ * first empty line, so blank lines and carriage returns are dropped, and
+ * anything but printable ASCII is refused.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dovetail.h"
+
+#define PEM_MAX (64 * 1024)
+
+static int
+pem_clean(struct buf *out, const char *text, size_t len, const char *what,
+    char **cause)
+{
+	const char *line, *end, *nl;
+	size_t n;
+
+	if (len > PEM_MAX) {
+		*cause = xasprintf("the %s file is larger than %d bytes", what,
+		    PEM_MAX);
+		return -1;
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		*cause = xasprintf("the %s file is not PEM text", what);
+		return -1;
+	}
+	for (line = text, end = text + len; line < end; line = nl + 1) {
+		nl = memchr(line, '\n', (size_t)(end - line));
+		if (nl == NULL)
+			nl = end;
+		n = (size_t)(nl - line);
+		while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' ||
+		    line[n - 1] == '\t'))
+			n--;
+		if (n == 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (line[i] < 0x20 || line[i] > 0x7e) {
+				*cause = xasprintf("the %s file is not PEM "
+				    "text", what);
+				return -1;
+			}
+		}
+		buf_add(out, line, n);
+		buf_addc(out, '\n');
+	}
+	return 0;
+}
+
+/*
+ * The certificate (with its chain) then the key, as HAProxy reads one
+ * "crt" file; NULL with *cause (new) when either is not what it says.
+ */
+char *
+tls_combine(const char *cert, size_t cert_len, const char *key,
+    size_t key_len, char **cause)
+{
+	struct buf b;
+	size_t mark;
+
+	buf_init(&b);
+	if (pem_clean(&b, cert, cert_len, "certificate", cause) == -1)
+		goto bad;
+	if (b.len == 0 || strstr(b.data, "-----BEGIN CERTIFICATE-----\n") ==
+	    NULL || strstr(b.data, "PRIVATE KEY-----") != NULL) {
+		*cause = xstrdup("the certificate file holds no PEM "
+		    "certificate (or holds a key)");
+		goto bad;
+	}
+	mark = b.len;
+	if (pem_clean(&b, key, key_len, "key", cause) == -1)
+		goto bad;
+	if (strstr(b.data + mark, "PRIVATE KEY-----\n") == NULL ||
+	    strstr(b.data + mark, "-----BEGIN ") == NULL) {
+		*cause = xstrdup("the key file holds no PEM private key");
+		goto bad;
+	}
+	return buf_steal(&b);
+bad:
+	buf_free(&b);
+	return NULL;
+}
+
+static int
+pair_cmp(const void *a, const void *b)
+{
+	const struct cert_pair *x = a, *y = b;
+	int c;
+
+	c = strcmp(x->cert, y->cert);
+	return c != 0 ? c : strcmp(x->key, y->key);
+}
+
+/* Borrowed pair of those secret names, or NULL. */
+const struct cert_pair *
+cert_store_find(const struct cert_store *s, const char *cert, const char *key)
+{
+	struct cert_pair k;
+
+	k.cert = (char *)cert;
+	k.key = (char *)key;
+	return find_in_array(&k, s->pairs, s->npairs, sizeof(*s->pairs),
+	    pair_cmp);
+}
+
+void
+cert_store_sort(struct cert_store *s)
+{
+	sort_array(s->pairs, s->npairs, sizeof(*s->pairs), pair_cmp);
+}
+
+void
+cert_store_free(struct cert_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->npairs; i++) {
+		free(s->pairs[i].cert);
+		free(s->pairs[i].key);
+		free(s->pairs[i].pem);
+		free(s->pairs[i].error);
+	}
+	free(s->pairs);
+	memset(s, 0, sizeof(*s));
+}

@@ -737,6 +737,7 @@ build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 		    sizeof(*d->certs));
 		c = &d->certs[d->ncerts++];
 		c->file = xasprintf("svc-%s.pem", r->svc->name);
+		c->service = xstrdup(r->svc->name);
 		c->pem = xstrdup(r->cert->pem);
 		c->snis = copy_strings(r->spec.hosts, r->spec.nhosts);
 		c->nsnis = r->spec.nhosts;
@@ -834,6 +835,28 @@ route_service(struct desired *d, const struct swarm *sw,
 	return 0;
 }
 
+static size_t
+count_bad(const struct routed *routed, size_t n)
+{
+	size_t i, bad = 0;
+
+	for (i = 0; i < n; i++)
+		bad += routed[i].bad != 0;
+	return bad;
+}
+
+static void
+clear_map(struct desired *d, enum map_kind m)
+{
+	size_t i;
+
+	for (i = 0; i < d->nmap[m]; i++) {
+		free(d->maps[m][i].key);
+		free(d->maps[m][i].value);
+	}
+	d->nmap[m] = 0;
+}
+
 /*
  * Returns the desired state (new) for the services of sw that carry
  * prefix labels and belong to the cluster ("" for none).  Services whose
@@ -846,7 +869,7 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	struct routed *routed;
 	struct claim *claims;
 	const char *backend;
-	size_t i, nrouted = 0, nclaims, start;
+	size_t i, nrouted = 0, nclaims, start, nbad;
 
 	d = xcalloc(1, sizeof(*d));
 	routed = xcalloc(sw->nservices, sizeof(*routed));
@@ -857,8 +880,13 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	}
 	/* "The first by name" decides conflicts. */
 	sort_array(routed, nrouted, sizeof(*routed), routed_cmp);
-	build_redirects(d, routed, nrouted, o);
-	resolve_conflicts(d, routed, nrouted, o->prefix);
+	/* Leaving a service out can settle another conflict: until stable. */
+	do {
+		nbad = count_bad(routed, nrouted);
+		clear_map(d, MAP_REDIRECTS);
+		build_redirects(d, routed, nrouted, o);
+		resolve_conflicts(d, routed, nrouted, o->prefix);
+	} while (count_bad(routed, nrouted) != nbad);
 
 	claims = collect_claims(routed, nrouted, &nclaims);
 	for (start = 0; start < nclaims; start = i) {
@@ -928,6 +956,7 @@ desired_free(struct desired *d)
 	}
 	for (i = 0; i < d->ncerts; i++) {
 		free(d->certs[i].file);
+		free(d->certs[i].service);
 		free(d->certs[i].pem);
 		free_strings(d->certs[i].snis, d->certs[i].nsnis);
 	}

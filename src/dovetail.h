@@ -324,6 +324,7 @@ enum map_kind {
 extern const char *const map_suffixes[MAP_COUNT];
 struct dcert {
 	char *file;		/* "svc-<service>.pem" */
+	char *service;
 	char *pem;
 	char **snis;		/* sorted */
 	size_t nsnis;

@@ -355,7 +355,7 @@ static void
 plan_tls(struct plan *p, const struct desired *d, const struct running *r,
     const struct render_opts *o)
 {
-	const char *have, *svc;
+	const char *have;
 	struct cmd *c;
 	char *want;
 	size_t i;
@@ -368,8 +368,7 @@ plan_tls(struct plan *p, const struct desired *d, const struct running *r,
 	for (i = 0; i < d->ncerts; i++) {
 		const struct dcert *dc = &d->certs[i];
 
-		svc = dc->file + 4;	/* "svc-" */
-		plan_cert(p, r, o->certs_dir, dc->file, dc->pem, svc);
+		plan_cert(p, r, o->certs_dir, dc->file, dc->pem, dc->service);
 		want = sni_filters(dc);
 		have = entry_value(r->crt_list, r->ncrt_list, dc->file);
 		if (have != NULL && strcmp(have, want) != 0)

@@ -195,6 +195,8 @@ render_https(struct buf *b, const struct desired *d,
 {
 	buf_adds(b, "\nfrontend " DT_FRONTEND_HTTPS "\n\tmode tcp\n");
 	buf_addf(b, "\tbind %s\n", o->https_bind);
+	/* The base file's defaults are HTTP ones: say what fits TCP. */
+	buf_adds(b, "\toption tcplog\n\tno option idle-close-on-response\n");
 	buf_adds(b, "\ttcp-request inspect-delay 5s\n"
 	    "\ttcp-request content accept if { req.ssl_hello_type 1 }\n"
 	    "\ttcp-request content set-var(txn.dovetail_sni) "

@@ -264,6 +264,85 @@ static const struct hostile hostile_values[] = {
 	{ "network", "net;x" },
 	{ "network", "net\n" },
 	{ "network", "" },
+	{ "network", NULL },
+	/* NULL: a 300-character value. */
+	{ "context_root", "app" },
+	{ "context_root", "/a b" },
+	{ "context_root", "/a;b" },
+	{ "context_root", "/a\n" },
+	{ "context_root", "/a#b" },
+	{ "context_root", "/\"a\"" },
+	{ "context_root", "/../etc" },
+	{ "context_root", "/a/./b" },
+	{ "context_root", "/a//b" },
+	{ "context_root", "/a%20b" },
+	{ "context_root", "/a?b" },
+	{ "context_root", "" },
+	{ "context_root", NULL },
+	{ "context_root_rewrite", "yes" },
+	{ "context_root_rewrite", "True" },
+	{ "context_root_rewrite", "on" },
+	{ "context_root_rewrite", "" },
+	{ "context_root_rewrite", " true" },
+	{ "context_root_rewrite", "2" },
+	{ "ssl_cert", "../x" },
+	{ "ssl_cert", "a/b" },
+	{ "ssl_cert", ".hidden" },
+	{ "ssl_cert", "a b" },
+	{ "ssl_cert", "x;y" },
+	{ "ssl_cert", "x\n" },
+	{ "ssl_cert", "#x" },
+	{ "ssl_cert", "" },
+	{ "ssl_cert", NULL },
+	{ "ssl_key", "../../etc/shadow" },
+	{ "ssl_key", "\"k\"" },
+	{ "ssl_passthrough", "yes" },
+	{ "ssl_passthrough", "TRUE" },
+	{ "ssl_passthrough", "enabled" },
+	{ "ssl_redirect", "yes" },
+	{ "ssl_redirect", "1 " },
+	{ "redirects", "http://" },
+	{ "redirects", "a.example" },
+	{ "redirects", "a.example,ftp://b.example" },
+	{ "redirects", "a.example,https://b example" },
+	{ "redirects", "a.example,https://b.example:99999" },
+	{ "redirects", "a.example,https://b.example/x?y" },
+	{ "redirects", "a.example,https://b.example#x" },
+	{ "redirects", "a.example,https://b.example\nbackend x" },
+	{ "redirects", "a b,https://c.example" },
+	{ "redirects", ",https://b.example" },
+	{ "redirects", "a.example:80,https://b.example" },
+	{ "redirects", "a.example,https://b.example;a.example,https://c.example" },
+	{ "redirects", ";" },
+	{ "redirects", NULL },
+	{ "sticky_session_cookie", "a b" },
+	{ "sticky_session_cookie", "a;b" },
+	{ "sticky_session_cookie", "a=b" },
+	{ "sticky_session_cookie", "\"x\"" },
+	{ "sticky_session_cookie", "x)" },
+	{ "sticky_session_cookie", "" },
+	{ "sticky_session_cookie", NULL },
+	{ "ip_hash", "yes" },
+	{ "ip_hash", "no" },
+	{ "websocket_endpoints", "ws" },
+	{ "websocket_endpoints", "/ws x" },
+	{ "websocket_endpoints", "/ws;/x" },
+	{ "websocket_endpoints", "/ws\n" },
+	{ "websocket_endpoints", "/ws,#" },
+	{ "websocket_endpoints", NULL },
+	{ "default_backend", "yes" },
+	{ "default_backend", "false " },
+	{ "backend_mode", "VIP" },
+	{ "backend_mode", "dnsrr" },
+	{ "backend_mode", "vip;" },
+	{ "backend_mode", "" },
+	{ "weight", "101" },
+	{ "weight", "-1" },
+	{ "weight", "5%" },
+	{ "weight", "0.5" },
+	{ "weight", "abc" },
+	{ "weight", "" },
+	{ "weight", "00" },
 };
 
 START_TEST(test_labels_hostile)
@@ -277,14 +356,26 @@ START_TEST(test_labels_hostile)
 	struct problem p;
 	char *want;
 
+	char value[301];
+
+	/* A long value, where the label wants a path or a name. */
+	memset(value, 'a', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	if (strstr(h->label, "context_root") != NULL ||
+	    strcmp(h->label, "websocket_endpoints") == 0)
+		value[0] = '/';
+	if (strcmp(h->label, "redirects") == 0)
+		memcpy(value, "x.example,https://", 18);
+	if (h->value != NULL)
+		snprintf(value, sizeof(value), "%s", h->value);
 	snprintf(key, sizeof(key), "com.docker.lb.%s", h->label);
 	if (strcmp(h->label, "hosts") == 0)
-		kv[1] = h->value;
+		kv[1] = value;
 	else if (strcmp(h->label, "port") == 0)
-		kv[3] = h->value;
+		kv[3] = value;
 	else {
 		kv[4] = key;
-		kv[5] = h->value;
+		kv[5] = value;
 	}
 	s = make_service("victim", kv);
 	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
@@ -294,10 +385,187 @@ START_TEST(test_labels_hostile)
 	ck_assert_ptr_nonnull(p.message);
 	/* The message never carries a raw newline into the log. */
 	ck_assert_ptr_null(strchr(p.message, '\n'));
+	ck_assert_uint_lt(strlen(p.message), 400);
 	want = xasprintf("%s", p.message);
 	free(want);
 	problem_free(&p);
 	drop_service(s);
+}
+END_TEST
+
+START_TEST(test_labels_every_label)
+{
+	const char *kv[] = {
+		"com.docker.lb.hosts", "shop.example",
+		"com.docker.lb.port", "80",
+		"com.docker.lb.context_root", "/cart/",
+		"com.docker.lb.context_root_rewrite", "1",
+		"com.docker.lb.ssl_cert", "shop.crt",
+		"com.docker.lb.ssl_key", "shop.key",
+		"com.docker.lb.ssl_redirect", "true",
+		"com.docker.lb.redirects", "Old.Example,https://shop.example ;"
+		    "https://older.example,http://shop.example:8080/",
+		"com.docker.lb.sticky_session_cookie", "SID",
+		"com.docker.lb.websocket_endpoints", "/ws/,/live",
+		"com.docker.lb.default_backend", "0",
+		"com.docker.lb.backend_mode", "vip",
+		"com.docker.lb.weight", "5",
+		NULL };
+	struct service *s = make_service("shop", kv);
+	struct route_spec r;
+	struct problem p;
+
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_str_eq(r.context_root, "/cart");
+	ck_assert_int_eq(r.rewrite, 1);
+	ck_assert_str_eq(r.ssl_cert, "shop.crt");
+	ck_assert_str_eq(r.ssl_key, "shop.key");
+	ck_assert_int_eq(r.ssl_redirect, 1);
+	ck_assert_int_eq(r.passthrough, 0);
+	/* No scheme: both; sorted by key. */
+	ck_assert_uint_eq(r.nredirects, 3);
+	ck_assert_str_eq(r.redirects[0].key, "http://old.example");
+	ck_assert_str_eq(r.redirects[0].target, "https://shop.example");
+	ck_assert_str_eq(r.redirects[1].key, "https://old.example");
+	ck_assert_str_eq(r.redirects[2].key, "https://older.example");
+	ck_assert_str_eq(r.redirects[2].target, "http://shop.example:8080");
+	ck_assert_str_eq(r.sticky_cookie, "SID");
+	ck_assert_uint_eq(r.nws, 2);
+	ck_assert_str_eq(r.ws_paths[0], "/live");
+	ck_assert_str_eq(r.ws_paths[1], "/ws");
+	ck_assert_int_eq(r.default_backend, 0);
+	ck_assert_int_eq(r.vip, 1);
+	ck_assert_int_eq(r.weight, 5);
+	route_spec_free(&r);
+	drop_service(s);
+}
+END_TEST
+
+START_TEST(test_labels_combinations)
+{
+	static const char *const cases[][5] = {
+		/* label, value, second label, its value, label blamed */
+		{ "ssl_passthrough", "true", "websocket_endpoints", "/ws",
+		    "websocket_endpoints" },
+		{ "ssl_passthrough", "1", "context_root", "/a",
+		    "context_root" },
+		{ "ssl_passthrough", "true", "sticky_session_cookie", "c",
+		    "sticky_session_cookie" },
+		{ "ip_hash", "true", "sticky_session_cookie", "c",
+		    "sticky_session_cookie" },
+		{ "context_root_rewrite", "true", "weight", "1",
+		    "context_root_rewrite" },
+		{ "context_root_rewrite", "true", "context_root", "/",
+		    "context_root_rewrite" },
+		{ "ssl_cert", "a.crt", "weight", "1", "ssl_key" },
+		{ "ssl_key", "a.key", "weight", "1", "ssl_cert" },
+	};
+	const char *kv[] = { "com.docker.lb.hosts", "a.example",
+	    "com.docker.lb.port", "80", NULL, NULL, NULL, NULL, NULL };
+	char k1[64], k2[64], want[64];
+	struct service *s;
+	struct route_spec r;
+	struct problem p;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(k1, sizeof(k1), "com.docker.lb.%s", cases[i][0]);
+		snprintf(k2, sizeof(k2), "com.docker.lb.%s", cases[i][2]);
+		snprintf(want, sizeof(want), "com.docker.lb.%s", cases[i][4]);
+		kv[4] = k1;
+		kv[5] = cases[i][1];
+		kv[6] = k2;
+		kv[7] = cases[i][3];
+		s = make_service("combo", kv);
+		ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+		    LABELS_ERROR);
+		ck_assert_msg(strcmp(p.label, want) == 0, "case %zu: %s, "
+		    "not %s", i, p.label, want);
+		problem_free(&p);
+		drop_service(s);
+	}
+}
+END_TEST
+
+/* default_backend alone routes; hosts-less otherwise is not for us. */
+START_TEST(test_labels_default_only)
+{
+	const char *kv[] = { "com.docker.lb.default_backend", "true",
+	    "com.docker.lb.port", "80", NULL };
+	const char *kv2[] = { "com.docker.lb.port", "80", NULL };
+	struct service *s = make_service("catchall", kv);
+	struct route_spec r;
+	struct problem p;
+
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_uint_eq(r.nhosts, 0);
+	ck_assert_int_eq(r.default_backend, 1);
+	route_spec_free(&r);
+	drop_service(s);
+	s = make_service("portonly", kv2);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_IGNORED);
+	drop_service(s);
+}
+END_TEST
+
+START_TEST(test_tls_combine)
+{
+	const char *cert = "-----BEGIN CERTIFICATE-----\r\nMIIB\r\n\r\n"
+	    "-----END CERTIFICATE-----\r\n";
+	const char *key = "\n-----BEGIN PRIVATE KEY-----\nMIIE\n"
+	    "-----END PRIVATE KEY-----";
+	char *pem, *cause = NULL;
+
+	pem = tls_combine(cert, strlen(cert), key, strlen(key), &cause);
+	ck_assert_ptr_nonnull(pem);
+	/* No CR, no blank line (it would end a runtime payload). */
+	ck_assert_str_eq(pem, "-----BEGIN CERTIFICATE-----\nMIIB\n"
+	    "-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n"
+	    "MIIE\n-----END PRIVATE KEY-----\n");
+	free(pem);
+	/* Swapped files, a key in the certificate, binary, empty. */
+	ck_assert_ptr_null(tls_combine(key, strlen(key), cert, strlen(cert),
+	    &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "certificate"));
+	free(cause);
+	ck_assert_ptr_null(tls_combine(cert, strlen(cert), cert,
+	    strlen(cert), &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "private key"));
+	free(cause);
+	ck_assert_ptr_null(tls_combine("-----BEGIN CERTIFICATE-----\n\x01\n",
+	    30, key, strlen(key), &cause));
+	free(cause);
+	ck_assert_ptr_null(tls_combine("", 0, key, strlen(key), &cause));
+	free(cause);
+}
+END_TEST
+
+START_TEST(test_label_paths_and_bools)
+{
+	char *out;
+	int v;
+
+	ck_assert_int_eq(label_parse_path("/", &out), 0);
+	ck_assert_str_eq(out, "/");
+	free(out);
+	ck_assert_int_eq(label_parse_path("/a.b/c_d~e-f///", &out), 0);
+	ck_assert_str_eq(out, "/a.b/c_d~e-f");
+	free(out);
+	ck_assert_int_eq(label_parse_path("/a/../b", &out), -1);
+	ck_assert_int_eq(label_parse_path("/..", &out), -1);
+	ck_assert_int_eq(label_parse_path("/a/.", &out), -1);
+	ck_assert_int_eq(label_parse_path("a", &out), -1);
+	ck_assert_int_eq(label_parse_bool("true", &v), 0);
+	ck_assert_int_eq(v, 1);
+	ck_assert_int_eq(label_parse_bool("0", &v), 0);
+	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(label_parse_bool("false", &v), 0);
+	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(label_parse_bool("FALSE", &v), -1);
+	ck_assert_int_eq(label_parse_bool("yes", &v), -1);
 }
 END_TEST
 
@@ -764,6 +1032,11 @@ suite_units(void)
 	tcase_add_test(tc, test_labels_cluster);
 	tcase_add_loop_test(tc, test_labels_hostile, 0,
 	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
+	tcase_add_test(tc, test_labels_every_label);
+	tcase_add_test(tc, test_labels_combinations);
+	tcase_add_test(tc, test_labels_default_only);
+	tcase_add_test(tc, test_tls_combine);
+	tcase_add_test(tc, test_label_paths_and_bools);
 	tcase_add_test(tc, test_labels_long_host);
 	tcase_add_test(tc, test_labels_missing_port);
 	suite_add_tcase(s, tc);

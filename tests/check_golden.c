@@ -224,10 +224,19 @@ run_case(const char *dir)
 		memset(&p, 0, sizeof(p));
 		plan_build(&p, d, NULL, r, &ro);
 		buf_reset(&out);
-		for (i = 0; i < p.ncmds; i++)
-			buf_addf(&out, "%s%s%s\n", p.cmds[i].text,
-			    p.cmds[i].what != NULL ? "\t# " : "",
-			    p.cmds[i].what != NULL ? p.cmds[i].what : "");
+		for (i = 0; i < p.ncmds; i++) {
+			/* A payload (a certificate) shows as its size. */
+			const char *t = p.cmds[i].text, *eol = strchr(t, '\n');
+
+			if (eol == NULL)
+				buf_adds(&out, t);
+			else
+				buf_addf(&out, "%.*s [payload: %zu bytes]",
+				    (int)(eol - t), t, strlen(eol + 1));
+			buf_addf(&out, "%s%s\n", p.cmds[i].what != NULL ?
+			    "\t# " : "", p.cmds[i].what != NULL ?
+			    p.cmds[i].what : "");
+		}
 		compare(dir, "plan.txt", out.data == NULL ? "" : out.data);
 		plan_free(&p);
 		running_free(r);

@@ -672,7 +672,7 @@ write_certs(struct agent *a, const struct desired *d, int overwrite,
 		path = i == d->ncerts ? xstrdup(a->default_cert) :
 		    xasprintf("%s/%s", a->certs_dir, d->certs[i].file);
 		if (overwrite || access(path, F_OK) == -1)
-			rc = file_write_atomic(path, pem, strlen(pem), cause);
+			rc = file_write_mode(path, pem, strlen(pem), 0600, cause);
 		free(path);
 	}
 	return rc;
@@ -851,7 +851,7 @@ cert_applied(struct agent *a, const struct cmd *c)
 			log_warn("%s", path);
 	} else if (mkdir(a->certs_dir, 0700) == -1 && errno != EEXIST)
 		log_warn("%s", a->certs_dir);
-	else if (file_write_atomic(path, c->pem, strlen(c->pem), &cause) ==
+	else if (file_write_mode(path, c->pem, strlen(c->pem), 0600, &cause) ==
 	    -1) {
 		log_warnx("%s", cause);
 		free(cause);
@@ -1023,7 +1023,7 @@ check_cert(struct agent *a, const char *pem)
 	    "\tbind 127.0.0.1:1 ssl crt %s\n", pem_path);
 	buf_init(&out);
 	if ((mkdir(a->certs_dir, 0700) == -1 && errno != EEXIST) ||
-	    file_write_atomic(pem_path, pem, strlen(pem), &cause) == -1 ||
+	    file_write_mode(pem_path, pem, strlen(pem), 0600, &cause) == -1 ||
 	    file_write_atomic(cfg_path, cfg, strlen(cfg), &cause) == -1) {
 		/* Not the certificate's fault: asked again next time. */
 		log_warnx("certificate check: %s", cause != NULL ? cause :

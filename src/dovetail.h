@@ -477,6 +477,8 @@ int runtime_read_state(const char *socket, const struct render_opts *,
 int file_read(const char *path, struct buf *, char **cause);
 int file_write_atomic(const char *path, const char *data, size_t len,
     char **cause);
+int file_write_mode(const char *path, const char *data, size_t len,
+    unsigned mode, char **cause);
 int haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause);
 int haproxy_reload(const char *master_socket, unsigned timeout_ms,

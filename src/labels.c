@@ -520,6 +520,10 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 				    "HAProxy does not see the requests"));
 		}
 	}
+	if (r->passthrough && r->default_backend)
+		return fail(pb, s, prefix, "default_backend", xstrdup("cannot "
+		    "go with ssl_passthrough: unknown hosts are served over "
+		    "HTTP"));
 	if (r->nhosts == 0 && !r->default_backend)
 		return fail(pb, s, prefix, "hosts", xstrdup("missing: a "
 		    "service needs hosts or default_backend=true"));

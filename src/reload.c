@@ -57,13 +57,21 @@ int
 file_write_atomic(const char *path, const char *data, size_t len,
     char **cause)
 {
+	return file_write_mode(path, data, len, 0644, cause);
+}
+
+/* The same, with the file's mode: 0600 for private keys. */
+int
+file_write_mode(const char *path, const char *data, size_t len, unsigned mode,
+    char **cause)
+{
 	char *tmp, *dircopy;
 	size_t off = 0;
 	ssize_t n;
 	int fd, dfd;
 
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd == -1) {
 		*cause = xasprintf("%s: %s", tmp, strerror(errno));
 		free(tmp);

@@ -454,6 +454,8 @@ START_TEST(test_labels_combinations)
 		    "sticky_session_cookie" },
 		{ "ip_hash", "true", "sticky_session_cookie", "c",
 		    "sticky_session_cookie" },
+		{ "ssl_passthrough", "true", "default_backend", "true",
+		    "default_backend" },
 		{ "context_root_rewrite", "true", "weight", "1",
 		    "context_root_rewrite" },
 		{ "context_root_rewrite", "true", "context_root", "/",

@@ -1000,7 +1000,6 @@ read_secret(const struct agent *a, const char *name, struct buf *b,
 static const char *
 check_cert(struct agent *a, const char *pem)
 {
-	struct buf out;
 	struct cert_check *c;
 	char *pem_path, *cfg_path, *cfg, *cause = NULL;
 	size_t i;
@@ -1021,7 +1020,6 @@ check_cert(struct agent *a, const char *pem)
 	cfg_path = xasprintf("%s/check.cfg", a->certs_dir);
 	cfg = xasprintf("frontend dovetail-certificate-check\n\tmode http\n"
 	    "\tbind 127.0.0.1:1 ssl crt %s\n", pem_path);
-	buf_init(&out);
 	if ((mkdir(a->certs_dir, 0700) == -1 && errno != EEXIST) ||
 	    file_write_mode(pem_path, pem, strlen(pem), 0600, &cause) == -1 ||
 	    file_write_atomic(cfg_path, cfg, strlen(cfg), &cause) == -1) {
@@ -1032,15 +1030,14 @@ check_cert(struct agent *a, const char *pem)
 		free(c->pem);
 		a->nchecks--;
 		c = NULL;
-	} else if (haproxy_check(a->cfg->haproxy_binary, NULL, cfg_path, &out,
+	} else if (haproxy_check_cert(a->cfg->haproxy_binary, cfg_path,
 	    &cause) == -1) {
 		c->error = xasprintf("HAProxy refuses the certificate and key: "
-		    "%s", esc(out.data == NULL ? cause : out.data));
+		    "%s", esc(cause));
 		free(cause);
 	}
 	unlink(pem_path);
 	unlink(cfg_path);
-	buf_free(&out);
 	free(pem_path);
 	free(cfg_path);
 	free(cfg);

@@ -481,6 +481,8 @@ int file_write_mode(const char *path, const char *data, size_t len,
     unsigned mode, char **cause);
 int haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause);
+int haproxy_check_cert(const char *binary, const char *config,
+    char **cause);
 int haproxy_reload(const char *master_socket, unsigned timeout_ms,
     char **cause);
 int haproxy_master_pid(const char *master_socket, long *pid, char **cause);

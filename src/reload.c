@@ -116,11 +116,58 @@ fail:
  * Runs "binary -c -f base -f config".  Returns 0 when HAProxy accepts
  * the files, -1 with *cause otherwise; output receives what it printed.
  */
+static int run_check(const char *, const char *, const char *, int,
+    struct buf *, char **);
+
 int
 haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause)
 {
-	int pipefd[2], status, devnull;
+	return run_check(binary, base, config, 1, output, cause);
+}
+
+/*
+ * Whether HAProxy loads a certificate file: a check of a small file
+ * binding nothing, which loads it.  On refusal, *cause (new) is HAProxy's
+ * own reason, such as "inconsistencies between private key and
+ * certificate".
+ */
+int
+haproxy_check_cert(const char *binary, const char *config, char **cause)
+{
+	struct buf out;
+	const char *alert, *reason, *end;
+	char *why;
+	int rc;
+
+	buf_init(&out);
+	rc = run_check(binary, NULL, config, 0, &out, &why);
+	if (rc == -1) {
+		alert = out.data == NULL ? NULL : strstr(out.data, "[ALERT]");
+		reason = alert == NULL ? NULL : strstr(alert, "' : ");
+		if (reason != NULL && (end = strchr(reason, '\n')) != NULL) {
+			const char *path;
+
+			reason += 4;
+			/* The test file's path says nothing to the user. */
+			path = memmem(reason, (size_t)(end - reason), " '/", 3);
+			if (path != NULL)
+				end = path;
+			*cause = xasprintf("%.*s", (int)(end - reason), reason);
+			free(why);
+		} else
+			*cause = why;
+	}
+	buf_free(&out);
+	return rc;
+}
+
+static int
+run_check(const char *binary, const char *base, const char *config,
+    int quiet, struct buf *output, char **cause)
+{
+	const char *argv[8];
+	int argc = 0, pipefd[2], status, devnull;
 	pid_t pid;
 	char chunk[4096];
 	ssize_t n;
@@ -142,12 +189,18 @@ haproxy_check(const char *binary, const char *base, const char *config,
 			dup2(devnull, STDIN_FILENO);
 		dup2(pipefd[1], STDOUT_FILENO);
 		dup2(pipefd[1], STDERR_FILENO);
-		if (base != NULL && *base != '\0')
-			execl(binary, binary, "-c", "-q", "-f", base, "-f",
-			    config, (char *)NULL);
-		else
-			execl(binary, binary, "-c", "-q", "-f", config,
-			    (char *)NULL);
+		argv[argc++] = binary;
+		argv[argc++] = "-c";
+		if (quiet)
+			argv[argc++] = "-q";
+		if (base != NULL && *base != '\0') {
+			argv[argc++] = "-f";
+			argv[argc++] = base;
+		}
+		argv[argc++] = "-f";
+		argv[argc++] = config;
+		argv[argc] = NULL;
+		execv(binary, (char *const *)argv);
 		dprintf(STDERR_FILENO, "cannot run %s: %s\n", binary,
 		    strerror(errno));
 		_exit(127);

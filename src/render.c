@@ -197,10 +197,14 @@ render_https(struct buf *b, const struct desired *d,
 	buf_addf(b, "\tbind %s\n", o->https_bind);
 	/* The base file's defaults are HTTP ones: say what fits TCP. */
 	buf_adds(b, "\toption tcplog\n\tno option idle-close-on-response\n");
+	/*
+	 * "accept" ends the content rules: the SNI is read before it, and
+	 * its condition waits for the whole ClientHello.
+	 */
 	buf_adds(b, "\ttcp-request inspect-delay 5s\n"
-	    "\ttcp-request content accept if { req.ssl_hello_type 1 }\n"
 	    "\ttcp-request content set-var(txn.dovetail_sni) "
-	    "req.ssl_sni,lower\n");
+	    "req.ssl_sni,lower if { req.ssl_hello_type 1 }\n"
+	    "\ttcp-request content accept if { req.ssl_hello_type 1 }\n");
 	buf_addf(b, "\tuse_backend %%[var(txn.dovetail_sni),map(%s)] if "
 	    "{ var(txn.dovetail_sni),map(%s) -m found }\n",
 	    o->map_paths[MAP_SNI], o->map_paths[MAP_SNI]);

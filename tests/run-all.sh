@@ -5,7 +5,8 @@
 #   3. mandoc -Tlint on the man pages;
 #   4. every golden HAProxy file through haproxy -c;
 #   5. make distcheck;
-#   6. the end-to-end suite on a real swarm and a real HAProxy;
+#   6. the end-to-end suites on a real swarm and a real HAProxy: routing
+#      (tests/e2e.sh) and the service labels (tests/e2e-labels.sh);
 #   7. the packaging tests: systemd unit and notify protocol, Debian
 #      package, container images, swarm stack (tests/packaging.sh);
 #   8. a short run of bench/churn, checking that no request is lost and
@@ -121,6 +122,9 @@ run_suite() {
 
 step "end-to-end: real swarm, real HAProxy"
 run_suite e2e "$top/tests/e2e.sh" "$top/build/src/dovetail"
+
+step "end-to-end: service labels through HAProxy (HTTP, TLS, passthrough)"
+run_suite e2e-labels "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
 
 step "packaging: systemd unit, notify, Debian package, images, swarm stack"
 run_suite packaging "$top/tests/packaging.sh" "$top/build/src/dovetail"

@@ -479,7 +479,7 @@ else
 	check "... with the file and map it wrote in /var/lib/dovetail, owned by it" \
 		sh -c '[ "$(stat -c %U /var/lib/dovetail/dovetail.cfg)" = dovetail ] &&
 			[ "$(stat -c %U /var/lib/dovetail/dovetail.hosts.map)" = dovetail ] &&
-			grep -q "^installed.local " /var/lib/dovetail/dovetail.hosts.map'
+			grep -q "^installed.local/ " /var/lib/dovetail/dovetail.hosts.map'
 	ir1=$(master_reloads /run/haproxy/master.sock)
 	dk service scale --detach pkginst=3 >/dev/null
 	check "... scaling to 3 is routed to exactly the 3 tasks" \
@@ -684,7 +684,7 @@ proxy_once() {
 mkdir -p "$T/proxy"
 write_notify_conf ""
 check "dovetail reads the swarm through it: --once succeeds" proxy_once
-check "... and routes the service it read" grep -q '^proxy.local ' "$T/proxy/dovetail.hosts.map"
+check "... and routes the service it read" grep -q '^proxy.local/ ' "$T/proxy/dovetail.hosts.map"
 stop_pid "$API_PROXY_PID"
 API_PROXY_PID=
 dk service rm pkgproxy >/dev/null 2>&1

@@ -843,7 +843,8 @@ cert_applied(struct agent *a, const struct cmd *c)
 {
 	char *path, *cause;
 
-	if (c->file == NULL)
+	if (c->file == NULL || (c->kind != CMD_CERT_COMMIT &&
+	    c->kind != CMD_CERT_DEL))
 		return;
 	path = xasprintf("%s/%s", a->certs_dir, c->file);
 	if (c->kind == CMD_CERT_DEL) {
@@ -857,6 +858,26 @@ cert_applied(struct agent *a, const struct cmd *c)
 		free(cause);
 	}
 	free(path);
+}
+
+/*
+ * HAProxy keeps one certificate transaction open at a time: one left by a
+ * failed "set" or "commit" would block every later change.
+ */
+static void
+abort_transaction(struct agent *a, const char *file)
+{
+	struct buf out;
+	char *cmd, *cause;
+
+	buf_init(&out);
+	cmd = xasprintf("abort ssl cert %s/%s", a->certs_dir, file);
+	if (runtime_query(a->cfg->runtime_socket, cmd, &out, &cause) == -1) {
+		log_debug("haproxy: %s: %s", cmd, cause);
+		free(cause);
+	}
+	free(cmd);
+	buf_free(&out);
 }
 
 static void
@@ -908,6 +929,9 @@ apply_plan(struct agent *a, const struct plan *p)
 			    esc(replies[i]));
 			a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
 		}
+		if ((c->kind == CMD_CERT_SET || c->kind == CMD_CERT_COMMIT) &&
+		    c->file != NULL)
+			abort_transaction(a, c->file);
 		free(head);
 	}
 	runtime_replies_free(replies, p->ncmds);
@@ -1001,6 +1025,7 @@ static const char *
 check_cert(struct agent *a, const char *pem)
 {
 	struct cert_check *c;
+	int rc;
 	char *pem_path, *cfg_path, *cfg, *cause = NULL;
 	size_t i;
 
@@ -1030,11 +1055,18 @@ check_cert(struct agent *a, const char *pem)
 		free(c->pem);
 		a->nchecks--;
 		c = NULL;
-	} else if (haproxy_check_cert(a->cfg->haproxy_binary, cfg_path,
-	    &cause) == -1) {
+	} else if ((rc = haproxy_check_cert(a->cfg->haproxy_binary, cfg_path,
+	    &cause)) == -1) {
 		c->error = xasprintf("HAProxy refuses the certificate and key: "
 		    "%s", esc(cause));
 		free(cause);
+	} else if (rc == -2) {
+		/* HAProxy did not say: asked again next time. */
+		log_warnx("certificate check: %s", cause);
+		free(cause);
+		free(c->pem);
+		a->nchecks--;
+		c = NULL;
 	}
 	unlink(pem_path);
 	unlink(cfg_path);
@@ -1139,6 +1171,9 @@ prune_certs(struct agent *a, const struct desired *d)
 	struct dcert key;
 	char *path;
 
+	/* Without TLS, no key is left behind. */
+	if (d->ncerts == 0 && unlink(a->default_cert) == -1 && errno != ENOENT)
+		log_warn("%s", a->default_cert);
 	if ((dir = opendir(a->certs_dir)) == NULL)
 		return;
 	while ((e = readdir(dir)) != NULL) {
@@ -1205,7 +1240,7 @@ reconcile(struct agent *a)
 				goto out;
 			a->reload_pending = 1;
 			a->pending_master = -1;
-		} else if (write_certs(a, d, 1, &cause) == -1 ||
+		} else if (write_certs(a, d, master_pid(a) == -1, &cause) == -1 ||
 		    write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
 		    config.data, &cause) == -1) {

@@ -23,6 +23,7 @@ struct routed {
 	size_t nservers;
 	const struct cert_pair *cert;
 	int bad;		/* left out for a conflict */
+	int admitted;		/* no conflict with those before it */
 };
 
 /* A route key one service asks for: a host (and path), or the default. */
@@ -115,23 +116,6 @@ add_problem(struct desired *d, const char *service, const char *label,
 	p->message = message;
 }
 
-static int network_matches(const char *, const struct service *,
-    const char *);
-
-static const struct task_net *
-task_net_named(const struct task *t, const struct service *s,
-    const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < t->nnets; i++) {
-		if (t->nets[i].network_name != NULL &&
-		    network_matches(t->nets[i].network_name, s, name))
-			return &t->nets[i];
-	}
-	return NULL;
-}
-
 static int
 network_matches(const char *net, const struct service *s, const char *name)
 {
@@ -147,6 +131,20 @@ network_matches(const char *net, const struct service *s, const char *name)
 	nslen = strlen(ns);
 	return strncmp(net, ns, nslen) == 0 && net[nslen] == '_' &&
 	    strcmp(net + nslen + 1, name) == 0;
+}
+
+static const struct task_net *
+task_net_named(const struct task *t, const struct service *s,
+    const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->nnets; i++) {
+		if (t->nets[i].network_name != NULL &&
+		    network_matches(t->nets[i].network_name, s, name))
+			return &t->nets[i];
+	}
+	return NULL;
 }
 
 /*
@@ -445,12 +443,10 @@ static void
 apply_weights(struct dbackend *b, const struct routed *routed,
     const struct claim *c, size_t n)
 {
-	double share[64], per, max = 0, total_w = 0, rest;
+	double *share, per, max = 0, total_w = 0, rest;
 	size_t i, j, unweighted_servers = 0;
 	int any = 0;
 
-	if (n > sizeof(share) / sizeof(share[0]))
-		return;
 	for (i = 0; i < n; i++) {
 		const struct routed *r = &routed[c[i].routed];
 
@@ -462,6 +458,7 @@ apply_weights(struct dbackend *b, const struct routed *routed,
 	}
 	if (!any)
 		return;
+	share = xcalloc(n, sizeof(*share));
 	rest = total_w >= 100 ? 0 : 100 - total_w;
 	for (i = 0; i < n; i++) {
 		const struct routed *r = &routed[c[i].routed];
@@ -486,6 +483,7 @@ apply_weights(struct dbackend *b, const struct routed *routed,
 				b->servers[j].weight = 1;
 		}
 	}
+	free(share);
 }
 
 static const char *
@@ -609,46 +607,6 @@ left_out(struct desired *d, struct routed *r, const char *prefix,
 	r->bad = 1;
 }
 
-/*
- * Services that share a route must agree on the backend's options; one
- * that disagrees with the first (by name) is left out.  Leaving one out
- * can change who is first elsewhere, hence the loop.
- */
-static void
-resolve_conflicts(struct desired *d, struct routed *routed, size_t nrouted,
-    const char *prefix)
-{
-	struct claim *c;
-	size_t n, i, start;
-	const char *label;
-	int changed;
-
-	do {
-		changed = 0;
-		c = collect_claims(routed, nrouted, &n);
-		for (start = 0; start < n; start = i) {
-			struct routed *first = &routed[c[start].routed];
-
-			for (i = start + 1; i < n && c[i].map == c[start].map &&
-			    strcmp(c[i].key, c[start].key) == 0; i++) {
-				struct routed *r = &routed[c[i].routed];
-
-				if (r->bad || first->bad || (label =
-				    options_differ(&first->spec, &r->spec)) ==
-				    NULL)
-					continue;
-				left_out(d, r, prefix, label, xasprintf(
-				    "differs from service %s, which serves "
-				    "%s too", first->svc->name,
-				    strcmp(c[i].key, "*") == 0 ?
-				    "unknown hosts" : c[i].key));
-				changed = 1;
-			}
-		}
-		free_claims(c, n);
-	} while (changed);
-}
-
 static const struct droute *
 find_route(const struct droute *v, size_t n, const char *key)
 {
@@ -661,63 +619,104 @@ find_route(const struct droute *v, size_t n, const char *key)
 }
 
 /*
- * Redirects (and ssl_redirect) of every service.  A source redirected
- * elsewhere by a service earlier by name leaves the later one out.
+ * The redirects (and ssl_redirect) of r, unless one of its sources is
+ * redirected elsewhere by itself or by a service admitted before it.
  */
 static void
-build_redirects(struct desired *d, struct routed *routed, size_t nrouted,
+admit_redirects(struct desired *d, struct routed *r,
     const struct desired_opts *o)
 {
 	const struct droute *other;
 	struct droute *add;
-	size_t i, j, nadd;
+	size_t j, nadd;
 	const char *label;
 
+	nadd = r->spec.nredirects + (r->spec.ssl_redirect ? r->spec.nhosts :
+	    0);
+	add = xcalloc(nadd == 0 ? 1 : nadd, sizeof(*add));
+	for (j = 0; j < r->spec.nredirects; j++) {
+		add[j].key = xstrdup(r->spec.redirects[j].key);
+		add[j].value = xstrdup(r->spec.redirects[j].target);
+	}
+	for (; j < nadd; j++) {
+		const char *h = r->spec.hosts[j - r->spec.nredirects];
+
+		add[j].key = xasprintf("http://%s", h);
+		add[j].value = o->https_port == 443 ? xasprintf("https://%s",
+		    h) : xasprintf("https://%s:%u", h, o->https_port);
+	}
+	for (j = 0; j < nadd && !r->bad; j++) {
+		label = j < r->spec.nredirects ? "redirects" : "ssl_redirect";
+		other = find_route(add, j, add[j].key);
+		if (other != NULL && strcmp(other->value, add[j].value) != 0)
+			left_out(d, r, o->prefix, label, xasprintf("%s is "
+			    "redirected both to %s and to %s", add[j].key,
+			    other->value, add[j].value));
+		other = find_route(d->maps[MAP_REDIRECTS],
+		    d->nmap[MAP_REDIRECTS], add[j].key);
+		if (!r->bad && other != NULL && strcmp(other->value,
+		    add[j].value) != 0)
+			left_out(d, r, o->prefix, label, xasprintf("%s is "
+			    "redirected to %s by another service", add[j].key,
+			    other->value));
+	}
+	for (j = 0; j < nadd; j++) {
+		if (!r->bad && find_route(d->maps[MAP_REDIRECTS],
+		    d->nmap[MAP_REDIRECTS], add[j].key) == NULL)
+			map_add(d, MAP_REDIRECTS, add[j].key, add[j].value);
+		free(add[j].key);
+		free(add[j].value);
+	}
+	free(add);
+}
+
+/*
+ * Conflicts are decided in name order (routed is sorted by name): a
+ * service is admitted when it agrees with every service admitted before
+ * it on the options of each backend they would share, and on where each
+ * redirect source they both name goes.  One that does not is left out,
+ * and its warning names the admitted service.
+ */
+static void
+admit_services(struct desired *d, struct routed *routed, size_t nrouted,
+    const struct desired_opts *o)
+{
+	struct claim *c;
+	const char *label;
+	size_t n, i, k, g;
+
+	c = collect_claims(routed, nrouted, &n);
 	for (i = 0; i < nrouted; i++) {
 		struct routed *r = &routed[i];
 
-		nadd = r->spec.nredirects + (r->spec.ssl_redirect ?
-		    r->spec.nhosts : 0);
-		add = xcalloc(nadd == 0 ? 1 : nadd, sizeof(*add));
-		for (j = 0; j < r->spec.nredirects; j++) {
-			add[j].key = xstrdup(r->spec.redirects[j].key);
-			add[j].value = xstrdup(r->spec.redirects[j].target);
-		}
-		for (; j < nadd; j++) {
-			const char *h = r->spec.hosts[j - r->spec.nredirects];
+		for (k = 0; k < n && !r->bad; k++) {
+			if (c[k].routed != i)
+				continue;
+			/* The claims of one key are together: its first. */
+			for (g = k; g > 0 && c[g - 1].map == c[k].map &&
+			    strcmp(c[g - 1].key, c[k].key) == 0; g--)
+				;
+			for (; g < n && c[g].map == c[k].map &&
+			    strcmp(c[g].key, c[k].key) == 0; g++) {
+				const struct routed *other =
+				    &routed[c[g].routed];
 
-			add[j].key = xasprintf("http://%s", h);
-			add[j].value = o->https_port == 443 ?
-			    xasprintf("https://%s", h) :
-			    xasprintf("https://%s:%u", h, o->https_port);
-		}
-		for (j = 0; j < nadd && !r->bad; j++) {
-			label = j < r->spec.nredirects ? "redirects" :
-			    "ssl_redirect";
-			other = find_route(add, j, add[j].key);
-			if (other != NULL && strcmp(other->value,
-			    add[j].value) != 0)
+				if (!other->admitted || (label = options_differ(
+				    &other->spec, &r->spec)) == NULL)
+					continue;
 				left_out(d, r, o->prefix, label, xasprintf(
-				    "%s is redirected both to %s and to %s",
-				    add[j].key, other->value, add[j].value));
-			other = find_route(d->maps[MAP_REDIRECTS],
-			    d->nmap[MAP_REDIRECTS], add[j].key);
-			if (!r->bad && other != NULL && strcmp(other->value,
-			    add[j].value) != 0)
-				left_out(d, r, o->prefix, label, xasprintf(
-				    "%s is redirected to %s by another "
-				    "service", add[j].key, other->value));
+				    "differs from service %s, which serves "
+				    "%s too", other->svc->name,
+				    strcmp(c[k].key, "*") == 0 ?
+				    "unknown hosts" : c[k].key));
+				break;
+			}
 		}
-		for (j = 0; j < nadd; j++) {
-			if (!r->bad && find_route(d->maps[MAP_REDIRECTS],
-			    d->nmap[MAP_REDIRECTS], add[j].key) == NULL)
-				map_add(d, MAP_REDIRECTS, add[j].key,
-				    add[j].value);
-			free(add[j].key);
-			free(add[j].value);
-		}
-		free(add);
+		if (!r->bad)
+			admit_redirects(d, r, o);
+		r->admitted = !r->bad;
 	}
+	free_claims(c, n);
 }
 
 static void
@@ -835,28 +834,6 @@ route_service(struct desired *d, const struct swarm *sw,
 	return 0;
 }
 
-static size_t
-count_bad(const struct routed *routed, size_t n)
-{
-	size_t i, bad = 0;
-
-	for (i = 0; i < n; i++)
-		bad += routed[i].bad != 0;
-	return bad;
-}
-
-static void
-clear_map(struct desired *d, enum map_kind m)
-{
-	size_t i;
-
-	for (i = 0; i < d->nmap[m]; i++) {
-		free(d->maps[m][i].key);
-		free(d->maps[m][i].value);
-	}
-	d->nmap[m] = 0;
-}
-
 /*
  * Returns the desired state (new) for the services of sw that carry
  * prefix labels and belong to the cluster ("" for none).  Services whose
@@ -869,7 +846,7 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	struct routed *routed;
 	struct claim *claims;
 	const char *backend;
-	size_t i, nrouted = 0, nclaims, start, nbad;
+	size_t i, nrouted = 0, nclaims, start;
 
 	d = xcalloc(1, sizeof(*d));
 	routed = xcalloc(sw->nservices, sizeof(*routed));
@@ -880,13 +857,7 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	}
 	/* "The first by name" decides conflicts. */
 	sort_array(routed, nrouted, sizeof(*routed), routed_cmp);
-	/* Leaving a service out can settle another conflict: until stable. */
-	do {
-		nbad = count_bad(routed, nrouted);
-		clear_map(d, MAP_REDIRECTS);
-		build_redirects(d, routed, nrouted, o);
-		resolve_conflicts(d, routed, nrouted, o->prefix);
-	} while (count_bad(routed, nrouted) != nbad);
+	admit_services(d, routed, nrouted, o);
 
 	claims = collect_claims(routed, nrouted, &nclaims);
 	for (start = 0; start < nclaims; start = i) {

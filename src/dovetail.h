@@ -400,7 +400,7 @@ struct running {
 	int map_missing[MAP_COUNT];	/* HAProxy has no such map loaded */
 	/* TLS: read only when the terminating frontend runs. */
 	int tls;
-	char **cert_files;		/* "show ssl cert", sorted */
+	char **cert_files;		/* "show ssl cert" paths, sorted */
 	size_t ncert_files;
 	struct rmapent *crt_list;	/* file -> SNI filters, sorted */
 	size_t ncrt_list;
@@ -450,7 +450,7 @@ struct cmd {
 	enum cmd_kind kind;
 	char *text;		/* one runtime command (a payload after "<<") */
 	char *what;		/* the change, for the log */
-	const char *file;	/* CMD_CERT_COMMIT, CMD_CERT_DEL: the file */
+	const char *file;	/* CMD_CERT_*: the file, in certs_dir */
 	const char *pem;	/* CMD_CERT_COMMIT: what it holds now */
 };
 struct plan {

@@ -299,11 +299,11 @@ hastate_parse_map(struct running *r, enum map_kind m, const char *text,
 	return 0;
 }
 
-/* The files of a "show ssl cert" reply, by base name. */
+/* The files of a "show ssl cert" reply (paths). */
 int
 hastate_parse_certs(struct running *r, const char *text, char **cause)
 {
-	char *copy, *line, *next, *base;
+	char *copy, *line, *next;
 
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
@@ -317,11 +317,9 @@ hastate_parse_certs(struct running *r, const char *text, char **cause)
 			free(copy);
 			return -1;
 		}
-		base = strrchr(line, '/');
 		r->cert_files = xreallocarray(r->cert_files,
 		    r->ncert_files + 1, sizeof(char *));
-		r->cert_files[r->ncert_files++] = xstrdup(base == NULL ? line :
-		    base + 1);
+		r->cert_files[r->ncert_files++] = xstrdup(line);
 	}
 	free(copy);
 	sort_array(r->cert_files, r->ncert_files, sizeof(char *),

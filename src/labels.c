@@ -372,9 +372,22 @@ one_redirect(const char *p, size_t len, void *arg, char **message)
 	else
 		target = xasprintf("%s://%s", dst_scheme == 1 ? "http" :
 		    "https", dst);
-	if (src_scheme != 2)
+	/*
+	 * The source matches its host on any port: to the same host over
+	 * the same scheme would redirect forever.  "a,https://a" means
+	 * only http://a.
+	 */
+	if (strcmp(src, dst) == 0 && src_scheme == dst_scheme) {
+		*message = xasprintf("%s://%s would redirect to itself",
+		    src_scheme == 1 ? "http" : "https", src);
+		free(src);
+		free(dst);
+		free(target);
+		return -1;
+	}
+	if (src_scheme != 2 && (strcmp(src, dst) != 0 || dst_scheme != 1))
 		add_redirect(r, "http", src, target);
-	if (src_scheme != 1)
+	if (src_scheme != 1 && (strcmp(src, dst) != 0 || dst_scheme != 2))
 		add_redirect(r, "https", src, target);
 	free(src);
 	free(dst);

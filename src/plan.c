@@ -312,26 +312,28 @@ plan_cert(struct plan *p, const struct running *r, const char *dir,
     const char *file, const char *pem, const char *service)
 {
 	const char *done;
-	struct cmd *c;
+	char *path = xasprintf("%s/%s", dir, file);
+	int loaded;
 
+	loaded = find_in_array(&path, r->cert_files, r->ncert_files,
+	    sizeof(char *), str_cmp_ptr) != NULL;
 	done = entry_value(r->committed, r->ncommitted, file);
-	if (done != NULL && strcmp(done, pem) == 0 &&
-	    find_in_array(&file, r->cert_files, r->ncert_files,
-	    sizeof(char *), str_cmp_ptr) != NULL)
+	if (loaded && done != NULL && strcmp(done, pem) == 0) {
+		free(path);
 		return;
-	if (find_in_array(&file, r->cert_files, r->ncert_files,
-	    sizeof(char *), str_cmp_ptr) == NULL)
-		plan_add(p, CMD_CERT_NEW, xasprintf("new ssl cert %s/%s", dir,
-		    file), NULL);
-	plan_add(p, CMD_CERT_SET, xasprintf("set ssl cert %s/%s <<\n%s", dir,
-	    file, pem), NULL);
-	plan_add(p, CMD_CERT_COMMIT, xasprintf("commit ssl cert %s/%s", dir,
-	    file), service == NULL ? xasprintf("default certificate "
-	    "updated") : xasprintf("service %s: certificate %s loaded",
-	    service, file));
-	c = &p->cmds[p->ncmds - 1];
-	c->file = file;
-	c->pem = pem;
+	}
+	if (!loaded)
+		plan_add(p, CMD_CERT_NEW, xasprintf("new ssl cert %s", path),
+		    NULL);
+	plan_add(p, CMD_CERT_SET, xasprintf("set ssl cert %s <<\n%s", path,
+	    pem), NULL);
+	p->cmds[p->ncmds - 1].file = file;
+	plan_add(p, CMD_CERT_COMMIT, xasprintf("commit ssl cert %s", path),
+	    service == NULL ? xstrdup("default certificate updated") :
+	    xasprintf("service %s: certificate %s loaded", service, file));
+	p->cmds[p->ncmds - 1].file = file;
+	p->cmds[p->ncmds - 1].pem = pem;
+	free(path);
 }
 
 static char *

@@ -128,15 +128,16 @@ haproxy_check(const char *binary, const char *base, const char *config,
 
 /*
  * Whether HAProxy loads a certificate file: a check of a small file
- * binding nothing, which loads it.  On refusal, *cause (new) is HAProxy's
- * own reason, such as "inconsistencies between private key and
- * certificate".
+ * binding nothing, which loads it.  Returns 0 when it does, -1 when HAProxy
+ * refused it, with *cause (new) HAProxy's own reason ("inconsistencies
+ * between private key and certificate"), and -2 with *cause when the
+ * check itself could not run.
  */
 int
 haproxy_check_cert(const char *binary, const char *config, char **cause)
 {
 	struct buf out;
-	const char *alert, *reason, *end;
+	const char *alert, *reason, *end, *path;
 	char *why;
 	int rc;
 
@@ -145,9 +146,8 @@ haproxy_check_cert(const char *binary, const char *config, char **cause)
 	if (rc == -1) {
 		alert = out.data == NULL ? NULL : strstr(out.data, "[ALERT]");
 		reason = alert == NULL ? NULL : strstr(alert, "' : ");
-		if (reason != NULL && (end = strchr(reason, '\n')) != NULL) {
-			const char *path;
-
+		end = reason == NULL ? NULL : strchr(reason, '\n');
+		if (end != NULL) {
 			reason += 4;
 			/* The test file's path says nothing to the user. */
 			path = memmem(reason, (size_t)(end - reason), " '/", 3);
@@ -155,8 +155,10 @@ haproxy_check_cert(const char *binary, const char *config, char **cause)
 				end = path;
 			*cause = xasprintf("%.*s", (int)(end - reason), reason);
 			free(why);
-		} else
+		} else {
 			*cause = why;
+			rc = -2;
+		}
 	}
 	buf_free(&out);
 	return rc;

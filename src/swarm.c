@@ -590,16 +590,17 @@ swarm_replace_service(struct swarm *sw, const char *id, struct swarm *fresh)
 void
 swarm_merge_services(struct swarm *sw, struct swarm *other)
 {
-	size_t i;
+	size_t i, n = sw->nservices;
 
+	sw->services = xreallocarray(sw->services, n + other->nservices,
+	    sizeof(*sw->services));
 	for (i = 0; i < other->nservices; i++) {
-		if (swarm_service(sw, other->services[i].id) != NULL) {
+		/* Only the sorted part is searched: the first n. */
+		if (find_in_array(&other->services[i], sw->services, n,
+		    sizeof(*sw->services), service_cmp) != NULL)
 			service_free_fields(&other->services[i]);
-			continue;
-		}
-		sw->services = xreallocarray(sw->services, sw->nservices + 1,
-		    sizeof(*sw->services));
-		sw->services[sw->nservices++] = other->services[i];
+		else
+			sw->services[sw->nservices++] = other->services[i];
 	}
 	other->nservices = 0;
 	sort_array(sw->services, sw->nservices, sizeof(*sw->services),

@@ -4,8 +4,9 @@
  * agent reads the files and asks HAProxy whether it accepts the pair.
  *
  * The combined text travels in a runtime API payload, which ends at the
- * first empty line, so blank lines and carriage returns are dropped, and
- * anything but printable ASCII is refused.
+ * first empty line and must fit one HAProxy buffer: only the PEM blocks
+ * are kept (no blank lines, carriage returns or text between blocks),
+ * anything but printable ASCII is refused, and so is a pair too large.
  */
 #include "config.h"
 
@@ -15,6 +16,11 @@
 #include "dovetail.h"
 
 #define PEM_MAX (64 * 1024)
+/*
+ * HAProxy 2.6 reads a runtime API payload into one buffer of tune.bufsize
+ * (16384 by default) and drops the session when it is larger.
+ */
+#define PAYLOAD_MAX 15000
 
 static int
 pem_clean(struct buf *out, const char *text, size_t len, const char *what,
@@ -22,6 +28,7 @@ pem_clean(struct buf *out, const char *text, size_t len, const char *what,
 {
 	const char *line, *end, *nl;
 	size_t n;
+	int inside = 0;
 
 	if (len > PEM_MAX) {
 		*cause = xasprintf("the %s file is larger than %d bytes", what,
@@ -42,6 +49,13 @@ pem_clean(struct buf *out, const char *text, size_t len, const char *what,
 			n--;
 		if (n == 0)
 			continue;
+		/* Text around the blocks ("openssl x509 -text") is left. */
+		if (n >= 11 && memcmp(line, "-----BEGIN ", 11) == 0)
+			inside = 1;
+		if (!inside)
+			continue;
+		if (n >= 9 && memcmp(line, "-----END ", 9) == 0)
+			inside = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (line[i] < 0x20 || line[i] > 0x7e) {
 				*cause = xasprintf("the %s file is not PEM "
@@ -81,6 +95,12 @@ tls_combine(const char *cert, size_t cert_len, const char *key,
 	if (strstr(b.data + mark, "PRIVATE KEY-----\n") == NULL ||
 	    strstr(b.data + mark, "-----BEGIN ") == NULL) {
 		*cause = xstrdup("the key file holds no PEM private key");
+		goto bad;
+	}
+	if (b.len > PAYLOAD_MAX) {
+		*cause = xasprintf("the certificate and key are %zu bytes "
+		    "together, more than the %d that HAProxy's runtime API "
+		    "takes in one piece", b.len, PAYLOAD_MAX);
 		goto bad;
 	}
 	return buf_steal(&b);

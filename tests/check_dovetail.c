@@ -442,6 +442,35 @@ START_TEST(test_labels_every_label)
 }
 END_TEST
 
+START_TEST(test_labels_redirect_to_itself)
+{
+	const char *kv[] = { "com.docker.lb.hosts", "a.example",
+	    "com.docker.lb.port", "80", "com.docker.lb.redirects", NULL,
+	    NULL };
+	struct service *s;
+	struct route_spec r;
+	struct problem p;
+
+	/* No scheme, same host: only the other scheme is redirected. */
+	kv[5] = "a.example,https://a.example";
+	s = make_service("up", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_uint_eq(r.nredirects, 1);
+	ck_assert_str_eq(r.redirects[0].key, "http://a.example");
+	route_spec_free(&r);
+	drop_service(s);
+	/* The same scheme and host, whatever the port: a loop. */
+	kv[5] = "https://a.example,https://a.example:8443";
+	s = make_service("loop", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	ck_assert_ptr_nonnull(strstr(p.message, "itself"));
+	problem_free(&p);
+	drop_service(s);
+}
+END_TEST
+
 START_TEST(test_labels_combinations)
 {
 	static const char *const cases[][5] = {
@@ -545,6 +574,39 @@ START_TEST(test_tls_combine)
 }
 END_TEST
 
+/* Text around the blocks goes; what is left must fit one payload. */
+START_TEST(test_tls_size)
+{
+	const char *key = "-----BEGIN PRIVATE KEY-----\nMIIE\n"
+	    "-----END PRIVATE KEY-----\n";
+	struct buf cert;
+	char *pem, *cause = NULL;
+	int i;
+
+	buf_init(&cert);
+	buf_adds(&cert, "Certificate:\n    Data: caf\xc3\xa9\n");
+	buf_adds(&cert, "-----BEGIN CERTIFICATE-----\nMIIB\n"
+	    "-----END CERTIFICATE-----\nsubject=CN = x\n");
+	pem = tls_combine(cert.data, cert.len, key, strlen(key), &cause);
+	ck_assert_ptr_nonnull(pem);
+	ck_assert_str_eq(pem, "-----BEGIN CERTIFICATE-----\nMIIB\n"
+	    "-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIE\n"
+	    "-----END PRIVATE KEY-----\n");
+	free(pem);
+	/* A chain too long for HAProxy's runtime API. */
+	buf_adds(&cert, "-----BEGIN CERTIFICATE-----\n");
+	for (i = 0; i < 300; i++)
+		buf_adds(&cert, "MIIBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		    "\n");
+	buf_adds(&cert, "-----END CERTIFICATE-----\n");
+	ck_assert_ptr_null(tls_combine(cert.data, cert.len, key,
+	    strlen(key), &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "runtime API"));
+	free(cause);
+	buf_free(&cert);
+}
+END_TEST
+
 START_TEST(test_label_paths_and_bools)
 {
 	char *out;
@@ -609,6 +671,31 @@ START_TEST(test_labels_missing_port)
 END_TEST
 
 /* ---- Docker JSON ---- */
+
+/* A service with hosts and default_backend comes in both queries. */
+START_TEST(test_swarm_merge_services)
+{
+	const char *first = "[{\"ID\":\"c\",\"Spec\":{\"Name\":\"cboth\"}}]";
+	const char *second = "[{\"ID\":\"a\",\"Spec\":{\"Name\":\"adef\"}},"
+	    "{\"ID\":\"c\",\"Spec\":{\"Name\":\"cboth\"}},"
+	    "{\"ID\":\"b\",\"Spec\":{\"Name\":\"bdef\"}}]";
+	struct swarm *sw = swarm_new(), *more = swarm_new();
+	char *cause = NULL;
+
+	ck_assert_int_eq(swarm_parse_services(sw, first, strlen(first),
+	    &cause), 0);
+	ck_assert_int_eq(swarm_parse_services(more, second, strlen(second),
+	    &cause), 0);
+	swarm_merge_services(sw, more);
+	ck_assert_uint_eq(sw->nservices, 3);
+	ck_assert_str_eq(sw->services[0].id, "a");
+	ck_assert_str_eq(sw->services[1].id, "b");
+	ck_assert_str_eq(sw->services[2].id, "c");
+	ck_assert_uint_eq(more->nservices, 0);
+	swarm_free(more);
+	swarm_free(sw);
+}
+END_TEST
 
 START_TEST(test_swarm_small_documents)
 {
@@ -1036,6 +1123,8 @@ suite_units(void)
 	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
 	tcase_add_test(tc, test_labels_every_label);
 	tcase_add_test(tc, test_labels_combinations);
+	tcase_add_test(tc, test_labels_redirect_to_itself);
+	tcase_add_test(tc, test_tls_size);
 	tcase_add_test(tc, test_labels_default_only);
 	tcase_add_test(tc, test_tls_combine);
 	tcase_add_test(tc, test_label_paths_and_bools);
@@ -1045,6 +1134,7 @@ suite_units(void)
 
 	tc = tcase_create("swarm");
 	tcase_add_test(tc, test_swarm_small_documents);
+	tcase_add_test(tc, test_swarm_merge_services);
 	tcase_add_test(tc, test_swarm_node_address);
 	suite_add_tcase(s, tc);
 

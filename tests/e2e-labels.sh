@@ -710,6 +710,14 @@ is "default_backend: known hosts keep their routes" "$(seen redir.local /r)" "re
 is "default_backend: terminated HTTPS for an unknown name goes to it too" \
 	"$(https_get nobody.local /t "$CERTS/a.crt" -k | awk '{ print $1, $4, $5 }')" "dflt /t xfp=https"
 check "default_backend: only its own task answers" routes_exactly nobody.local dflt 1
+# With a hosts label too, the service comes in both of dovetail's service
+# queries: it must still be one service, each task one server.
+dk service update --detach --label-add "$L.hosts=dflt.local" dflt >/dev/null
+check "default_backend with hosts: its own host is routed" lab_wait 30 seen_is dflt.local /own "dflt /own"
+is "... unknown hosts still go to it" "$(seen nobody.local /y)" "dflt /y"
+is "... and each backend holds its one task once" \
+	"$(awk '/^backend / { b = $2 } /^\tserver / { print b, $2 }' "$GEN" | sort | uniq -d)" ""
+check "... in a file haproxy -c accepts" haproxy -c -q -f "$BASE" -f "$GEN"
 
 # ---- response headers ----------------------------------------------------------------
 

@@ -27,7 +27,7 @@
 #include "dovetail.h"
 
 #define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 5000
 #define RELOAD_TIMEOUT_MS 15000
 
 struct fastpoll {

@@ -701,6 +701,63 @@ check "... both" served_fp_is b.tls.local "$FP_B"
 is "... and the good TLS service still answers" \
 	"$(https_seen a.tls.local /still "$CERTS/a2.crt")" "tls-a /still"
 
+# ---- network in a stack, service_cluster -------------------------------------------------
+
+# A stack file's network "net" is the swarm's "stk_net": the label says
+# "net", as Interlock users write it.
+cat >"$LAB_DIR/stack.yml" <<EOF
+version: "3.8"
+x-app: &app
+  image: $APP_IMAGE
+  command: ["nc", "-ll", "-p", "8080", "-e", "/app/http.sh"]
+  init: true
+  networks: [net]
+  ports: [{target: 8080, mode: host}]
+services:
+  good:
+    <<: *app
+    environment: [APP=stk-good]
+    deploy:
+      labels:
+        $L.hosts: stk.local
+        $L.port: "8080"
+        $L.network: net
+  bad:
+    <<: *app
+    environment: [APP=stk-bad]
+    deploy:
+      labels:
+        $L.hosts: stkbad.local
+        $L.port: "8080"
+        $L.network: nope
+networks:
+  net: {driver: overlay}
+EOF
+printf 'stk_good\nstk_bad\n' >>"$LAB_DIR/services"
+check "docker stack deploy of a stack with a network label" \
+	dk stack deploy --resolve-image never -c "$LAB_DIR/stack.yml" stk
+app clu 1 --label "$L.hosts=clu.local" --label "$L.port=8080" --label "$L.service_cluster=east"
+check "network: in stack stk, the label \"net\" names the stack's stk_net" \
+	lab_wait 60 seen_is stk.local /n "stk-good /n"
+check "network: a name none of the service's networks has is an error naming the service and label" \
+	lab_wait 30 grep -q "service stk_bad: label $L.network: network \"nope\" is not one of the service's networks (stk_net)" "$LOG"
+check "... and its host is in none of the generated files" not_in_generated stkbad.local
+mkdir -p "$LAB_DIR/east"
+east_once() {
+	"$DOVETAIL" -c "$CONF" --once --routing-service-cluster east \
+		--haproxy-runtime-socket "$LAB_DIR/absent.sock" \
+		--haproxy-config "$LAB_DIR/east/dovetail.cfg" >"$LAB_DIR/east.log" 2>&1
+}
+check "service_cluster: an agent of cluster east writes its file (--once, checked by haproxy -c)" east_once
+is "... routing exactly the service of cluster east" \
+	"$(grep -v '^#' "$LAB_DIR/east/dovetail.hosts.map")" "clu.local/ svc-clu"
+# The test's agent has read the swarm since (a full read after this one).
+syncs=$(grep -c 'labelled service' "$LOG")
+check "... while this agent has read the swarm again" \
+	lab_wait 10 eval '[ "$(grep -c "labelled service" "$LOG")" -gt '"$syncs"' ]'
+check "service_cluster: this agent (no cluster) leaves the service of cluster east out" \
+	not_in_generated clu.local
+
 # ---- 7. default_backend -----------------------------------------------------------------
 
 check "default_backend: an unknown host goes to the default service (it has no hosts label)" \

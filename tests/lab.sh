@@ -428,8 +428,10 @@ lab_demo_service() {
 
 # lab_running_ports NAME - print, one per line, sorted, without duplicates,
 # the host-mode published ports of NAME's tasks whose desired state and
-# current state are both "running".  (Docker lists each host-mode port twice
-# in a task's PortStatus, once for IPv4 and once for IPv6.)  Prints nothing
+# current state are both "running".  Docker lists each host-mode port twice
+# in a task's PortStatus, IPv4 first, then IPv6, and the two may differ
+# (one task's IPv6 port may even be another's IPv4 port): only the first,
+# the one 127.0.0.1 reaches and dovetail routes to, is printed.  Prints nothing
 # when no task runs; returns 1 when the service does not exist.
 lab_running_ports() {
     if [ $# -ne 1 ]; then
@@ -440,7 +442,7 @@ lab_running_ports() {
     ids=$(dk service ps --no-trunc --quiet --filter desired-state=running "$1" 2>/dev/null) || return 1
     [ -n "$ids" ] || return 0
     # shellcheck disable=SC2086
-    dk inspect --type task --format '{{if and (eq .DesiredState "running") (eq .Status.State "running")}}{{range .Status.PortStatus.Ports}}{{if eq .PublishMode "host"}}{{.PublishedPort}}{{"\n"}}{{end}}{{end}}{{end}}' \
+    dk inspect --type task --format '{{if and (eq .DesiredState "running") (eq .Status.State "running") .Status.PortStatus.Ports}}{{with index .Status.PortStatus.Ports 0}}{{if eq .PublishMode "host"}}{{.PublishedPort}}{{"\n"}}{{end}}{{end}}{{end}}' \
         $ids 2>/dev/null | awk 'NF' | sort -n -u
     return 0
 }

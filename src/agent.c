@@ -103,20 +103,6 @@ struct agent {
 
 static void apply_doomed(struct agent *);
 
-static int
-rmapent_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct rmapent *)a)->key,
-	    ((const struct rmapent *)b)->key);
-}
-
-static int
-dcert_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct dcert *)a)->file,
-	    ((const struct dcert *)b)->file);
-}
-
 /* The port of an HTTPS bind ("ADDR:PORT"), 0 when there is none. */
 static uint16_t
 https_port(const char *bind)
@@ -1006,9 +992,9 @@ update_status(struct agent *a, const struct desired *d, int rc)
 /* ---- certificates ---- */
 
 static int
-read_secret(const struct agent *a, const char *name, struct buf *b,
-    char **cause)
+read_secret(void *arg, const char *name, struct buf *b, char **cause)
 {
+	const struct agent *a = arg;
 	char *path = xasprintf("%s/%s", a->cfg->secrets_dir, name), *why;
 	int rc;
 
@@ -1022,8 +1008,9 @@ read_secret(const struct agent *a, const char *name, struct buf *b,
 
 /* Whether HAProxy loads pem, asked once per distinct pair. */
 static const char *
-check_cert(struct agent *a, const char *pem)
+check_cert(void *arg, const char *pem)
 {
+	struct agent *a = arg;
 	struct cert_check *c;
 	int rc;
 	char *pem_path, *cfg_path, *cfg, *cause = NULL;
@@ -1083,43 +1070,13 @@ check_cert(struct agent *a, const char *pem)
 static void
 load_certs(struct agent *a, struct cert_store *st)
 {
-	struct buf cb, kb;
-	const char *cert, *key, *err;
-	struct cert_pair *p;
+	struct secret_io io = { read_secret, check_cert, a };
 	size_t i;
 
-	memset(st, 0, sizeof(*st));
 	for (i = 0; i < a->nchecks; i++)
 		a->checks[i].used = 0;
-	buf_init(&cb);
-	buf_init(&kb);
-	for (i = 0; i < a->swarm->nservices; i++) {
-		if (!labels_secrets(&a->swarm->services[i],
-		    a->cfg->label_prefix, a->cfg->service_cluster, &cert,
-		    &key) || cert_store_find(st, cert, key) != NULL)
-			continue;
-		st->pairs = xreallocarray(st->pairs, st->npairs + 1,
-		    sizeof(*st->pairs));
-		p = &st->pairs[st->npairs++];
-		memset(p, 0, sizeof(*p));
-		p->cert = xstrdup(cert);
-		p->key = xstrdup(key);
-		buf_reset(&cb);
-		buf_reset(&kb);
-		if (read_secret(a, cert, &cb, &p->error) == 0 &&
-		    read_secret(a, key, &kb, &p->error) == 0)
-			p->pem = tls_combine(cb.data == NULL ? "" : cb.data,
-			    cb.len, kb.data == NULL ? "" : kb.data, kb.len,
-			    &p->error);
-		if (p->pem != NULL && (err = check_cert(a, p->pem)) != NULL) {
-			p->error = xstrdup(err);
-			free(p->pem);
-			p->pem = NULL;
-		}
-		cert_store_sort(st);
-	}
-	buf_free(&cb);
-	buf_free(&kb);
+	cert_store_load(st, a->swarm, a->cfg->label_prefix,
+	    a->cfg->service_cluster, &io);
 	/* Forget the verdicts on pairs no service uses any more. */
 	for (i = 0; i < a->nchecks;) {
 		if (a->checks[i].used) {

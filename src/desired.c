@@ -60,7 +60,7 @@ droute_cmp(const void *a, const void *b)
 	    ((const struct droute *)b)->key);
 }
 
-static int
+int
 dcert_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct dcert *)a)->file,

@@ -286,7 +286,13 @@ char *tls_combine(const char *cert, size_t, const char *key, size_t,
     char **cause);
 const struct cert_pair *cert_store_find(const struct cert_store *,
     const char *cert, const char *key);
-void cert_store_sort(struct cert_store *);
+struct secret_io {
+	int (*read)(void *, const char *name, struct buf *, char **cause);
+	const char *(*check)(void *, const char *pem);	/* may be NULL */
+	void *arg;
+};
+void cert_store_load(struct cert_store *, const struct swarm *,
+    const char *prefix, const char *cluster, const struct secret_io *);
 void cert_store_free(struct cert_store *);
 
 /* desired.c: swarm model to the desired HAProxy state (no I/O) */
@@ -352,6 +358,7 @@ struct desired *desired_build(const struct swarm *,
     const struct desired_opts *);
 void desired_free(struct desired *);
 const struct dbackend *desired_backend(const struct desired *, const char *);
+int dcert_cmp(const void *, const void *);
 int desired_https(const struct desired *);
 
 /* render.c: desired state to the HAProxy file and map (no I/O) */
@@ -426,6 +433,7 @@ int hastate_parse_certs(struct running *, const char *, char **cause);
 int hastate_parse_crt_list(struct running *, const char *, char **cause);
 int hastate_parse_proc(const char *, struct proc_info *, char **cause);
 int running_has_backend(const struct running *, const char *);
+int rmapent_cmp(const void *, const void *);
 int rserver_in_maint(const struct rserver *);
 
 /* plan.c: desired versus running, as runtime commands (no I/O) */

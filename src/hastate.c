@@ -117,7 +117,8 @@ rserver_cmp(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->name, y->name);
 }
 
-static int
+/* Map entries (and their likes) by key. */
+int
 rmapent_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct rmapent *)a)->key,

@@ -108,20 +108,6 @@ plan_update_server(struct plan *p, const struct dbackend *be,
  * connections remain; the next reconcile tries again.
  */
 static int
-rmapent_key_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct rmapent *)a)->key,
-	    ((const struct rmapent *)b)->key);
-}
-
-static int
-dcert_file_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct dcert *)a)->file,
-	    ((const struct dcert *)b)->file);
-}
-
-static int
 dserver_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct dserver *)a)->name,
@@ -302,7 +288,7 @@ entry_value(const struct rmapent *v, size_t n, const char *key)
 	const struct rmapent *e;
 
 	k.key = (char *)key;
-	e = find_in_array(&k, v, n, sizeof(*v), rmapent_key_cmp);
+	e = find_in_array(&k, v, n, sizeof(*v), rmapent_cmp);
 	return e == NULL ? NULL : e->value;
 }
 
@@ -390,7 +376,7 @@ plan_tls(struct plan *p, const struct desired *d, const struct running *r,
 
 		key.file = (char *)f;
 		if (strncmp(f, "svc-", 4) != 0 || find_in_array(&key,
-		    d->certs, d->ncerts, sizeof(*d->certs), dcert_file_cmp) !=
+		    d->certs, d->ncerts, sizeof(*d->certs), dcert_cmp) !=
 		    NULL)
 			continue;
 		plan_add(p, CMD_CRT_LIST_DEL, xasprintf("del ssl crt-list %s "

@@ -131,10 +131,52 @@ cert_store_find(const struct cert_store *s, const char *cert, const char *key)
 	    pair_cmp);
 }
 
+/*
+ * Fills st with the certificate and key pairs the services of sw (for
+ * this prefix and cluster) name, each combined; io reads a secret into a
+ * buffer and, when check is set, says why HAProxy would refuse a combined
+ * pair (NULL: it would not).  The reading is the caller's: this is pure.
+ */
 void
-cert_store_sort(struct cert_store *s)
+cert_store_load(struct cert_store *st, const struct swarm *sw,
+    const char *prefix, const char *cluster, const struct secret_io *io)
 {
-	sort_array(s->pairs, s->npairs, sizeof(*s->pairs), pair_cmp);
+	struct buf cb, kb;
+	const char *cert, *key, *err;
+	struct cert_pair *p;
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	buf_init(&cb);
+	buf_init(&kb);
+	for (i = 0; i < sw->nservices; i++) {
+		if (!labels_secrets(&sw->services[i], prefix, cluster, &cert,
+		    &key) || cert_store_find(st, cert, key) != NULL)
+			continue;
+		st->pairs = xreallocarray(st->pairs, st->npairs + 1,
+		    sizeof(*st->pairs));
+		p = &st->pairs[st->npairs++];
+		memset(p, 0, sizeof(*p));
+		p->cert = xstrdup(cert);
+		p->key = xstrdup(key);
+		buf_reset(&cb);
+		buf_reset(&kb);
+		if (io->read(io->arg, cert, &cb, &p->error) == 0 &&
+		    io->read(io->arg, key, &kb, &p->error) == 0)
+			p->pem = tls_combine(cb.data == NULL ? "" : cb.data,
+			    cb.len, kb.data == NULL ? "" : kb.data, kb.len,
+			    &p->error);
+		if (p->pem != NULL && io->check != NULL &&
+		    (err = io->check(io->arg, p->pem)) != NULL) {
+			p->error = xstrdup(err);
+			free(p->pem);
+			p->pem = NULL;
+		}
+		sort_array(st->pairs, st->npairs, sizeof(*st->pairs),
+		    pair_cmp);
+	}
+	buf_free(&cb);
+	buf_free(&kb);
 }
 
 void

@@ -74,41 +74,21 @@ compare(const char *dir, const char *name, const char *got)
 	free(want);
 }
 
-/* The case's secrets/ files, combined as the agent would (no haproxy). */
-static void
-load_certs(const struct swarm *sw, const char *dir, struct cert_store *st)
+/* A secret of the case: its secrets/ file. */
+static int
+read_case_secret(void *arg, const char *name, struct buf *b, char **cause)
 {
-	const char *cert, *key;
-	char *ct, *kt, *pc, *pk;
-	struct cert_pair *p;
-	size_t i;
+	char *rel = xasprintf("secrets/%s", name), *text;
 
-	memset(st, 0, sizeof(*st));
-	for (i = 0; i < sw->nservices; i++) {
-		if (!labels_secrets(&sw->services[i], "com.docker.lb", "",
-		    &cert, &key) || cert_store_find(st, cert, key) != NULL)
-			continue;
-		st->pairs = xreallocarray(st->pairs, st->npairs + 1,
-		    sizeof(*st->pairs));
-		p = &st->pairs[st->npairs++];
-		memset(p, 0, sizeof(*p));
-		p->cert = xstrdup(cert);
-		p->key = xstrdup(key);
-		pc = xasprintf("secrets/%s", cert);
-		pk = xasprintf("secrets/%s", key);
-		ct = read_opt(dir, pc);
-		kt = read_opt(dir, pk);
-		if (ct == NULL || kt == NULL)
-			p->error = xstrdup("cannot read the secret");
-		else
-			p->pem = tls_combine(ct, strlen(ct), kt, strlen(kt),
-			    &p->error);
-		free(ct);
-		free(kt);
-		free(pc);
-		free(pk);
-		cert_store_sort(st);
+	text = read_opt(arg, rel);
+	free(rel);
+	if (text == NULL) {
+		*cause = xstrdup("cannot read the secret");
+		return -1;
 	}
+	buf_adds(b, text);
+	free(text);
+	return 0;
 }
 
 /* Optional "show ..." replies of the case, for the plan. */
@@ -158,6 +138,7 @@ run_case(const char *dir)
 	    "abns@dovetail-tls-golden", "24h", 1 };
 	struct desired_opts dopts;
 	struct cert_store certs;
+	struct secret_io io;
 	struct plan p;
 	struct buf out;
 	char *cluster, *text, *cause = NULL, *nl;
@@ -175,7 +156,11 @@ run_case(const char *dir)
 	cluster = read_opt(dir, "cluster.txt");
 	if (cluster != NULL && (nl = strchr(cluster, '\n')) != NULL)
 		*nl = '\0';
-	load_certs(sw, dir, &certs);
+	io.read = read_case_secret;
+	io.check = NULL;
+	io.arg = (void *)dir;
+	cert_store_load(&certs, sw, "com.docker.lb", cluster == NULL ? "" :
+	    cluster, &io);
 	dopts.prefix = "com.docker.lb";
 	dopts.cluster = cluster == NULL ? "" : cluster;
 	dopts.https_port = 443;

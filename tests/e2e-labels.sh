@@ -195,19 +195,8 @@ LOG=$LAB_LOG_DIR/dovetail.log
 rm -rf "$GEN" "$LAB_DIR"/dovetail.*.map "$CRT_LIST" "$LAB_DIR/dovetail.certs"
 # A short tunnel timeout: an upgraded connection on a path that is not a
 # websocket endpoint is cut after 3 s idle.
-cat >"$BASE" <<EOF
-global
-	stats socket $LAB_HX_ADMIN_SOCK mode 600 level admin expose-fd listeners
-	stats timeout 30s
-	hard-stop-after 30s
-defaults
-	mode http
-	option idle-close-on-response
-	timeout connect 2s
-	timeout client 30s
-	timeout server 30s
-	timeout tunnel 3s
-EOF
+lab_haproxy_base "$BASE"
+printf '\ttimeout tunnel 3s\n' >>"$BASE"
 lab_dovetail_conf "$CONF" "$DOCKER_HOST" "$GEN" "$BASE" "$HTTP_PORT"
 cat >>"$CONF" <<EOF
 https_bind = 127.0.0.1:$HTTPS_PORT

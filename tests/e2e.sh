@@ -79,18 +79,7 @@ BASE=$LAB_DIR/base.cfg
 CONF=$LAB_DIR/dovetail.conf
 LOG=$LAB_LOG_DIR/dovetail.log
 : >"$LOG"
-cat >"$BASE" <<EOF
-global
-	stats socket $LAB_HX_ADMIN_SOCK mode 600 level admin expose-fd listeners
-	stats timeout 30s
-	hard-stop-after 30s
-defaults
-	mode http
-	option idle-close-on-response
-	timeout connect 2s
-	timeout client 30s
-	timeout server 30s
-EOF
+lab_haproxy_base "$BASE"
 lab_dovetail_conf "$CONF" "unix://$PROXY_SOCK" "$GEN" "$BASE" "$HTTP_PORT"
 cat >>"$CONF" <<EOF
 [docker]

@@ -467,6 +467,25 @@ http_bind = 127.0.0.1:$5
 EOF
 }
 
+# lab_haproxy_base FILE - writes a base HAProxy file for this lab's HAProxy:
+# the admin socket dovetail needs, bounded old workers, HTTP defaults with
+# short timeouts.  Callers append more ("timeout tunnel ...").
+lab_haproxy_base() {
+    _lab_need_init || return 1
+    cat >"$1" <<EOF
+global
+	stats socket $LAB_HX_ADMIN_SOCK mode 600 level admin expose-fd listeners
+	stats timeout 30s
+	hard-stop-after 30s
+defaults
+	mode http
+	option idle-close-on-response
+	timeout connect 2s
+	timeout client 30s
+	timeout server 30s
+EOF
+}
+
 # ---- routing assertions ------------------------------------------------------
 
 # lab_expected NAME - the hostnames of NAME's running tasks, asked of each

@@ -19,20 +19,8 @@ DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
 HTTP_PORT=${E2E_LABELS_HTTP_PORT:-18280}
 HTTPS_PORT=${E2E_LABELS_HTTPS_PORT:-18643}
 L=com.docker.lb
-pass=0
-fail=0
-
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
-check() {
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-# is DESC GOT WANT: GOT equals WANT (both shown when they differ).
-is() {
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got \"$2\", want \"$3\""; fi
-}
+# shellcheck source=tests/results.sh
+. "$here/results.sh"
 
 lab_init "${E2E_LABELS_DIR:-/tmp/dovetail-e2e-labels}"
 DT_PID=

@@ -17,16 +17,8 @@ DOVETAIL=${1:-${DOVETAIL:-$here/../build/src/dovetail}}
 DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
 HTTP_PORT=${E2E_HTTP_PORT:-18080}
 METRICS_PORT=${E2E_METRICS_PORT:-19180}
-pass=0
-fail=0
-
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
-check() {
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
+# shellcheck source=tests/results.sh
+. "$here/results.sh"
 
 lab_init "${E2E_DIR:-/tmp/dovetail-e2e}"
 DT_PID=

@@ -36,18 +36,11 @@ INSTALLED_PORT=${PKG_INSTALLED_PORT:-18083}
 NOTIFY_PORT=${PKG_NOTIFY_PORT:-18084}
 PROXY_PORT=${PKG_PROXY_PORT:-23761}
 STACK=dtpkg
-pass=0
-fail=0
 started=$(date +%s)
 
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
+# shellcheck source=tests/results.sh
+. "$here/results.sh"
 not_tested() { echo "# not tested: $*"; }
-check() {
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
 section() { printf '# ---- %s (%ss)\n' "$*" "$(($(date +%s) - started))"; }
 finish_early() {
 	not_ok "$*"

@@ -563,7 +563,9 @@ is "backend_mode=vip: scaling caused no reload" "$(reloads)" "$r0"
 # Hostile label values, each on its own service (no task needed: labels are
 # read whether tasks run or not).  NAME|LABEL|VALUE|LEAK: VALUE (printf %b:
 # \n is a newline) on label LABEL; LEAK, a string that must not reach the
-# generated files ("-": nothing beyond the service's name and host).
+# generated files ("-": nothing beyond the service's name and host).  A
+# leak string holds a '.' or a character no task ID has, or is long enough,
+# so that it does not match a random [a-z0-9] server name by chance.
 long=$(printf 'a%.0s' $(seq 300))
 hostile_table="hx-host-space|hosts|bad host.local|bad host
 hx-host-semi|hosts|x.local;del map|del map
@@ -592,11 +594,11 @@ hx-cert-dots|ssl_cert|../a.crt|../a.crt
 hx-cert-space|ssl_cert|a evil.crt|a evil.crt
 hx-key-dots|ssl_key|../b.key|../b.key
 hx-redir-scheme|redirects|http://|-
-hx-redir-ftp|redirects|src1.local,ftp://evil1.local|evil1
-hx-redir-nocomma|redirects|evil2.local|evil2
-hx-redir-semi|redirects|src3.local,http://ok3.local;x y,http://evil3.local|ok3
-hx-redir-nl|redirects|src4.local,http://ok4.local\nevil4|evil4
-hx-redir-port|redirects|src5:99.local,http://evil5.local|evil5
+hx-redir-ftp|redirects|src1.local,ftp://evil1.local|evil1.local
+hx-redir-nocomma|redirects|evil2.local|evil2.local
+hx-redir-semi|redirects|src3.local,http://ok3.local;x y,http://evil3.local|ok3.local
+hx-redir-nl|redirects|src4.local,http://ok4.local\nevil4.local|evil4.local
+hx-redir-port|redirects|src5:99.local,http://evil5.local|evil5.local
 hx-cookie-space|sticky_session_cookie|sid evil|sid evil
 hx-cookie-semi|sticky_session_cookie|sid;evil|sid;evil
 hx-cookie-quote|sticky_session_cookie|sid\"evil|sid\"evil

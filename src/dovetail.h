@@ -21,10 +21,17 @@
 #define DT_FRONTEND_HTTPS "dovetail-https"
 #define DT_FRONTEND_TLS "dovetail-https-terminate"
 #define DT_BACKEND_TERMINATE "dovetail-tls-terminate"
-/* Options of every server, in the file and in runtime "add server". */
+/*
+ * Options of every server, in the file and in runtime "add server".
+ * "add server" applies no default-server, and HAProxy 2.6 leaves a server
+ * added at run time without an idle connection pool (pool-purge-delay 0,
+ * pool-max-conn 0): every request would open a new connection to the
+ * task.  The pool settings are HAProxy's own defaults for a server in the
+ * file, written out so both kinds are the same on every version.
+ */
 #define DT_SERVER_OPTIONS \
 	"check inter 1s fall 2 rise 1 observe layer4 error-limit 1 " \
-	"on-error mark-down"
+	"on-error mark-down pool-purge-delay 5s pool-max-conn -1"
 
 /* xmalloc.c: allocation that dies on out-of-memory */
 void *xmalloc(size_t);

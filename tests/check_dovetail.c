@@ -978,6 +978,81 @@ START_TEST(test_skeleton_invariant)
 }
 END_TEST
 
+/*
+ * A server added at run time must be its twin in the file: "add server"
+ * takes exactly the words after the name on the written server line,
+ * pool settings included (HAProxy 2.6 gives an added server no idle
+ * connection pool unless told).
+ */
+static void
+check_add_server_twin(int tcp, int weight)
+{
+	struct render_opts ro = { ":80", "", { "/x.map", "/s.map",
+	    "/r.map" }, "/x.crt-list", "/x.certs", "/x.certs/default.pem",
+	    "abns@x", "24h", 1 };
+	struct dserver srv = { "t1", "2001:db8::7", 8080, weight, "a" };
+	char *svcs[] = { "a" };
+	struct dbackend be;
+	struct desired d;
+	struct running *r = running_new();
+	struct plan p;
+	struct buf text;
+	const char *line, *add = NULL;
+	char *cause = NULL, *want;
+	size_t i, len;
+
+	memset(&d, 0, sizeof(d));
+	memset(&be, 0, sizeof(be));
+	memset(&p, 0, sizeof(p));
+	be.name = "svc-a";
+	be.services = svcs;
+	be.nservices = 1;
+	be.servers = &srv;
+	be.nservers = 1;
+	be.tcp = tcp;
+	d.backends = &be;
+	d.nbackends = 1;
+	buf_init(&text);
+	render_config(&text, &d, &ro);
+	line = strstr(text.data, "\n\tserver t1 ");
+	ck_assert_ptr_nonnull(line);
+	line += strlen("\n\tserver t1 ");
+	len = strcspn(line, "\n");
+	ck_assert_ptr_nonnull(strstr(text.data, "\n# Every server, here and "
+	    "added at run time: " DT_SERVER_OPTIONS "\n"));
+
+	ck_assert_int_eq(hastate_parse_backends(r, "# name\nsvc-a\n", &cause),
+	    0);
+	plan_build(&p, &d, NULL, r, &ro);
+	for (i = 0; i < p.ncmds; i++)
+		if (p.cmds[i].kind == CMD_ADD_SERVER)
+			add = p.cmds[i].text;
+	ck_assert_ptr_nonnull(add);
+	want = xasprintf("add server svc-a/t1 %.*s", (int)len, line);
+	ck_assert_str_eq(add, want);
+	ck_assert_ptr_nonnull(strstr(add, " [2001:db8::7]:8080 "));
+	ck_assert_ptr_nonnull(strstr(add, " pool-purge-delay 5s "
+	    "pool-max-conn -1"));
+	ck_assert_ptr_nonnull(strstr(add, " check inter 1s fall 2 rise 1 "));
+	if (weight >= 0)
+		ck_assert_ptr_nonnull(strstr(add, " weight 30 "));
+	else
+		ck_assert_ptr_null(strstr(add, " weight "));
+	ck_assert_int_eq(strstr(add, " check-ssl verify none") != NULL, tcp);
+	free(want);
+	plan_free(&p);
+	running_free(r);
+	buf_free(&text);
+}
+
+START_TEST(test_add_server_twin)
+{
+	check_add_server_twin(0, -1);
+	check_add_server_twin(0, 30);
+	check_add_server_twin(1, -1);
+}
+END_TEST
+
 /* notify_send() against a datagram socket standing in for systemd. */
 static void
 notify_roundtrip(const char *name, int abstract)
@@ -1145,6 +1220,7 @@ suite_units(void)
 	tcase_add_test(tc, test_reply_classes);
 	tcase_add_test(tc, test_skeleton);
 	tcase_add_test(tc, test_skeleton_invariant);
+	tcase_add_test(tc, test_add_server_twin);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_metrics_render);

@@ -778,7 +778,8 @@ reload_reason(const struct agent *a, const struct desired *d,
 	if (a->reload_pending)
 		return "the last reload did not complete";
 	for (i = 0; i < MAP_COUNT; i++) {
-		if (r->map_missing[i] && (i != MAP_SNI || desired_https(d)))
+		if (r->map_missing[i] && (i != MAP_SNI ||
+		    desired_passthrough(d)))
 			return "HAProxy runs without one of dovetail's maps";
 	}
 	if (d->ncerts > 0 && !r->tls)
@@ -1327,6 +1328,18 @@ setup_paths(struct agent *a)
 	a->ro.response_headers = a->cfg->response_headers;
 
 	buf_init(&b);
+	if (file_read(a->cfg->haproxy_base, &b, &cause) == 0) {
+		unsigned line = render_default_server_line(b.data);
+
+		if (line != 0)
+			log_warnx("%s:%u: default-server reaches the servers "
+			    "written in %s but not those added at run time; "
+			    "dovetail sets every server's options itself, so "
+			    "leave it out", a->cfg->haproxy_base, line,
+			    a->cfg->haproxy_config);
+	} else
+		free(cause);
+	buf_reset(&b);
 	if (file_read(a->cfg->haproxy_config, &b, &cause) == 0)
 		a->disk_config = buf_steal(&b);
 	else

@@ -52,7 +52,7 @@ const struct config_key config_keys[] = {
 	  "DIR", "where the ssl_cert and ssl_key secrets are files" },
 	{ "routing", "websocket_timeout", "routing-websocket-timeout", "24h",
 	  "DURATION", "idle timeout of WebSocket tunnels on their endpoints" },
-	{ "routing", "response_headers", "routing-response-headers", "true",
+	{ "routing", "response_headers", "routing-response-headers", "false",
 	  "BOOL", "add x-request-id, x-proxy-id, ... to responses" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },

@@ -900,6 +900,18 @@ desired_https(const struct desired *d)
 	return d->ncerts > 0 || d->nmap[MAP_SNI] > 0;
 }
 
+/* Whether some service passes TLS through to its tasks. */
+int
+desired_passthrough(const struct desired *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nbackends; i++)
+		if (d->backends[i].tcp)
+			return 1;
+	return 0;
+}
+
 void
 desired_free(struct desired *d)
 {

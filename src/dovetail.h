@@ -367,6 +367,7 @@ void desired_free(struct desired *);
 const struct dbackend *desired_backend(const struct desired *, const char *);
 int dcert_cmp(const void *, const void *);
 int desired_https(const struct desired *);
+int desired_passthrough(const struct desired *);
 
 /* render.c: desired state to the HAProxy file and map (no I/O) */
 struct render_opts {
@@ -386,6 +387,7 @@ void render_map(struct buf *, const struct desired *, enum map_kind);
 void render_crt_list(struct buf *, const struct desired *,
     const char *certs_dir);
 void render_skeleton(struct buf *, const char *config_text);
+unsigned render_default_server_line(const char *text);
 void render_server_addr(struct buf *, const struct dserver *);
 void render_server_args(struct buf *, const struct dbackend *,
     const struct dserver *);

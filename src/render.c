@@ -183,16 +183,27 @@ render_http_rules(struct buf *b, const struct render_opts *o,
 }
 
 /*
- * HTTPS: one port for passthrough and terminated hosts.  A TCP frontend
- * reads the SNI: passthrough hosts go to their tasks as they are, the
- * rest to a second frontend that terminates TLS (certificates from the
- * crt-list, picked by SNI) behind a local socket, with the client's
- * address carried over by the PROXY protocol.
+ * HTTPS.  Without passthrough services, the HTTPS port is bound by the
+ * frontend that terminates TLS (certificates from the crt-list, picked
+ * by SNI), as a hand-written file would do.  With them, one port serves
+ * both: a TCP frontend reads the SNI, sends passthrough hosts to their
+ * tasks as they are and the rest to the terminating frontend behind a
+ * local socket, with the client's address carried over by the PROXY
+ * protocol.  That hop costs every terminated request (bench/dataplane),
+ * so it is there only while a passthrough service is; a passthrough
+ * backend coming or going reloads anyway.
  */
 static void
 render_https(struct buf *b, const struct desired *d,
     const struct render_opts *o)
 {
+	if (!desired_passthrough(d)) {
+		buf_adds(b, "\nfrontend " DT_FRONTEND_HTTPS "\n\tmode http\n");
+		buf_addf(b, "\tbind %s ssl crt %s crt-list %s\n", o->https_bind,
+		    o->default_cert, o->crt_list);
+		render_http_rules(b, o, "https");
+		return;
+	}
 	buf_adds(b, "\nfrontend " DT_FRONTEND_HTTPS "\n\tmode tcp\n");
 	buf_addf(b, "\tbind %s\n", o->https_bind);
 	/* The base file's defaults are HTTP ones: say what fits TCP. */
@@ -301,4 +312,31 @@ render_skeleton(struct buf *b, const char *text)
 			continue;
 		buf_add(b, line, len);
 	}
+}
+
+/*
+ * The line number of the first "default-server" line of an HAProxy file,
+ * or 0.  A base file's defaults reach the servers written in dovetail's
+ * file but never those added at run time ("add server" applies no
+ * default-server), so the two would differ: the agent warns.
+ */
+unsigned
+render_default_server_line(const char *text)
+{
+	const char *p = text;
+	unsigned line = 1;
+	size_t n;
+
+	while (*p != '\0') {
+		p += strspn(p, " \t");
+		n = strcspn(p, " \t\n");
+		if (n == 14 && strncmp(p, "default-server", 14) == 0)
+			return line;
+		p = strchr(p, '\n');
+		if (p == NULL)
+			break;
+		p++;
+		line++;
+	}
+	return 0;
 }

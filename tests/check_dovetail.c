@@ -1053,6 +1053,19 @@ START_TEST(test_add_server_twin)
 }
 END_TEST
 
+START_TEST(test_default_server_line)
+{
+	ck_assert_uint_eq(render_default_server_line(""), 0);
+	ck_assert_uint_eq(render_default_server_line("global\n\tmaxconn 10\n"
+	    "defaults\n\tmode http\n"), 0);
+	ck_assert_uint_eq(render_default_server_line("global\n# default-server "
+	    "x\ndefaults\n  default-server check\n"), 4);
+	ck_assert_uint_eq(render_default_server_line("default-server\n"), 1);
+	ck_assert_uint_eq(render_default_server_line("\tdefault-servers x\n"),
+	    0);
+}
+END_TEST
+
 /* notify_send() against a datagram socket standing in for systemd. */
 static void
 notify_roundtrip(const char *name, int abstract)
@@ -1221,6 +1234,7 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton);
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_add_server_twin);
+	tcase_add_test(tc, test_default_server_line);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_metrics_render);

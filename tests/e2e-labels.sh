@@ -23,6 +23,7 @@ L=com.docker.lb
 . "$here/results.sh"
 
 lab_init "${E2E_LABELS_DIR:-/tmp/dovetail-e2e-labels}"
+echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | head -n 1)"
 DT_PID=
 stop_dovetail() {
 	if [ -n "$DT_PID" ] && kill -0 "$DT_PID" 2>/dev/null; then
@@ -187,6 +188,7 @@ lab_haproxy_base "$BASE"
 printf '\ttimeout tunnel 3s\n' >>"$BASE"
 lab_dovetail_conf "$CONF" "$DOCKER_HOST" "$GEN" "$BASE" "$HTTP_PORT"
 cat >>"$CONF" <<EOF
+response_headers = true
 https_bind = 127.0.0.1:$HTTPS_PORT
 secrets_dir = $SECRETS
 [docker]
@@ -445,6 +447,25 @@ case $followed in
 *) not_ok "ssl_passthrough: following the HTTP redirect reaches the app over TLS: got \"${followed:0:200}\"" ;;
 esac
 
+# ---- 3b. the HTTPS port without passthrough ----------------------------------------
+
+# With a passthrough service, a TCP frontend reads the SNI in front of the
+# terminating one; without, the terminating frontend binds the port itself.
+check "ssl_passthrough: the HTTPS port reads the SNI in a TCP frontend first" \
+	grep -q "^frontend dovetail-https-terminate$" "$GEN"
+r0=$(reloads)
+dk service rm pass >/dev/null
+check "without passthrough services, the terminating frontend binds the HTTPS port itself" \
+	lab_wait 60 grep -q "^	bind 127.0.0.1:$HTTPS_PORT ssl crt " "$GEN"
+check "... with no TCP frontend in front of it" sh -c "! grep -q '^frontend dovetail-https-terminate$\|^	mode tcp$' '$GEN'"
+is "... which took one reload" "$(($(reloads) - r0))" 1
+check "... and SNI a.tls.local still gets the service's certificate" lab_wait 30 served_fp_is a.tls.local "$FP_A"
+body=$(https_get a.tls.local '/s?x=2' "$CERTS/a.crt")
+is "... and the app's answer with X-Forwarded-Proto: https" \
+	"$(awk '{ print $1, $3, $4, $5 }' <<<"$body")" "tls-a GET /s?x=2 xfp=https"
+is "... and a name without a certificate gets the default one" \
+	"$(served_fp unknown.tls.local)" "$(served_fp "")"
+
 # ---- 5. sticky_session_cookie, ip_hash ----------------------------------------
 
 check "sticky_session_cookie: HAProxy holds the 3 tasks, up" lab_wait 30 servers_up "$(backend_of sticky)" 3
@@ -663,7 +684,7 @@ while IFS='|' read -r name label value leak; do
 	fi
 done <<<"$hostile_table"
 is "each hostile service is logged once" "$(grep -c 'warning: service hx-' "$LOG")" "$nhostile"
-check "the file with the hostile services around passes haproxy -c" haproxy -c -q -f "$BASE" -f "$GEN"
+check "the file with the hostile services around passes haproxy -c" "$LAB_HAPROXY" -c -q -f "$BASE" -f "$GEN"
 
 check "ssl_cert: a missing secret file is an error naming the service and $L.ssl_cert" \
 	grep -q "warning: service tls-missing: label $L.ssl_cert: cannot read the secret" "$LOG"
@@ -753,7 +774,7 @@ check "default_backend with hosts: its own host is routed" lab_wait 30 seen_is d
 is "... unknown hosts still go to it" "$(seen nobody.local /y)" "dflt /y"
 is "... and each backend holds its one task once" \
 	"$(awk '/^backend / { b = $2 } /^\tserver / { print b, $2 }' "$GEN" | sort | uniq -d)" ""
-check "... in a file haproxy -c accepts" haproxy -c -q -f "$BASE" -f "$GEN"
+check "... in a file haproxy -c accepts" "$LAB_HAPROXY" -c -q -f "$BASE" -f "$GEN"
 
 # ---- response headers ----------------------------------------------------------------
 
@@ -783,9 +804,9 @@ no_headers() {
 	h=$(headers redir.local)
 	grep -q '^HTTP/1.1 200' <<<"$h" && ! grep -qi '^x-proxy-id:\|^x-server-info:\|^x-upstream-' <<<"$h"
 }
-sed -i "s/^https_bind = /response_headers = false\nhttps_bind = /" "$CONF"
+sed -i "/^response_headers = true$/d" "$CONF"
 kill -HUP "$DT_PID"
-check "response_headers = false (SIGHUP): responses come without them" lab_wait 30 no_headers
+check "response_headers left out (SIGHUP): by default responses come without them" lab_wait 30 no_headers
 
 check "dovetail is still running" kill -0 "$DT_PID"
 stop_dovetail

@@ -21,6 +21,7 @@ METRICS_PORT=${E2E_METRICS_PORT:-19180}
 . "$here/results.sh"
 
 lab_init "${E2E_DIR:-/tmp/dovetail-e2e}"
+echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | head -n 1)"
 DT_PID=
 PROXY_PID=
 LOAD_PID=
@@ -124,7 +125,7 @@ ports_are() { [ "$(lab_running_ports "$1" | wc -l)" -eq "$2" ]; }
 check "dovetail -n accepts the test configuration" "$DOVETAIL" -n -c "$CONF"
 check "--once without HAProxy succeeds" "$DOVETAIL" -c "$CONF" --once 2>>"$LOG"
 check "--once without HAProxy writes the file and the map" test -s "$GEN" -a -f "$MAP"
-check "the written file passes haproxy -c" haproxy -c -q -f "$BASE" -f "$GEN"
+check "the written file passes haproxy -c" "$LAB_HAPROXY" -c -q -f "$BASE" -f "$GEN"
 # Docker over TCP with TLS: a TLS proxy in front of the Docker socket that
 # demands a client certificate from a CA this test makes.
 TLS=$LAB_DIR/tls

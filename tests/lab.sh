@@ -461,7 +461,7 @@ runtime_socket = $LAB_HX_ADMIN_SOCK
 master_socket = $LAB_HX_MASTER_SOCK
 config = $3
 base_config = $4
-binary = $(command -v haproxy)
+binary = $LAB_HAPROXY
 [routing]
 http_bind = 127.0.0.1:$5
 EOF

@@ -6,7 +6,9 @@
 #   4. every golden HAProxy file through haproxy -c;
 #   5. make distcheck;
 #   6. the end-to-end suites on a real swarm and a real HAProxy: routing
-#      (tests/e2e.sh) and the service labels (tests/e2e-labels.sh);
+#      (tests/e2e.sh) and the service labels (tests/e2e-labels.sh), with
+#      Debian 12's HAProxy 2.6, then again with Debian 13's 3.0 (from a
+#      trixie tree made with mmdebstrap, tests/trixie.sh);
 #   7. the packaging tests: systemd unit and notify protocol, Debian
 #      package, container images, swarm stack (tests/packaging.sh);
 #   8. a short run of bench/churn, checking that no request is lost and
@@ -20,7 +22,8 @@ cd "$top"
 
 packages=(build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libjansson-dev libinih-dev libmicrohttpd-dev check mandoc
-	docker.io haproxy busybox-static socat curl openssl iproute2 procps)
+	docker.io haproxy busybox-static socat curl openssl iproute2 procps
+	mmdebstrap)
 if [ "${DOVETAIL_SKIP_APT:-0}" != 1 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "run-all: run as root (it installs packages and starts dockerd)" >&2
@@ -71,7 +74,9 @@ record mandoc -Tlint -Wwarning "$top/man/dovetail.8" "$top/man/dovetail.conf.5" 
 
 step "golden HAProxy files pass haproxy -c"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=tests/trixie.sh
+. "$top/tests/trixie.sh"
+trap 'trixie_down; rm -rf "$tmp"' EXIT
 for dir in "$top"/tests/data/golden/*/; do
 	case=$(basename "$dir")
 	mkdir -p "$tmp/$case/dovetail.certs"
@@ -125,6 +130,19 @@ run_suite e2e "$top/tests/e2e.sh" "$top/build/src/dovetail"
 
 step "end-to-end: service labels through HAProxy (HTTP, TLS, passthrough)"
 run_suite e2e-labels "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
+
+step "end-to-end again with Debian 13's HAProxy 3.0"
+if trixie_up; then
+	"$TRIXIE_HAPROXY" -v | head -n 1
+	export LAB_HAPROXY=$TRIXIE_HAPROXY
+	run_suite e2e-haproxy-3.0 "$top/tests/e2e.sh" "$top/build/src/dovetail"
+	run_suite e2e-labels-haproxy-3.0 "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
+	unset LAB_HAPROXY
+	trixie_down
+else
+	suite_failed=$((suite_failed + 1))
+	summary="$summary; HAProxy 3.0: the Debian 13 tree could not be made"
+fi
 
 step "packaging: systemd unit, notify, Debian package, images, swarm stack"
 run_suite packaging "$top/tests/packaging.sh" "$top/build/src/dovetail"

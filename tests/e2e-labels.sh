@@ -458,6 +458,8 @@ dk service rm pass >/dev/null
 check "without passthrough services, the terminating frontend binds the HTTPS port itself" \
 	lab_wait 60 grep -q "^	bind 127.0.0.1:$HTTPS_PORT ssl crt " "$GEN"
 check "... with no TCP frontend in front of it" sh -c "! grep -q '^frontend dovetail-https-terminate$\|^	mode tcp$' '$GEN'"
+lab_wait 30 eval '[ "$(($(reloads) - r0))" -ge 1 ]'
+sleep 1
 is "... which took one reload" "$(($(reloads) - r0))" 1
 check "... and SNI a.tls.local still gets the service's certificate" lab_wait 30 served_fp_is a.tls.local "$FP_A"
 body=$(https_get a.tls.local '/s?x=2' "$CERTS/a.crt")

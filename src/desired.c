@@ -770,6 +770,35 @@ build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 	d->default_pem = fallback == NULL ? NULL : fallback->pem;
 }
 
+/*
+ * A certificate's host names go to HAProxy as one crt-list line, in one
+ * runtime API payload, which HAProxy 2.6 reads into one buffer: a longer
+ * line resets the session on every attempt, and the other services'
+ * changes in the same session with it.  So a service with more names
+ * than fit is refused with its certificate, not retried for ever.
+ */
+#define SNI_LIST_MAX 12000
+
+static char *
+sni_list_too_long(const struct route_spec *spec)
+{
+	size_t i, n = 0, count = spec->nhosts;
+
+	for (i = 0; i < spec->nhosts; i++)
+		n += strlen(spec->hosts[i]) + 1;
+	for (i = 0; i < spec->nredirects; i++) {
+		if (strncmp(spec->redirects[i].key, "https://", 8) != 0)
+			continue;
+		n += strlen(spec->redirects[i].key + 8) + 1;
+		count++;
+	}
+	if (n <= SNI_LIST_MAX)
+		return NULL;
+	return xasprintf("%zu host names (%zu bytes) are too many for one "
+	    "TLS certificate: HAProxy takes at most %d bytes of them at run "
+	    "time", count, n, SNI_LIST_MAX);
+}
+
 /* Reads one service's labels, certificate and servers into r. */
 static int
 route_service(struct desired *d, const struct swarm *sw,
@@ -803,6 +832,9 @@ route_service(struct desired *d, const struct swarm *sw,
 		    r->spec.ssl_cert != NULL ? "ssl_cert" : "ssl_redirect";
 		message = xstrdup("HTTPS is off on this agent ([routing] "
 		    "https_bind is empty)");
+	} else if (r->spec.ssl_cert != NULL &&
+	    (message = sni_list_too_long(&r->spec)) != NULL) {
+		label = "hosts";
 	} else if (r->spec.ssl_cert != NULL) {
 		r->cert = o->certs == NULL ? NULL : cert_store_find(o->certs,
 		    r->spec.ssl_cert, r->spec.ssl_key);

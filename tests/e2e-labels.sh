@@ -662,6 +662,11 @@ creating+=($!)
 app tls-mismatch 0 --label "$L.hosts=mismatch.tls.local" --label "$L.port=8080" \
 	--label "$L.ssl_cert=b.crt" --label "$L.ssl_key=a.key" &
 creating+=($!)
+# More host names than one crt-list line can carry at run time.
+many_hosts=$(for i in $(seq 1 1000); do printf 'h%d.many.tls.local,' "$i"; done)
+app tls-many 0 --label "$L.hosts=${many_hosts%,}" --label "$L.port=8080" \
+	--label "$L.ssl_cert=a.crt" --label "$L.ssl_key=a.key" &
+creating+=($!)
 app hx-good 1 --label "$L.hosts=good.hostile.local" --label "$L.port=8080" &
 creating+=($!)
 # A new TLS service: a new backend, so its certificate comes with a reload.
@@ -694,8 +699,12 @@ check "ssl_cert: a garbage PEM is an error naming the service and $L.ssl_cert" \
 	grep -q "warning: service tls-garbage: label $L.ssl_cert: the certificate file holds no PEM certificate" "$LOG"
 check "ssl_cert: a key that is not the certificate's is an error naming the service and $L.ssl_cert, with HAProxy's reason" \
 	grep -q "warning: service tls-mismatch: label $L.ssl_cert: HAProxy refuses the certificate and key: inconsistencies between private key and certificate" "$LOG"
+check "ssl_cert: 1,000 host names on one certificate are an error naming the service and $L.hosts" \
+	grep -q "warning: service tls-many: label $L.hosts: 1000 host names (.* bytes) are too many for one TLS certificate" "$LOG"
+check "... and the runtime API session is never reset by a payload too large" \
+	sh -c "! grep -q 'Connection reset by peer' '$LOG'"
 check "ssl_cert: no bad certificate's host is in the crt-list or the maps" \
-	sh -c "! grep -q -e missing.tls -e garbage.tls -e mismatch.tls '$CRT_LIST' '$HOSTS_MAP' '$SNI_MAP'"
+	sh -c "! grep -q -e missing.tls -e garbage.tls -e mismatch.tls -e many.tls '$CRT_LIST' '$HOSTS_MAP' '$SNI_MAP'"
 check "ssl_cert: a TLS service created later gets its certificate" lab_wait 30 served_fp_is c.tls.local "$FP_C"
 check "... and its app answers over HTTPS" lab_wait 30 https_seen_is c.tls.local /c "$CERTS/c.crt" "tls-c /c"
 check "ssl_cert: the good certificates are still served" served_fp_is a.tls.local "$FP_A2"

@@ -719,13 +719,33 @@ admit_services(struct desired *d, struct routed *routed, size_t nrouted,
 	free_claims(c, n);
 }
 
+/*
+ * The names that pick a service's certificate by SNI: its hosts, and the
+ * hosts of its https:// redirect sources, which need the certificate too.
+ * New array of strings borrowed from spec; *n says how many.
+ */
+static char **
+cert_names(const struct route_spec *spec, size_t *n)
+{
+	char **v = xcalloc(spec->nhosts + spec->nredirects + 1, sizeof(*v));
+	size_t i;
+
+	*n = 0;
+	for (i = 0; i < spec->nhosts; i++)
+		v[(*n)++] = spec->hosts[i];
+	for (i = 0; i < spec->nredirects; i++)
+		if (strncmp(spec->redirects[i].key, "https://", 8) == 0)
+			v[(*n)++] = spec->redirects[i].key + 8;
+	return v;
+}
+
 static void
 build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 {
 	struct dcert *c;
 	const struct dcert *fallback = NULL;
-	size_t i, j;
-	char *host;
+	char **names;
+	size_t i;
 
 	for (i = 0; i < nrouted; i++) {
 		const struct routed *r = &routed[i];
@@ -738,17 +758,9 @@ build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 		c->file = xasprintf("svc-%s.pem", r->svc->name);
 		c->service = xstrdup(r->svc->name);
 		c->pem = xstrdup(r->cert->pem);
-		c->snis = copy_strings(r->spec.hosts, r->spec.nhosts);
-		c->nsnis = r->spec.nhosts;
-		/* HTTPS redirect sources need the certificate too. */
-		for (j = 0; j < r->spec.nredirects; j++) {
-			if (strncmp(r->spec.redirects[j].key, "https://", 8) != 0)
-				continue;
-			host = xstrdup(r->spec.redirects[j].key + 8);
-			c->snis = xreallocarray(c->snis, c->nsnis + 1,
-			    sizeof(char *));
-			c->snis[c->nsnis++] = host;
-		}
+		names = cert_names(&r->spec, &c->nsnis);
+		c->snis = copy_strings(names, c->nsnis);
+		free(names);
 		sort_array(c->snis, c->nsnis, sizeof(char *), str_cmp_ptr);
 	}
 	sort_array(d->certs, d->ncerts, sizeof(*d->certs), dcert_cmp);
@@ -782,21 +794,18 @@ build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 static char *
 sni_list_too_long(const struct route_spec *spec)
 {
-	size_t i, n = 0, count = spec->nhosts;
+	char **names, *message = NULL;
+	size_t i, count, n = 0;
 
-	for (i = 0; i < spec->nhosts; i++)
-		n += strlen(spec->hosts[i]) + 1;
-	for (i = 0; i < spec->nredirects; i++) {
-		if (strncmp(spec->redirects[i].key, "https://", 8) != 0)
-			continue;
-		n += strlen(spec->redirects[i].key + 8) + 1;
-		count++;
-	}
-	if (n <= SNI_LIST_MAX)
-		return NULL;
-	return xasprintf("%zu host names (%zu bytes) are too many for one "
-	    "TLS certificate: HAProxy takes at most %d bytes of them at run "
-	    "time", count, n, SNI_LIST_MAX);
+	names = cert_names(spec, &count);
+	for (i = 0; i < count; i++)
+		n += strlen(names[i]) + 1;
+	free(names);
+	if (n > SNI_LIST_MAX)
+		message = xasprintf("%zu host names (%zu bytes) are too many "
+		    "for one TLS certificate: HAProxy takes at most %d bytes "
+		    "of them at run time", count, n, SNI_LIST_MAX);
+	return message;
 }
 
 /* Reads one service's labels, certificate and servers into r. */
@@ -925,23 +934,18 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	return d;
 }
 
+/* Whether some host passes TLS through to its tasks (by SNI). */
+int
+desired_passthrough(const struct desired *d)
+{
+	return d->nmap[MAP_SNI] > 0;
+}
+
 /* Whether HAProxy needs the HTTPS frontend: some TLS host is routed. */
 int
 desired_https(const struct desired *d)
 {
-	return d->ncerts > 0 || d->nmap[MAP_SNI] > 0;
-}
-
-/* Whether some service passes TLS through to its tasks. */
-int
-desired_passthrough(const struct desired *d)
-{
-	size_t i;
-
-	for (i = 0; i < d->nbackends; i++)
-		if (d->backends[i].tcp)
-			return 1;
-	return 0;
+	return d->ncerts > 0 || desired_passthrough(d);
 }
 
 void

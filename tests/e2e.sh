@@ -104,15 +104,6 @@ servers() {
 		awk '$1 ~ /^[0-9]+$/ && NF > 10' | wc -l
 }
 reloads() { lab_haproxy_reloads; }
-# pools_as_file BACKEND: every server of BACKEND keeps idle connections to
-# its task as a server written in the file does ("show servers conn":
-# purge_delay 5000, idle_lim -1); HAProxy 2.6 gives a server added at run
-# time none unless told.
-pools_as_file() {
-	echo "show servers conn $1" | socat - "UNIX-CONNECT:$LAB_HX_ADMIN_SOCK" |
-		awk -v b="$1/" 'index($1, b) == 1 { n++; if ($6 == 5000 && $12 == -1) ok++ }
-			END { exit !(n > 0 && ok == n) }'
-}
 healthz() { curl -s -o "$LAB_DIR/healthz.json" -w '%{http_code}' --max-time 3 "http://127.0.0.1:$METRICS_PORT/healthz"; }
 healthz_is() { [ "$(healthz)" = "$1" ]; }
 # metric NAME: the value of one sample of /metrics (the whole line after the name).
@@ -212,7 +203,7 @@ check "/metrics has convergence lags" metric_ge dovetail_convergence_seconds_cou
 
 dk service scale --detach demo=5 >/dev/null
 check "scale 1 -> 5: routed to exactly the 5 running tasks" lab_wait 60 routes_exactly demo.local demo 5
-check "scale 1 -> 5: the servers added at run time keep idle connections as the file's do" pools_as_file svc-demo
+check "scale 1 -> 5: the servers added at run time keep idle connections as the file's do" lab_pools_as_file svc-demo
 dk service scale --detach demo=1 >/dev/null
 check "scale 5 -> 1: routed to exactly the 1 running task" lab_wait 60 routes_exactly demo.local demo 1
 check "scale 5 -> 1: HAProxy holds exactly 1 server" lab_wait 30 servers_are svc-demo 1

@@ -517,6 +517,35 @@ lab_routes_exactly() {
     [ "$want" = "$got" ]
 }
 
+# lab_update_done NAME - the last `docker service update` of NAME completed.
+lab_update_done() {
+    [ "$(dk service inspect -f '{{.UpdateStatus.State}}' "$1" 2>/dev/null)" = completed ]
+}
+
+# lab_admin CMD - send one command to the lab HAProxy's runtime API (the
+# admin socket at $LAB_HX_ADMIN_SOCK), print the answer.
+lab_admin() {
+    printf '%s\n' "$1" | "$LAB_SOCAT" - "UNIX-CONNECT:$LAB_HX_ADMIN_SOCK"
+}
+
+# lab_servers_ready BACKEND N - exactly N servers of BACKEND are up and
+# ready (operational state 2, no admin flag: not draining, not in
+# maintenance).
+lab_servers_ready() {
+    [ "$(lab_admin "show servers state $1" |
+        awk '$1 ~ /^[0-9]+$/ && NF > 10 && $6 == 2 && $7 == 0' | wc -l)" -eq "$2" ]
+}
+
+# lab_pools_as_file BACKEND - every server of BACKEND keeps idle
+# connections to its task as a server written in the file does ("show
+# servers conn": purge_delay 5000, idle_lim -1); HAProxy 2.6 gives a server
+# added at run time none unless told.
+lab_pools_as_file() {
+    lab_admin "show servers conn $1" |
+        awk -v b="$1/" 'index($1, b) == 1 { n++; if ($6 == 5000 && $12 == -1) ok++ }
+            END { exit !(n > 0 && ok == n) }'
+}
+
 # ---- HAProxy -----------------------------------------------------------------
 
 _lab_haproxy_alive() {

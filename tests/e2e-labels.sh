@@ -23,7 +23,7 @@ L=com.docker.lb
 . "$here/results.sh"
 
 lab_init "${E2E_LABELS_DIR:-/tmp/dovetail-e2e-labels}"
-echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | head -n 1)"
+echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | sed -n 1p)"
 DT_PID=
 stop_dovetail() {
 	if [ -n "$DT_PID" ] && kill -0 "$DT_PID" 2>/dev/null; then

@@ -21,7 +21,7 @@ METRICS_PORT=${E2E_METRICS_PORT:-19180}
 . "$here/results.sh"
 
 lab_init "${E2E_DIR:-/tmp/dovetail-e2e}"
-echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | head -n 1)"
+echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | sed -n 1p)"
 DT_PID=
 PROXY_PID=
 LOAD_PID=

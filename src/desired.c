@@ -907,7 +907,13 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 		    claims[start].key) == 0; i++)
 			;
 		backend = build_backend(d, claims + start, i - start, routed);
-		map_add(d, claims[start].map, claims[start].key, backend);
+		/* The default route is the frontend's default_backend. */
+		if (claims[start].map == MAP_ROUTES &&
+		    strcmp(claims[start].key, "*") == 0)
+			d->default_backend = xstrdup(backend);
+		else
+			map_add(d, claims[start].map, claims[start].key,
+			    backend);
 	}
 	free_claims(claims, nclaims);
 	build_certs(d, routed, nrouted);
@@ -941,6 +947,19 @@ desired_passthrough(const struct desired *d)
 	return d->nmap[MAP_SNI] > 0;
 }
 
+/* Whether some host is redirected from "scheme://". */
+int
+desired_redirects_from(const struct desired *d, const char *scheme)
+{
+	size_t i, n = strlen(scheme);
+
+	for (i = 0; i < d->nmap[MAP_REDIRECTS]; i++)
+		if (strncmp(d->maps[MAP_REDIRECTS][i].key, scheme, n) == 0 &&
+		    strncmp(d->maps[MAP_REDIRECTS][i].key + n, "://", 3) == 0)
+			return 1;
+	return 0;
+}
+
 /* Whether HAProxy needs the HTTPS frontend: some TLS host is routed. */
 int
 desired_https(const struct desired *d)
@@ -966,6 +985,7 @@ desired_free(struct desired *d)
 		free_strings(b->ws_paths, b->nws);
 	}
 	free(d->backends);
+	free(d->default_backend);
 	for (i = 0; i < MAP_COUNT; i++) {
 		for (j = 0; j < d->nmap[i]; j++) {
 			free(d->maps[i][j].key);

@@ -329,7 +329,7 @@ struct droute {
 };
 /* dovetail's maps: each a file beside the generated one, edited live. */
 enum map_kind {
-	MAP_ROUTES = 0,		/* "host/path/" or "*" -> backend */
+	MAP_ROUTES = 0,		/* "host/path/" -> backend */
 	MAP_SNI,		/* host -> passthrough backend */
 	MAP_REDIRECTS,		/* "scheme://host" -> target */
 	MAP_COUNT
@@ -350,6 +350,7 @@ struct desired {
 	struct dcert *certs;		/* sorted by file */
 	size_t ncerts;
 	const char *default_pem;	/* borrowed from certs, or NULL */
+	char *default_backend;		/* for unknown hosts, or NULL */
 	struct problem *problems;	/* sorted by service */
 	size_t nproblems;
 	size_t nservices;		/* services routed */
@@ -368,6 +369,7 @@ const struct dbackend *desired_backend(const struct desired *, const char *);
 int dcert_cmp(const void *, const void *);
 int desired_https(const struct desired *);
 int desired_passthrough(const struct desired *);
+int desired_redirects_from(const struct desired *, const char *scheme);
 
 /* render.c: desired state to the HAProxy file and map (no I/O) */
 struct render_opts {

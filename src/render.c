@@ -139,20 +139,34 @@ servers:
  * What both HTTP frontends do: redirects, the request ID and response
  * headers, then the route by host and path (longest prefix: map_beg
  * looks up a prefix tree), else the default service, else the 503 page.
+ *
+ * Every rule costs every request (bench/dataplane counts HAProxy's
+ * instructions), so a frontend holds only what the routes use: the
+ * redirect lookup only while some host is redirected from this scheme,
+ * and the default service as default_backend rather than a second
+ * lookup.  The route is one expression, with a variable only for the
+ * path (concat takes nothing else).  A lookup that finds nothing gives
+ * no backend name, and HAProxy then uses default_backend.  These rules
+ * changing means a reload, as any other change to a frontend does.
  */
 static void
-render_http_rules(struct buf *b, const struct render_opts *o,
-    const char *scheme)
+render_http_rules(struct buf *b, const struct desired *d,
+    const struct render_opts *o, const char *scheme)
 {
+	const char *host = "req.hdr(host),field(1,:),lower";
+
 	buf_adds(b, "\toption forwardfor\n");
-	buf_adds(b, "\thttp-request set-var(txn.dovetail_host) "
-	    "req.hdr(host),field(1,:),lower\n");
-	buf_addf(b, "\thttp-request set-var(txn.dovetail_redirect) "
-	    "str(%s://),concat(,txn.dovetail_host,),map(%s)\n", scheme,
-	    o->map_paths[MAP_REDIRECTS]);
-	buf_adds(b, "\thttp-request redirect code 302 location "
-	    "%[var(txn.dovetail_redirect)]%[pathq] if "
-	    "{ var(txn.dovetail_redirect) -m found }\n");
+	if (desired_redirects_from(d, scheme)) {
+		buf_addf(b, "\thttp-request set-var(txn.dovetail_host) %s\n",
+		    host);
+		buf_addf(b, "\thttp-request set-var(txn.dovetail_redirect) "
+		    "str(%s://),concat(,txn.dovetail_host,),map(%s)\n", scheme,
+		    o->map_paths[MAP_REDIRECTS]);
+		buf_adds(b, "\thttp-request redirect code 302 location "
+		    "%[var(txn.dovetail_redirect)]%[pathq] if "
+		    "{ var(txn.dovetail_redirect) -m found }\n");
+		host = "var(txn.dovetail_host)";
+	}
 	buf_addf(b, "\thttp-request set-header X-Forwarded-Proto %s\n",
 	    scheme);
 	if (o->response_headers) {
@@ -171,15 +185,10 @@ render_http_rules(struct buf *b, const struct render_opts *o,
 		    "%Tr\n");
 	}
 	buf_adds(b, "\thttp-request set-var(txn.dovetail_path) path\n");
-	buf_addf(b, "\thttp-request set-var(txn.dovetail_backend) "
-	    "var(txn.dovetail_host),concat(,txn.dovetail_path,/),"
-	    "map_beg(%s)\n", o->map_paths[MAP_ROUTES]);
-	buf_addf(b, "\thttp-request set-var(txn.dovetail_backend) "
-	    "str(*),map(%s) if !{ var(txn.dovetail_backend) -m found }\n",
-	    o->map_paths[MAP_ROUTES]);
-	buf_adds(b, "\tuse_backend %[var(txn.dovetail_backend)] if "
-	    "{ var(txn.dovetail_backend) -m found }\n");
-	buf_adds(b, "\tdefault_backend " DT_BACKEND_NO_ROUTE "\n");
+	buf_addf(b, "\tuse_backend %%[%s,concat(,txn.dovetail_path,/),"
+	    "map_beg(%s)]\n", host, o->map_paths[MAP_ROUTES]);
+	buf_addf(b, "\tdefault_backend %s\n", d->default_backend != NULL ?
+	    d->default_backend : DT_BACKEND_NO_ROUTE);
 }
 
 /*
@@ -201,7 +210,7 @@ render_https(struct buf *b, const struct desired *d,
 		buf_adds(b, "\nfrontend " DT_FRONTEND_HTTPS "\n\tmode http\n");
 		buf_addf(b, "\tbind %s ssl crt %s crt-list %s\n", o->https_bind,
 		    o->default_cert, o->crt_list);
-		render_http_rules(b, o, "https");
+		render_http_rules(b, d, o, "https");
 		return;
 	}
 	buf_adds(b, "\nfrontend " DT_FRONTEND_HTTPS "\n\tmode tcp\n");
@@ -229,7 +238,7 @@ render_https(struct buf *b, const struct desired *d,
 	buf_adds(b, "\nfrontend " DT_FRONTEND_TLS "\n\tmode http\n");
 	buf_addf(b, "\tbind %s accept-proxy ssl crt %s crt-list %s\n",
 	    o->tls_socket, o->default_cert, o->crt_list);
-	render_http_rules(b, o, "https");
+	render_http_rules(b, d, o, "https");
 }
 
 void
@@ -250,12 +259,14 @@ render_config(struct buf *b, const struct desired *d,
 	/*
 	 * Nothing here may depend on the hosts or servers: everything
 	 * outside the server lines is the skeleton, and a skeleton change
-	 * means a reload.
+	 * means a reload.  The frontends depend only on which kinds of
+	 * routes exist (redirects, passthrough, certificates) and on the
+	 * default service.
 	 */
 
 	buf_adds(b, "\nfrontend " DT_FRONTEND_HTTP "\n\tmode http\n");
 	buf_addf(b, "\tbind %s\n", o->http_bind);
-	render_http_rules(b, o, "http");
+	render_http_rules(b, d, o, "http");
 	if (desired_https(d))
 		render_https(b, d, o);
 

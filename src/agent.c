@@ -778,8 +778,7 @@ reload_reason(const struct agent *a, const struct desired *d,
 	if (a->reload_pending)
 		return "the last reload did not complete";
 	for (i = 0; i < MAP_COUNT; i++) {
-		if (r->map_missing[i] && (i != MAP_SNI ||
-		    desired_passthrough(d)))
+		if (r->map_missing[i] && desired_map_used(d, i))
 			return "HAProxy runs without one of dovetail's maps";
 	}
 	if (d->ncerts > 0 && !r->tls)
@@ -1155,6 +1154,7 @@ static int
 reconcile(struct agent *a)
 {
 	struct desired_opts dopts;
+	struct tenancy_opts tenancy;
 	struct cert_store certs;
 	struct desired *d;
 	struct running *r = NULL;
@@ -1172,6 +1172,10 @@ reconcile(struct agent *a)
 	dopts.cluster = a->cfg->service_cluster;
 	dopts.https_port = https_port(a->cfg->https_bind);
 	dopts.certs = &certs;
+	tenancy.strict = a->cfg->strict_tenancy;
+	tenancy.pins = a->cfg->pins;
+	tenancy.npins = a->cfg->npins;
+	dopts.tenancy = &tenancy;
 	d = desired_build(a->swarm, &dopts);
 	cert_store_free(&certs);
 	report_problems(a, d);

@@ -54,6 +54,10 @@ const struct config_key config_keys[] = {
 	  "DURATION", "idle timeout of WebSocket tunnels on their endpoints" },
 	{ "routing", "response_headers", "routing-response-headers", "false",
 	  "BOOL", "add x-request-id, x-proxy-id, ... to responses" },
+	{ "routing", "strict_tenancy", "routing-strict-tenancy", "false",
+	  "BOOL", "services of no stack share no host with any other" },
+	{ "routing", "host_pins", "routing-host-pins", "", "PATTERN=STACK,...",
+	  "host patterns only services of that stack may route" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
@@ -80,11 +84,26 @@ config_new(void)
 	return c;
 }
 
+static void
+free_pins(struct config *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->npins; i++) {
+		free(c->pins[i].pattern);
+		free(c->pins[i].stack);
+	}
+	free(c->pins);
+	c->pins = NULL;
+	c->npins = 0;
+}
+
 void
 config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
+	free_pins(c);
 	free(c->docker_url);
 	free(c->docker_tls_ca);
 	free(c->docker_tls_cert);
@@ -214,6 +233,61 @@ replace(char **slot, const char *value)
 	*slot = xstrdup(value);
 }
 
+/*
+ * host_pins: "*.a.example.com=team-a,api.example.com=team-b".  A pattern
+ * is a host name, or "*." and a domain for every name below it.
+ */
+static int
+parse_pins(struct config *c, const char *v, char **cause)
+{
+	struct host_pin *pins = NULL;
+	char *copy, *item, *next, *eq;
+	const char *host;
+	size_t n = 0, i;
+	int rc = 0;
+
+	copy = xstrdup(v);
+	for (item = copy; rc == 0 && item != NULL && *copy != '\0';
+	    item = next) {
+		next = strchr(item, ',');
+		if (next != NULL)
+			*next++ = '\0';
+		eq = strchr(item, '=');
+		if (eq != NULL)
+			*eq = '\0';
+		for (i = 0; item[i] != '\0'; i++)
+			item[i] = (char)tolower((unsigned char)item[i]);
+		host = strncmp(item, "*.", 2) == 0 ? item + 2 : item;
+		if (eq == NULL || !label_valid_host(host) ||
+		    strchr(host, '*') != NULL || check_name(eq + 1, ".-_") ==
+		    -1 || eq[1] == '\0') {
+			*cause = xasprintf("host_pins item \"%s%s%s\" is not "
+			    "PATTERN=STACK (for example *.a.example.com=team-a)",
+			    esc(item), eq == NULL ? "" : "=", eq == NULL ? "" :
+			    esc(eq + 1));
+			rc = -1;
+			break;
+		}
+		pins = xreallocarray(pins, n + 1, sizeof(*pins));
+		pins[n].pattern = xstrdup(item);
+		pins[n].stack = xstrdup(eq + 1);
+		n++;
+	}
+	free(copy);
+	if (rc == -1) {
+		for (i = 0; i < n; i++) {
+			free(pins[i].pattern);
+			free(pins[i].stack);
+		}
+		free(pins);
+		return -1;
+	}
+	free_pins(c);
+	c->pins = pins;
+	c->npins = n;
+	return 0;
+}
+
 int
 config_set_option(struct config *c, size_t i, const char *v, char **cause)
 {
@@ -287,6 +361,15 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			    "boolean (true, false, 1 or 0)", esc(v));
 			return -1;
 		}
+	} else if (strcmp(o, "routing-strict-tenancy") == 0) {
+		if (label_parse_bool(v, &c->strict_tenancy) == -1) {
+			*cause = xasprintf("strict_tenancy \"%s\" is not a "
+			    "boolean (true, false, 1 or 0)", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "routing-host-pins") == 0) {
+		if (parse_pins(c, v, cause) == -1)
+			return -1;
 	} else if (strcmp(o, "routing-websocket-timeout") == 0) {
 		if (config_parse_duration(v, &ms) == -1 || ms < 1000 ||
 		    ms > 2147483000u) {

@@ -46,11 +46,12 @@ claim_cmp(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->service, y->service);
 }
 
+/* Creation order (tenancy.c), stable across restarts. */
 static int
 routed_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct routed *)a)->svc->name,
-	    ((const struct routed *)b)->svc->name);
+	return tenancy_service_cmp(((const struct routed *)a)->svc,
+	    ((const struct routed *)b)->svc);
 }
 
 static int
@@ -671,7 +672,35 @@ admit_redirects(struct desired *d, struct routed *r,
 }
 
 /*
- * Conflicts are decided in name order (routed is sorted by name): a
+ * Which services may claim their hosts at all: none of another group's
+ * (tenancy.c).  Those refused are left out, named with the owner.
+ */
+static void
+admit_tenants(struct desired *d, struct routed *routed, size_t nrouted,
+    const struct desired_opts *o)
+{
+	static const struct tenancy_opts open_swarm = { 0, NULL, 0 };
+	struct tenant *v;
+	size_t i;
+
+	v = xcalloc(nrouted == 0 ? 1 : nrouted, sizeof(*v));
+	for (i = 0; i < nrouted; i++) {
+		v[i].svc = routed[i].svc;
+		v[i].spec = &routed[i].spec;
+		v[i].refused = routed[i].bad;
+	}
+	tenancy_decide(v, nrouted, o->tenancy != NULL ? o->tenancy :
+	    &open_swarm);
+	for (i = 0; i < nrouted; i++) {
+		if (v[i].message != NULL)
+			left_out(d, &routed[i], o->prefix, v[i].label,
+			    v[i].message);
+	}
+	free(v);
+}
+
+/*
+ * Conflicts are decided in creation order (routed is sorted so): a
  * service is admitted when it agrees with every service admitted before
  * it on the options of each backend they would share, and on where each
  * redirect source they both name goes.  One that does not is left out,
@@ -896,8 +925,9 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 		if (route_service(d, sw, o, &routed[nrouted]) == 0)
 			nrouted++;
 	}
-	/* "The first by name" decides conflicts. */
+	/* The first created decides conflicts. */
 	sort_array(routed, nrouted, sizeof(*routed), routed_cmp);
+	admit_tenants(d, routed, nrouted, o);
 	admit_services(d, routed, nrouted, o);
 
 	claims = collect_claims(routed, nrouted, &nclaims);
@@ -958,6 +988,25 @@ desired_redirects_from(const struct desired *d, const char *scheme)
 		    strncmp(d->maps[MAP_REDIRECTS][i].key + n, "://", 3) == 0)
 			return 1;
 	return 0;
+}
+
+/*
+ * Whether the file's frontends read map m, so that HAProxy loads it: the
+ * routes always, the SNI map with the passthrough frontend, the
+ * redirects while a frontend looks them up (render.c).
+ */
+int
+desired_map_used(const struct desired *d, enum map_kind m)
+{
+	switch (m) {
+	case MAP_SNI:
+		return desired_passthrough(d);
+	case MAP_REDIRECTS:
+		return desired_redirects_from(d, "http") ||
+		    (desired_https(d) && desired_redirects_from(d, "https"));
+	default:
+		return 1;
+	}
 }
 
 /* Whether HAProxy needs the HTTPS frontend: some TLS host is routed. */

@@ -82,6 +82,10 @@ void str_escape(struct buf *, const char *, size_t max);
 const char *esc(const char *);
 
 /* config.c: the configuration file and the command-line options */
+struct host_pin {
+	char *pattern;		/* "host" or "*.domain" */
+	char *stack;
+};
 struct config {
 	char *docker_url;	/* comma list, tried in order */
 	char *docker_tls_ca;
@@ -99,6 +103,9 @@ struct config {
 	char *secrets_dir;
 	unsigned websocket_timeout_ms;
 	int response_headers;
+	int strict_tenancy;
+	struct host_pin *pins;		/* host_pins */
+	size_t npins;
 	char *listen;		/* metrics and health, "" = off */
 	unsigned poll_interval_ms;
 	unsigned converge_interval_ms;
@@ -147,6 +154,7 @@ struct service {
 	size_t nvips;
 	int replicated;
 	uint64_t replicas;
+	char *created;		/* CreatedAt, sortable, or NULL */
 };
 enum task_state {
 	TASK_OTHER = 0,
@@ -221,6 +229,7 @@ void swarm_replace_service(struct swarm *, const char *service_id,
 void swarm_merge_services(struct swarm *, struct swarm *other);
 const struct service *swarm_service(const struct swarm *, const char *id);
 const struct node *swarm_node(const struct swarm *, const char *id);
+char *swarm_sortable_time(const char *);
 const char *service_label(const struct service *, const char *key);
 int swarm_parse_version(const char *, size_t, char **api, char **min_api,
     char **cause);
@@ -356,11 +365,28 @@ struct desired {
 	size_t nservices;		/* services routed */
 	size_t nhosts;			/* host names routed */
 };
+/* tenancy.c: who may route which host (pure) */
+struct tenancy_opts {
+	int strict;		/* services of no stack share no host */
+	const struct host_pin *pins;
+	size_t npins;
+};
+struct tenant {
+	const struct service *svc;
+	const struct route_spec *spec;
+	int refused;		/* in: left out already; out: refused */
+	const char *label;	/* out: the label refused (static) */
+	char *message;		/* out: new, why it was refused */
+};
+int tenancy_service_cmp(const struct service *, const struct service *);
+void tenancy_decide(struct tenant *, size_t, const struct tenancy_opts *);
+
 struct desired_opts {
 	const char *prefix;
 	const char *cluster;
 	uint16_t https_port;		/* 0: no HTTPS */
 	const struct cert_store *certs;	/* may be NULL */
+	const struct tenancy_opts *tenancy;	/* may be NULL */
 };
 struct desired *desired_build(const struct swarm *,
     const struct desired_opts *);
@@ -370,6 +396,7 @@ int dcert_cmp(const void *, const void *);
 int desired_https(const struct desired *);
 int desired_passthrough(const struct desired *);
 int desired_redirects_from(const struct desired *, const char *scheme);
+int desired_map_used(const struct desired *, enum map_kind);
 
 /* render.c: desired state to the HAProxy file and map (no I/O) */
 struct render_opts {

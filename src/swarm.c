@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,7 @@ service_free_fields(struct service *s)
 
 	free(s->id);
 	free(s->name);
+	free(s->created);
 	for (i = 0; i < s->nlabels; i++) {
 		free(s->labels[i].key);
 		free(s->labels[i].value);
@@ -243,6 +245,43 @@ swarm_free(struct swarm *sw)
 	free(sw);
 }
 
+/*
+ * Docker's "2026-11-30T10:11:12.5Z" as "2026-11-30T10:11:12.500000000",
+ * which sorts as a string (Docker trims the fraction's trailing zeros),
+ * or NULL when it is not a UTC time of that shape.  New string.
+ */
+char *
+swarm_sortable_time(const char *s)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	char out[sizeof(shape) + 10];
+	size_t i, n;
+
+	if (s == NULL || strlen(s) < sizeof(shape))
+		return NULL;
+	for (i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) :
+		    s[i] != shape[i])
+			return NULL;
+	}
+	memcpy(out, s, i);
+	out[i] = '.';
+	memset(out + i + 1, '0', 9);
+	out[i + 10] = '\0';
+	s += i;
+	if (*s == '.') {
+		for (n = 0, s++; isdigit((unsigned char)*s); s++, n++) {
+			if (n < 9)
+				out[i + 1 + n] = *s;
+		}
+		if (n == 0)
+			return NULL;
+	}
+	if (strcmp(s, "Z") != 0)
+		return NULL;
+	return xstrdup(out);
+}
+
 static int
 parse_service(json_t *js, void *elem)
 {
@@ -258,6 +297,7 @@ parse_service(json_t *js, void *elem)
 	memset(s, 0, sizeof(*s));
 	s->id = xstrdup(id);
 	s->name = xstrdup(name);
+	s->created = swarm_sortable_time(jstr(js, "CreatedAt"));
 
 	labels = jget(js, "Spec.Labels");
 	if (json_is_object(labels)) {

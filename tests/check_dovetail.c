@@ -1045,6 +1045,47 @@ check_add_server_twin(int tcp, int weight)
 	buf_free(&text);
 }
 
+/*
+ * A frontend looks redirects up only while a host is redirected from its
+ * scheme, and HAProxy loads only the maps the file names: an https://
+ * source without the HTTPS frontend uses no map, or the agent would
+ * reload forever for a map HAProxy never loads.
+ */
+START_TEST(test_map_used)
+{
+	struct droute red[] = { { "https://a.test", "https://b.test" } };
+	struct render_opts ro = { ":80", ":443", { "/m/hosts.map",
+	    "/m/sni.map", "/m/redirects.map" }, "/m/crt-list", "/m/certs",
+	    "/m/certs/default.pem", "abns@t", "24h", 0 };
+	struct desired d;
+	struct buf b;
+
+	memset(&d, 0, sizeof(d));
+	buf_init(&b);
+	ck_assert(desired_map_used(&d, MAP_ROUTES));
+	ck_assert(!desired_map_used(&d, MAP_SNI));
+	ck_assert(!desired_map_used(&d, MAP_REDIRECTS));
+	d.maps[MAP_REDIRECTS] = red;
+	d.nmap[MAP_REDIRECTS] = 1;
+	ck_assert(desired_redirects_from(&d, "https"));
+	ck_assert(!desired_redirects_from(&d, "http"));
+	ck_assert(!desired_map_used(&d, MAP_REDIRECTS));
+	render_config(&b, &d, &ro);
+	ck_assert_ptr_null(strstr(b.data, "redirects.map"));
+	d.ncerts = 1;
+	ck_assert(desired_map_used(&d, MAP_REDIRECTS));
+	buf_reset(&b);
+	render_config(&b, &d, &ro);
+	/* In the HTTPS frontend only. */
+	ck_assert_ptr_nonnull(strstr(b.data, "str(https://),concat("));
+	ck_assert_ptr_null(strstr(b.data, "str(http://),concat("));
+	d.ncerts = 0;
+	red[0].key = "http://a.test";
+	ck_assert(desired_map_used(&d, MAP_REDIRECTS));
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_add_server_twin)
 {
 	check_add_server_twin(0, -1);
@@ -1192,6 +1233,190 @@ START_TEST(test_escape)
 }
 END_TEST
 
+/* ---- tenancy ---- */
+
+START_TEST(test_sortable_time)
+{
+	char *t;
+
+	t = swarm_sortable_time("2026-11-30T10:11:12.5Z");
+	ck_assert_str_eq(t, "2026-11-30T10:11:12.500000000");
+	free(t);
+	t = swarm_sortable_time("2026-11-30T10:11:12Z");
+	ck_assert_str_eq(t, "2026-11-30T10:11:12.000000000");
+	free(t);
+	/* Beyond nanoseconds is cut, not rounded. */
+	t = swarm_sortable_time("2026-11-30T10:11:12.1234567891Z");
+	ck_assert_str_eq(t, "2026-11-30T10:11:12.123456789");
+	free(t);
+	/* ".5" is after ".45", which a plain string compare gets wrong. */
+	ck_assert(strcmp("2026-11-30T10:11:12.5Z",
+	    "2026-11-30T10:11:12.45Z") > 0);
+	ck_assert_ptr_null(swarm_sortable_time("2026-11-30T10:11:12+01:00"));
+	ck_assert_ptr_null(swarm_sortable_time("2026-11-30 10:11:12Z"));
+	ck_assert_ptr_null(swarm_sortable_time("2026-11-30T10:11:12.Z"));
+	ck_assert_ptr_null(swarm_sortable_time("yesterday"));
+	ck_assert_ptr_null(swarm_sortable_time(NULL));
+}
+END_TEST
+
+/* A service of a stack (NULL: none), created at t, asking for hosts. */
+struct tsvc {
+	struct service svc;
+	struct kv label;
+	struct route_spec spec;
+	char *hosts[2];
+};
+
+static void
+tsvc_init(struct tsvc *t, const char *name, const char *stack,
+    const char *created, const char *host)
+{
+	memset(t, 0, sizeof(*t));
+	t->svc.name = (char *)name;
+	t->svc.created = (char *)created;
+	if (stack != NULL) {
+		t->label.key = (char *)"com.docker.stack.namespace";
+		t->label.value = (char *)stack;
+		t->svc.labels = &t->label;
+		t->svc.nlabels = 1;
+	}
+	t->hosts[0] = (char *)host;
+	t->spec.hosts = t->hosts;
+	t->spec.nhosts = 1;
+}
+
+static void
+decide(struct tsvc *v, size_t n, struct tenant *out,
+    const struct tenancy_opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].svc = &v[i].svc;
+		out[i].spec = &v[i].spec;
+	}
+	tenancy_decide(out, n, o);
+}
+
+START_TEST(test_tenancy_rules)
+{
+	struct host_pin pins[] = {
+		{ (char *)"*.team-a.example", (char *)"team-a" },
+		{ (char *)"open.team-a.example", (char *)"team-b" },
+	};
+	struct tenancy_opts open = { 0, NULL, 0 }, strict = { 1, NULL, 0 },
+	    pinned = { 0, pins, 2 };
+	struct tsvc v[4];
+	struct tenant t[4];
+	size_t i;
+
+	/* Created later but named first: the later one is refused. */
+	tsvc_init(&v[0], "zz-owner", "a", "2026-01-01T00:00:00.000000002",
+	    "h.test");
+	tsvc_init(&v[1], "00-thief", "b", "2026-01-01T00:00:00.000000003",
+	    "h.test");
+	/* Same stack: shared, as a canary. */
+	tsvc_init(&v[2], "canary", "a", "2026-01-02T00:00:00.000000000",
+	    "h.test");
+	/* No stack, no time: after every timed service. */
+	tsvc_init(&v[3], "loose", NULL, NULL, "h.test");
+	decide(v, 4, t, &open);
+	ck_assert_int_eq(t[0].refused, 0);
+	ck_assert_int_eq(t[1].refused, 1);
+	ck_assert_str_eq(t[1].label, "hosts");
+	ck_assert_str_eq(t[1].message, "host h.test belongs to service "
+	    "zz-owner (stack a), created before it");
+	ck_assert_int_eq(t[2].refused, 0);
+	ck_assert_int_eq(t[3].refused, 1);
+	for (i = 0; i < 4; i++)
+		free(t[i].message);
+
+	/* The owner refused for another reason: the next one owns. */
+	decide(v, 2, t, &open);
+	free(t[1].message);
+	t[0].refused = 1;
+	t[1].refused = 0;
+	t[1].message = NULL;
+	tenancy_decide(t, 2, &open);
+	ck_assert_int_eq(t[1].refused, 0);
+
+	/* Services of no stack share, unless strict. */
+	tsvc_init(&v[0], "one", NULL, "2026-01-01T00:00:00.000000000",
+	    "s.test");
+	tsvc_init(&v[1], "two", NULL, "2026-01-01T00:00:01.000000000",
+	    "s.test");
+	decide(v, 2, t, &open);
+	ck_assert_int_eq(t[1].refused, 0);
+	decide(v, 2, t, &strict);
+	ck_assert_int_eq(t[0].refused, 0);
+	ck_assert_int_eq(t[1].refused, 1);
+	ck_assert_str_eq(t[1].message, "host s.test belongs to service one "
+	    "(no stack), created before it");
+	free(t[1].message);
+
+	/* Pins: the longest pattern decides, whoever came first. */
+	tsvc_init(&v[0], "b-first", "team-b", "2026-01-01T00:00:00.000000000",
+	    "x.team-a.example");
+	tsvc_init(&v[1], "a-later", "team-a", "2026-01-02T00:00:00.000000000",
+	    "x.team-a.example");
+	tsvc_init(&v[2], "b-open", "team-b", "2026-01-02T00:00:00.000000000",
+	    "open.team-a.example");
+	tsvc_init(&v[3], "nostack", NULL, "2026-01-02T00:00:00.000000000",
+	    "deep.x.team-a.example");
+	decide(v, 4, t, &pinned);
+	ck_assert_int_eq(t[0].refused, 1);
+	ck_assert_str_eq(t[0].message, "host x.team-a.example is reserved "
+	    "for stack team-a by the configuration (*.team-a.example)");
+	ck_assert_int_eq(t[1].refused, 0);
+	ck_assert_int_eq(t[2].refused, 0);
+	ck_assert_int_eq(t[3].refused, 1);
+	free(t[0].message);
+	free(t[3].message);
+	/* The domain itself is not below it. */
+	tsvc_init(&v[0], "apex", "team-b", NULL, "team-a.example");
+	decide(v, 1, t, &pinned);
+	ck_assert_int_eq(t[0].refused, 0);
+}
+END_TEST
+
+START_TEST(test_config_pins)
+{
+	struct config *c = config_new();
+	char *cause = NULL;
+
+	ck_assert_int_eq(config_set(c, "routing", "host_pins",
+	    "*.A.example=team-a,api.example=team_b", &cause), 0);
+	ck_assert_uint_eq(c->npins, 2);
+	ck_assert_str_eq(c->pins[0].pattern, "*.a.example");
+	ck_assert_str_eq(c->pins[0].stack, "team-a");
+	ck_assert_str_eq(c->pins[1].pattern, "api.example");
+	ck_assert_int_eq(config_set(c, "routing", "host_pins",
+	    "*.a.example", &cause), -1);
+	ck_assert_str_eq(cause, "host_pins item \"*.a.example\" is not "
+	    "PATTERN=STACK (for example *.a.example.com=team-a)");
+	free(cause);
+	/* A bad value keeps the previous pins. */
+	ck_assert_uint_eq(c->npins, 2);
+	ck_assert_int_eq(config_set(c, "routing", "host_pins",
+	    "a.*.example=x", &cause), -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "routing", "host_pins",
+	    "a.example=x y", &cause), -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "routing", "host_pins", "", &cause), 0);
+	ck_assert_uint_eq(c->npins, 0);
+	ck_assert_int_eq(config_set(c, "routing", "strict_tenancy", "yes",
+	    &cause), -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "routing", "strict_tenancy", "true",
+	    &cause), 0);
+	ck_assert_int_eq(c->strict_tenancy, 1);
+	config_free(c);
+}
+END_TEST
+
 Suite *
 suite_units(void)
 {
@@ -1226,6 +1451,12 @@ suite_units(void)
 	tcase_add_test(tc, test_swarm_node_address);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("tenancy");
+	tcase_add_test(tc, test_sortable_time);
+	tcase_add_test(tc, test_tenancy_rules);
+	tcase_add_test(tc, test_config_pins);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
 	tcase_add_test(tc, test_hastate_backends_and_map);
@@ -1234,6 +1465,7 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton);
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_add_server_twin);
+	tcase_add_test(tc, test_map_used);
 	tcase_add_test(tc, test_default_server_line);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);

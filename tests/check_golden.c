@@ -165,12 +165,18 @@ run_case(const char *dir)
 	dopts.cluster = cluster == NULL ? "" : cluster;
 	dopts.https_port = 443;
 	dopts.certs = &certs;
+	dopts.tenancy = NULL;
 	d = desired_build(sw, &dopts);
 	cert_store_free(&certs);
 
 	buf_init(&out);
 	render_config(&out, d, &ro);
 	compare(dir, "haproxy.cfg", out.data);
+	/* HAProxy loads the maps the file names: the agent must know which. */
+	for (i = 0; i < MAP_COUNT; i++)
+		ck_assert_msg((strstr(out.data, ro.map_paths[i]) != NULL) ==
+		    (desired_map_used(d, i) != 0), "%s: %s is %sin the file",
+		    dir, ro.map_paths[i], desired_map_used(d, i) ? "not " : "");
 	buf_reset(&out);
 	render_map(&out, d, MAP_ROUTES);
 	compare(dir, "hosts.map", out.data);

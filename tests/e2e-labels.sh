@@ -787,6 +787,95 @@ is "... and each backend holds its one task once" \
 	"$(awk '/^backend / { b = $2 } /^\tserver / { print b, $2 }' "$GEN" | sort | uniq -d)" ""
 check "... in a file haproxy -c accepts" "$LAB_HAPROXY" -c -q -f "$BASE" -f "$GEN"
 
+# ---- 12. a shared swarm: another stack takes nothing of a stack's hosts -------------------
+# (dovetail-labels(7), SECURITY.)  The victim, of stack "vic", has two
+# hosts and a certificate; services of stack "evil", created after it, each
+# try one way to take some of its traffic; the victim keeps answering for
+# both hosts, over HTTP and HTTPS with its own certificate, under load; a
+# service created after them all is routed.  (A stack is its services'
+# com.docker.stack.namespace label, which docker stack deploy sets.)
+
+mkcert vic v.acc.local
+mkcert vic-evil v.acc.local /O=evil
+cp "$CERTS/vic.crt" "$CERTS/vic.key" "$SECRETS/"
+cp "$CERTS/vic-evil.crt" "$CERTS/vic-evil.key" "$SECRETS/"
+FP_VIC=$(fingerprint "$CERTS/vic.crt")
+S=com.docker.stack.namespace
+app vic 1 --label "$S=vic" --label "$L.hosts=v.acc.local,v2.acc.local" \
+	--label "$L.port=8080" --label "$L.ssl_cert=vic.crt" --label "$L.ssl_key=vic.key"
+check "tenancy: the victim is routed on both hosts" lab_wait 60 seen_is v2.acc.local /a "vic /a"
+check "... and over HTTPS with its certificate" lab_wait 30 https_seen_is v.acc.local /a "$CERTS/vic.crt" "vic /a"
+# A request for each host, over HTTP and HTTPS, again and again while the
+# attackers come: every answer must be the victim's.
+vic_load() {
+	local i=0
+	while [ ! -e "$LAB_DIR/vic-load.stop" ]; do
+		echo "http $(seen v.acc.local /l)"
+		echo "http $(seen v2.acc.local /admin/l)"
+		echo "https $(https_seen v.acc.local /l "$CERTS/vic.crt")"
+		i=$((i + 1))
+	done >"$LAB_DIR/vic-load.out"
+}
+rm -f "$LAB_DIR/vic-load.stop"
+vic_load &
+vic_load_pid=$!
+r0=$(reloads)
+ev=(--label "$S=evil" --label "$L.port=8080")
+creating=()
+app evil-redir 1 "${ev[@]}" --label "$L.hosts=e.evil.local" \
+	--label "$L.redirects=http://v.acc.local,http://elsewhere.local" &
+creating+=($!)
+app 0evil 1 "${ev[@]}" --label "$L.hosts=v.acc.local" --label "$L.ip_hash=true" &
+creating+=($!)
+app evil-weight 1 "${ev[@]}" --label "$L.hosts=v.acc.local" --label "$L.weight=100" &
+creating+=($!)
+app evil-path 1 "${ev[@]}" --label "$L.hosts=v2.acc.local" --label "$L.context_root=/admin" &
+creating+=($!)
+app evil-pass 1 "${ev[@]}" --label "$L.hosts=v.acc.local" --label "$L.ssl_passthrough=true" &
+creating+=($!)
+app evil-cert 1 "${ev[@]}" --label "$L.hosts=v2.acc.local" \
+	--label "$L.ssl_cert=vic-evil.crt" --label "$L.ssl_key=vic-evil.key" &
+creating+=($!)
+app evil-default 1 "${ev[@]}" --label "$L.default_backend=true" &
+creating+=($!)
+# Of no stack: not the victim's group either.
+app loose-thief 1 --label "$L.hosts=v.acc.local" --label "$L.port=8080" &
+creating+=($!)
+wait "${creating[@]}"
+app after-evil 1 --label "$S=late" --label "$L.hosts=late.acc.local" --label "$L.port=8080"
+check "tenancy: a service created after the hostile ones is routed" \
+	lab_wait 60 seen_is late.acc.local /x "after-evil /x"
+refused_is() {
+	grep -q -F "warning: service $1: label $L.$2: $3 belongs to service $4, created before it; service not routed" "$LOG"
+}
+for t in "evil-redir|redirects|host v.acc.local|vic (stack vic)" \
+	"0evil|hosts|host v.acc.local|vic (stack vic)" \
+	"evil-weight|hosts|host v.acc.local|vic (stack vic)" \
+	"evil-path|hosts|host v2.acc.local|vic (stack vic)" \
+	"evil-pass|hosts|host v.acc.local|vic (stack vic)" \
+	"evil-cert|hosts|host v2.acc.local|vic (stack vic)" \
+	"evil-default|default_backend|the default route|dflt (no stack)" \
+	"loose-thief|hosts|host v.acc.local|vic (stack vic)"; do
+	IFS='|' read -r name label what owner <<<"$t"
+	check "tenancy: $name is refused, the warning naming $L.$label, the host and the owner" \
+		lab_wait 30 refused_is "$name" "$label" "$what" "$owner"
+	check "... and $name is in none of the generated files" not_in_generated "$name"
+done
+sleep 2
+touch "$LAB_DIR/vic-load.stop"
+wait "$vic_load_pid"
+n=$(grep -c . "$LAB_DIR/vic-load.out")
+bad=$(grep -v -c -e '^http vic /l$' -e '^http vic /admin/l$' -e '^https vic /l$' "$LAB_DIR/vic-load.out")
+check "tenancy: the victim answered every one of $n requests during the attacks ($bad did not)" \
+	test "$n" -ge 30 -a "$bad" -eq 0
+check "tenancy: the victim's HTTPS still presents its own certificate" served_fp_is v.acc.local "$FP_VIC"
+is "... for v2 too" "$(served_fp v2.acc.local)" "$FP_VIC"
+is "tenancy: v.acc.local is not redirected" "$(status v.acc.local /r)" 200
+is "tenancy: unknown hosts still go to the first default service" "$(seen nobody.local /z)" "dflt /z"
+is "tenancy: only the victim's task serves v.acc.local" "$(answers v.acc.local 8 | awk '{ print $1 }' | sort -u)" vic
+is "tenancy: the attackers caused no reload (one, for the service after them)" \
+	"$(($(reloads) - r0))" 1
+
 # ---- response headers ----------------------------------------------------------------
 
 # headers HOST [curl args]: the response headers of GET /h for HOST, then the body.

@@ -991,6 +991,32 @@ update_status(struct agent *a, const struct desired *d, int rc)
 
 /* ---- certificates ---- */
 
+/*
+ * Whether path is one of the files of dovetail's own Docker TLS client
+ * (they may well sit in the secrets directory, as Docker secrets): a
+ * label must never make HAProxy serve them.
+ */
+static int
+own_credential(const struct config *cfg, const char *path)
+{
+	const char *own[] = { cfg->docker_tls_key, cfg->docker_tls_cert,
+	    cfg->docker_tls_ca };
+	char *p, *o;
+	size_t i;
+	int same = 0;
+
+	if ((p = realpath(path, NULL)) == NULL)
+		return 0;
+	for (i = 0; i < sizeof(own) / sizeof(own[0]) && !same; i++) {
+		if (*own[i] == '\0' || (o = realpath(own[i], NULL)) == NULL)
+			continue;
+		same = strcmp(p, o) == 0;
+		free(o);
+	}
+	free(p);
+	return same;
+}
+
 static int
 read_secret(void *arg, const char *name, struct buf *b, char **cause)
 {
@@ -998,6 +1024,12 @@ read_secret(void *arg, const char *name, struct buf *b, char **cause)
 	char *path = xasprintf("%s/%s", a->cfg->secrets_dir, name), *why;
 	int rc;
 
+	if (own_credential(a->cfg, path)) {
+		*cause = xstrdup("the secret is dovetail's own Docker client "
+		    "credential, never a certificate for a service");
+		free(path);
+		return -1;
+	}
 	if ((rc = file_read(path, b, &why)) == -1) {
 		*cause = xasprintf("cannot read the secret: %s", why);
 		free(why);

@@ -163,6 +163,20 @@ check "... and says it connected to the TLS endpoint" \
 no_client_cert() { ! once_tls; }
 check "Docker over TLS without the client certificate fails" no_client_cert
 check "... with a message naming the endpoint" grep -q "docker: tcp://127.0.0.1:$TLS_PORT" "$LAB_DIR/tls.log"
+# dovetail's own client certificate and key sit in the secrets directory
+# here, as Docker secrets would: a service naming them gets nothing.
+dk service create --detach --quiet --no-resolve-image --name cred --replicas 0 \
+	--label com.docker.lb.hosts=cred.local --label com.docker.lb.port=80 \
+	--label com.docker.lb.ssl_cert=client.pem --label com.docker.lb.ssl_key=client.key \
+	"$LAB_IMAGE" true >/dev/null
+printf 'cred\n' >>"$LAB_DIR/services"
+once_tls --docker-tls-cert "$TLS/client.pem" --docker-tls-key "$TLS/client.key" \
+	--routing-secrets-dir "$TLS" --routing-https-bind 127.0.0.1:18643
+check "a label naming dovetail's own Docker client key is refused, naming the service" \
+	grep -q "service cred: label com.docker.lb.ssl_[a-z]*: the secret is dovetail's own Docker client credential" "$LAB_DIR/tls.log"
+check "... and the key is in none of the files dovetail wrote" \
+	sh -c "! grep -rq -F -e \"\$(sed -n 2p '$TLS/client.key')\" '$LAB_DIR'/tls-once.*"
+dk service rm cred >/dev/null
 kill -- "-$TLS_PID" 2>/dev/null
 
 # A file haproxy -c refuses is not kept: the previous one stays.

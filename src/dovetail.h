@@ -271,6 +271,8 @@ struct problem {
 	char *label;		/* full label name, or NULL */
 	char *message;
 };
+/* websocket_endpoints: each is two words of one line, of 64 at most. */
+#define LABEL_MAX_WS_PATHS 16
 enum labels_result {
 	LABELS_ERROR = -1,
 	LABELS_IGNORED = 0,	/* not for this agent */

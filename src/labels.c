@@ -283,6 +283,28 @@ one_ws_path(const char *p, size_t len, void *arg, char **message)
 	return 0;
 }
 
+/*
+ * The endpoints go on one line of the backend (twice each: the path and
+ * what is below it), and HAProxy refuses a line of more than 64 words or
+ * 2,048 bytes, which would stop every other service's change too.  The
+ * reason, or NULL.
+ */
+static char *
+ws_too_many(const struct route_spec *r)
+{
+	size_t i, bytes = 96;
+
+	for (i = 0; i < r->nws; i++)
+		bytes += 2 * (strlen(r->ws_paths[i]) + 2);
+	if (r->nws > LABEL_MAX_WS_PATHS)
+		return xasprintf("%zu paths are more than %d", r->nws,
+		    LABEL_MAX_WS_PATHS);
+	if (bytes > 2000)
+		return xasprintf("the paths make a line of about %zu bytes, "
+		    "more than HAProxy reads (2048)", bytes);
+	return NULL;
+}
+
 /* "http://host", "https://host" or "host"; sets *scheme (0: both). */
 static char *
 parse_url(const char *p, size_t len, int *scheme, uint16_t *port,
@@ -500,6 +522,9 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 			return fail(pb, s, prefix, "websocket_endpoints",
 			    message);
 		sort_array(r->ws_paths, r->nws, sizeof(char *), str_cmp_ptr);
+		if ((message = ws_too_many(r)) != NULL)
+			return fail(pb, s, prefix, "websocket_endpoints",
+			    message);
 	}
 
 	if ((v = label_of(s, prefix, "backend_mode")) != NULL) {

@@ -329,6 +329,8 @@ static const struct hostile hostile_values[] = {
 	{ "websocket_endpoints", "/ws;/x" },
 	{ "websocket_endpoints", "/ws\n" },
 	{ "websocket_endpoints", "/ws,#" },
+	{ "websocket_endpoints", "/a1,/a2,/a3,/a4,/a5,/a6,/a7,/a8,/a9,/a10,"
+	    "/a11,/a12,/a13,/a14,/a15,/a16,/a17" },
 	{ "websocket_endpoints", NULL },
 	{ "default_backend", "yes" },
 	{ "default_backend", "false " },
@@ -390,6 +392,84 @@ START_TEST(test_labels_hostile)
 	free(want);
 	problem_free(&p);
 	drop_service(s);
+}
+END_TEST
+
+/*
+ * The endpoints are one line of the backend: within HAProxy's 64 words
+ * and 2,048 bytes at the most the label takes, refused beyond.
+ */
+START_TEST(test_labels_ws_limits)
+{
+	const char *kv[] = { "com.docker.lb.hosts", "ok.example",
+	    "com.docker.lb.port", "8080", "com.docker.lb.websocket_endpoints",
+	    NULL, NULL };
+	struct render_opts ro = { ":80", ":443", { "/m/h.map", "/m/s.map",
+	    "/m/r.map" }, "/m/crt-list", "/m/certs", "/m/certs/d.pem",
+	    "abns@t", "24h", 0 };
+	struct dbackend be;
+	struct desired d;
+	struct route_spec r;
+	struct problem p;
+	struct service *s;
+	struct buf v, out;
+	const char *line, *end;
+	size_t i, words;
+
+	buf_init(&v);
+	for (i = 0; i < LABEL_MAX_WS_PATHS; i++)
+		buf_addf(&v, "%s/p%zu-%.44s", i == 0 ? "" : ",", i,
+		    "0123456789012345678901234567890123456789012345678901234567890123456789");
+	kv[5] = v.data;
+	s = make_service("ws", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_uint_eq(r.nws, LABEL_MAX_WS_PATHS);
+	/* The longest line the label allows passes HAProxy's limits. */
+	memset(&be, 0, sizeof(be));
+	be.name = (char *)"svc-ws";
+	be.ws_paths = r.ws_paths;
+	be.nws = r.nws;
+	memset(&d, 0, sizeof(d));
+	d.backends = &be;
+	d.nbackends = 1;
+	buf_init(&out);
+	render_config(&out, &d, &ro);
+	line = strstr(out.data, "set-timeout tunnel");
+	ck_assert_ptr_nonnull(line);
+	end = strchr(line, '\n');
+	for (words = 1, i = 0; line + i < end; i++)
+		words += line[i] == ' ';
+	ck_assert_uint_le(words + 1, 64);
+	ck_assert_uint_lt((size_t)(end - line) + 20, 2048);
+	buf_free(&out);
+	route_spec_free(&r);
+	drop_service(s);
+
+	/* One path more is refused, naming the label. */
+	buf_addf(&v, ",/one-more");
+	kv[5] = v.data;
+	s = make_service("ws", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	ck_assert_str_eq(p.label, "com.docker.lb.websocket_endpoints");
+	ck_assert_str_eq(p.message, "17 paths are more than 16");
+	problem_free(&p);
+	drop_service(s);
+
+	/* Fewer, longer paths: the line's bytes. */
+	buf_reset(&v);
+	for (i = 0; i < 12; i++)
+		buf_addf(&v, "%s/%zu-%.99s", i == 0 ? "" : ",", i,
+		    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789");
+	kv[5] = v.data;
+	s = make_service("ws", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	ck_assert_ptr_nonnull(strstr(p.message, "more than HAProxy reads"));
+	problem_free(&p);
+	drop_service(s);
+	buf_free(&v);
 }
 END_TEST
 
@@ -1435,6 +1515,7 @@ suite_units(void)
 	tcase_add_loop_test(tc, test_labels_hostile, 0,
 	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
 	tcase_add_test(tc, test_labels_every_label);
+	tcase_add_test(tc, test_labels_ws_limits);
 	tcase_add_test(tc, test_labels_combinations);
 	tcase_add_test(tc, test_labels_redirect_to_itself);
 	tcase_add_test(tc, test_tls_size);

@@ -628,6 +628,7 @@ hx-cookie-quote|sticky_session_cookie|sid\"evil|sid\"evil
 hx-cookie-long|sticky_session_cookie|$long|$long
 hx-ws-space|websocket_endpoints|/ws evil6|evil6
 hx-ws-rel|websocket_endpoints|ws|-
+hx-ws-many|websocket_endpoints|/w1,/w2,/w3,/w4,/w5,/w6,/w7,/w8,/w9,/w10,/w11,/w12,/w13,/w14,/w15,/w16,/w17,/w18,/w19,/w20,/w21,/w22,/w23,/w24,/w25,/w26,/w27,/w28,/w29,/w30,/w31,/w32,/w33,/w34,/w35,/w36,/w37,/w38,/w39,/w40|-
 hx-mode-bridge|backend_mode|bridge|bridge
 hx-mode-semi|backend_mode|vip;evil|vip;evil
 hx-w-101|weight|101|-

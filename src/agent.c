@@ -964,6 +964,7 @@ update_status(struct agent *a, const struct desired *d, int rc)
 	a->metrics.routes = d->nhosts;
 	a->metrics.backends = d->nbackends;
 	a->metrics.problems = d->nproblems;
+	a->metrics.refused_owner = d->nrefused_owner;
 	a->metrics.servers = 0;
 	for (i = 0; i < d->nbackends; i++)
 		a->metrics.servers += d->backends[i].nservers;
@@ -1520,6 +1521,8 @@ agent_run(struct config *cfg, const char *config_path,
 	/* /healthz reads the last reported errors where they are kept. */
 	a.metrics.docker_error = (const char *const *)&a.docker_error;
 	a.metrics.haproxy_error = (const char *const *)&a.haproxy_error;
+	a.metrics.refused = &a.problems;
+	a.metrics.nrefused = &a.nproblems;
 	a.metrics.health_window_ms = cfg->poll_interval_ms + 1000;
 	if (*cfg->listen != '\0') {
 		char *cause;

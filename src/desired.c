@@ -692,9 +692,10 @@ admit_tenants(struct desired *d, struct routed *routed, size_t nrouted,
 	tenancy_decide(v, nrouted, o->tenancy != NULL ? o->tenancy :
 	    &open_swarm);
 	for (i = 0; i < nrouted; i++) {
-		if (v[i].message != NULL)
-			left_out(d, &routed[i], o->prefix, v[i].label,
-			    v[i].message);
+		if (v[i].message == NULL)
+			continue;
+		left_out(d, &routed[i], o->prefix, v[i].label, v[i].message);
+		d->nrefused_owner++;
 	}
 	free(v);
 }

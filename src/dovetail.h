@@ -364,6 +364,7 @@ struct desired {
 	char *default_backend;		/* for unknown hosts, or NULL */
 	struct problem *problems;	/* sorted by service */
 	size_t nproblems;
+	size_t nrefused_owner;		/* problems: another group's host */
 	size_t nservices;		/* services routed */
 	size_t nhosts;			/* host names routed */
 };
@@ -567,12 +568,16 @@ struct metrics {
 	size_t backends;
 	size_t servers;
 	size_t problems;
+	size_t refused_owner;		/* of problems: host of another group */
 	long long last_sync_unix;
 	long long docker_ok_ms;		/* monotonic; 0: never */
 	long long haproxy_ok_ms;
 	/* Borrowed: where the agent keeps the last error it reported. */
 	const char *const *docker_error;
 	const char *const *haproxy_error;
+	/* Borrowed: the warnings of the services not routed, sorted. */
+	char **const *refused;
+	const size_t *nrefused;
 	unsigned health_window_ms;
 };
 struct metrics_server;

@@ -15,6 +15,8 @@
 
 #include "dovetail.h"
 
+#define HEALTH_MAX_REFUSED 20
+
 const double metrics_lag_buckets[METRICS_LAG_BUCKETS] = {
 	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
@@ -93,6 +95,12 @@ metrics_render(struct buf *b, const struct metrics *m)
 	    (double)m->servers);
 	gauge(b, "dovetail_label_problems", "Services skipped for a bad "
 	    "label.", (double)m->problems);
+	buf_adds(b, "# HELP dovetail_refused_services Services not routed, "
+	    "by reason.\n# TYPE dovetail_refused_services gauge\n");
+	buf_addf(b, "dovetail_refused_services{reason=\"label\"} %zu\n",
+	    m->problems - m->refused_owner);
+	buf_addf(b, "dovetail_refused_services{reason=\"host_owner\"} %zu\n",
+	    m->refused_owner);
 	gauge(b, "dovetail_last_sync_timestamp_seconds", "Unix time of the "
 	    "last full read of the swarm.", (double)m->last_sync_unix);
 }
@@ -142,6 +150,25 @@ health_part(struct buf *b, const char *name, long long ok_ms,
 }
 
 /*
+ * The services not routed, which do not make dovetail unhealthy: how many,
+ * how many for a host of another group, and the first warnings.
+ */
+static void
+health_refused(struct buf *b, const struct metrics *m)
+{
+	size_t i, n = m->nrefused == NULL ? 0 : *m->nrefused;
+
+	buf_addf(b, ",\"refused\":{\"services\":%zu,\"host_owner\":%zu,"
+	    "\"warnings\":[", n, m->refused_owner);
+	for (i = 0; i < n && i < HEALTH_MAX_REFUSED; i++) {
+		buf_adds(b, i == 0 ? "\"" : ",\"");
+		json_escape(b, (*m->refused)[i], 400);
+		buf_addc(b, '"');
+	}
+	buf_adds(b, "]}");
+}
+
+/*
  * The /healthz body; *ok is whether Docker and HAProxy were both reached
  * within window_ms of now_ms (monotonic).
  */
@@ -158,6 +185,7 @@ health_render(struct buf *b, const struct metrics *m, long long now_ms,
 	health_part(b, "haproxy", m->haproxy_ok_ms,
 	    m->haproxy_error == NULL ? NULL : *m->haproxy_error, now_ms,
 	    window_ms, ok);
+	health_refused(b, m);
 	buf_addf(b, ",\"status\":\"%s\"}\n", *ok ? "ok" : "unhealthy");
 }
 

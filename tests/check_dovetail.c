@@ -1281,6 +1281,8 @@ START_TEST(test_health_render)
 	static const char *const haproxy_error = "haproxy: \"x\"\n\xff";
 	struct metrics m;
 	struct buf b;
+	char **refused;
+	size_t i, nrefused;
 	int ok;
 
 	memset(&m, 0, sizeof(m));
@@ -1301,6 +1303,34 @@ START_TEST(test_health_render)
 	ck_assert_ptr_nonnull(strstr(b.data, "\"docker\":{\"ok\":true"));
 	ck_assert_ptr_nonnull(strstr(b.data,
 	    "\"error\":\"haproxy: \\\"x\\\"\\u000a?\""));
+	ck_assert_ptr_nonnull(strstr(b.data, "\"refused\":{\"services\":0,"
+	    "\"host_owner\":0,\"warnings\":[]}"));
+	/* Refused services are listed, and do not make it unhealthy. */
+	refused = xcalloc(25, sizeof(char *));
+	for (i = 0; i < 25; i++)
+		refused[i] = xasprintf("service s%02zu: \"why\"", i);
+	nrefused = 25;
+	m.refused = &refused;
+	m.nrefused = &nrefused;
+	m.problems = 25;
+	m.refused_owner = 3;
+	m.haproxy_ok_ms = 9000;
+	buf_reset(&b);
+	health_render(&b, &m, 10000, 4000, &ok);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"refused\":{\"services\":25,"
+	    "\"host_owner\":3,\"warnings\":[\"service s00: \\\"why\\\"\","));
+	ck_assert_ptr_nonnull(strstr(b.data, "s19"));
+	ck_assert_ptr_null(strstr(b.data, "s20"));
+	buf_reset(&b);
+	metrics_render(&b, &m);
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_refused_services{reason=\"label\"} 22\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_refused_services{reason=\"host_owner\"} 3\n"));
+	for (i = 0; i < 25; i++)
+		free(refused[i]);
+	free(refused);
 	buf_free(&b);
 }
 END_TEST

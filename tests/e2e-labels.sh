@@ -18,6 +18,7 @@ DOVETAIL=${1:-${DOVETAIL:-$here/../build/src/dovetail}}
 DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
 HTTP_PORT=${E2E_LABELS_HTTP_PORT:-18280}
 HTTPS_PORT=${E2E_LABELS_HTTPS_PORT:-18643}
+METRICS_PORT=${E2E_LABELS_METRICS_PORT:-18690}
 L=com.docker.lb
 # shellcheck source=tests/results.sh
 . "$here/results.sh"
@@ -196,6 +197,7 @@ timeout = 5s
 [agent]
 poll_interval = 1s
 converge_interval = 100ms
+listen = 127.0.0.1:$METRICS_PORT
 EOF
 
 start_dovetail() {
@@ -874,6 +876,11 @@ is "... for v2 too" "$(served_fp v2.acc.local)" "$FP_VIC"
 is "tenancy: v.acc.local is not redirected" "$(status v.acc.local /r)" 200
 is "tenancy: unknown hosts still go to the first default service" "$(seen nobody.local /z)" "dflt /z"
 is "tenancy: only the victim's task serves v.acc.local" "$(answers v.acc.local 8 | awk '{ print $1 }' | sort -u)" vic
+metric() { curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+is "tenancy: /metrics counts the services refused for another group's host" \
+	"$(metric 'dovetail_refused_services{reason="host_owner"}')" 8
+check "tenancy: /healthz lists their warnings, and stays healthy" sh -c \
+	"curl -s --max-time 5 http://127.0.0.1:$METRICS_PORT/healthz | grep -q '\"host_owner\":8,.*service 0evil: label $L.hosts: host v.acc.local belongs to service vic.*\"status\":\"ok\"'"
 is "tenancy: the attackers caused no reload (one, for the service after them)" \
 	"$(($(reloads) - r0))" 1
 

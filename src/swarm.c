@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -46,14 +47,31 @@ dupornull(const char *s)
 	return s == NULL ? NULL : xstrdup(s);
 }
 
-/* "10.0.0.5/24" -> "10.0.0.5" (new) */
+/*
+ * s if it is an IPv4 or IPv6 address, else NULL (s freed): an address
+ * reaches HAProxy's file and runtime commands, so nothing else may.
+ */
+static char *
+checked_addr(char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (s != NULL && (inet_pton(AF_INET, s, &a4) == 1 ||
+	    inet_pton(AF_INET6, s, &a6) == 1))
+		return s;
+	free(s);
+	return NULL;
+}
+
+/* "10.0.0.5/24" -> "10.0.0.5" (new), or NULL when not an address. */
 static char *
 strip_prefixlen(const char *cidr)
 {
 	const char *slash = strchr(cidr, '/');
 
-	return slash == NULL ? xstrdup(cidr) :
-	    xstrndup(cidr, (size_t)(slash - cidr));
+	return checked_addr(slash == NULL ? xstrdup(cidr) :
+	    xstrndup(cidr, (size_t)(slash - cidr)));
 }
 
 /* Parses text as a JSON document of the given type (JSON_ARRAY...). */
@@ -331,10 +349,12 @@ parse_service(json_t *js, void *elem)
 			if (jstr(v, "NetworkID") == NULL ||
 			    jstr(v, "Addr") == NULL)
 				continue;
-			s->vips[s->nvips].network_id =
-			    xstrdup(jstr(v, "NetworkID"));
 			s->vips[s->nvips].addr = strip_prefixlen(jstr(v,
 			    "Addr"));
+			if (s->vips[s->nvips].addr == NULL)
+				continue;
+			s->vips[s->nvips].network_id =
+			    xstrdup(jstr(v, "NetworkID"));
 			s->nvips++;
 		}
 	}
@@ -423,11 +443,13 @@ parse_task(json_t *jt, void *elem)
 			    !json_is_array(addrs) ||
 			    !json_is_string(json_array_get(addrs, 0)))
 				continue;
+			t->nets[t->nnets].addr = strip_prefixlen(
+			    json_string_value(json_array_get(addrs, 0)));
+			if (t->nets[t->nnets].addr == NULL)
+				continue;
 			t->nets[t->nnets].network_id =
 			    xstrdup(jstr(att, "Network.ID"));
 			t->nets[t->nnets].network_name = dupornull(name);
-			t->nets[t->nnets].addr = strip_prefixlen(
-			    json_string_value(json_array_get(addrs, 0)));
 			t->nnets++;
 		}
 	}
@@ -483,11 +505,16 @@ node_addr(json_t *jn)
 	addr = jstr(jn, "Status.Addr");
 	maddr = jstr(jn, "ManagerStatus.Addr");
 	if ((addr == NULL || *addr == '\0' || strcmp(addr, "0.0.0.0") == 0) &&
-	    maddr != NULL && (colon = strrchr(maddr, ':')) != NULL)
-		return xstrndup(maddr, (size_t)(colon - maddr));
+	    maddr != NULL && (colon = strrchr(maddr, ':')) != NULL) {
+		/* "[2001:db8::1]:2377" */
+		if (maddr[0] == '[' && colon > maddr && colon[-1] == ']')
+			return checked_addr(xstrndup(maddr + 1,
+			    (size_t)(colon - maddr - 2)));
+		return checked_addr(xstrndup(maddr, (size_t)(colon - maddr)));
+	}
 	if (addr == NULL || *addr == '\0' || strcmp(addr, "0.0.0.0") == 0)
 		return NULL;
-	return xstrdup(addr);
+	return checked_addr(xstrdup(addr));
 }
 
 static int

@@ -842,7 +842,19 @@ START_TEST(test_swarm_node_address)
 	const char *nodes = "[{\"ID\":\"n1\",\"Status\":{\"Addr\":\"0.0.0.0\"},"
 	    "\"ManagerStatus\":{\"Addr\":\"192.0.2.7:2377\"}},"
 	    "{\"ID\":\"n2\",\"Status\":{\"Addr\":\"192.0.2.8\"}},"
-	    "{\"ID\":\"n3\",\"Status\":{}}]";
+	    "{\"ID\":\"n3\",\"Status\":{}},"
+	    "{\"ID\":\"n5\",\"Status\":{\"Addr\":\"0.0.0.0\"},"
+	    "\"ManagerStatus\":{\"Addr\":\"[2001:db8::5]:2377\"}},"
+	    "{\"ID\":\"n6\",\"Status\":{\"Addr\":\"192.0.2.8 check\"}},"
+	    "{\"ID\":\"n7\",\"Status\":{\"Addr\":\"a.example\"}}]";
+	/* Addresses reach HAProxy: anything else is no address at all. */
+	const char *tasks = "[{\"ID\":\"t1\",\"ServiceID\":\"s1\","
+	    "\"NodeID\":\"n2\",\"DesiredState\":\"running\","
+	    "\"Status\":{\"State\":\"running\"},\"NetworksAttachments\":["
+	    "{\"Network\":{\"ID\":\"w1\",\"Spec\":{\"Name\":\"a\"}},"
+	    "\"Addresses\":[\"10.0.0.5;del map/24\"]},"
+	    "{\"Network\":{\"ID\":\"w2\",\"Spec\":{\"Name\":\"b\"}},"
+	    "\"Addresses\":[\"10.0.1.5/24\"]}]}]";
 	char *cause;
 
 	ck_assert_int_eq(swarm_parse_nodes(sw, nodes, strlen(nodes), &cause),
@@ -851,6 +863,15 @@ START_TEST(test_swarm_node_address)
 	ck_assert_str_eq(swarm_node(sw, "n2")->addr, "192.0.2.8");
 	ck_assert_ptr_null(swarm_node(sw, "n3")->addr);
 	ck_assert_ptr_null(swarm_node(sw, "n4"));
+	ck_assert_str_eq(swarm_node(sw, "n5")->addr, "2001:db8::5");
+	ck_assert_ptr_null(swarm_node(sw, "n6")->addr);
+	ck_assert_ptr_null(swarm_node(sw, "n7")->addr);
+	ck_assert_int_eq(swarm_parse_tasks(sw, tasks, strlen(tasks), &cause),
+	    0);
+	ck_assert_uint_eq(sw->ntasks, 1);
+	ck_assert_uint_eq(sw->tasks[0].nnets, 1);
+	ck_assert_str_eq(sw->tasks[0].nets[0].network_id, "w2");
+	ck_assert_str_eq(sw->tasks[0].nets[0].addr, "10.0.1.5");
 	swarm_free(sw);
 }
 END_TEST

@@ -21,6 +21,8 @@
 #include "dovetail.h"
 
 #define CHECK_OUTPUT_MAX 65536
+/* haproxy -c of a big file takes seconds; a hung one is killed. */
+#define CHECK_TIMEOUT_MS 60000
 
 int
 file_read(const char *path, struct buf *b, char **cause)
@@ -169,7 +171,9 @@ run_check(const char *binary, const char *base, const char *config,
     int quiet, struct buf *output, char **cause)
 {
 	const char *argv[8];
-	int argc = 0, pipefd[2], status, devnull;
+	int argc = 0, pipefd[2], status, devnull, rc, timed_out = 0;
+	struct pollfd pfd;
+	long long deadline, left;
 	pid_t pid;
 	char chunk[4096];
 	ssize_t n;
@@ -208,10 +212,24 @@ run_check(const char *binary, const char *base, const char *config,
 		_exit(127);
 	}
 	close(pipefd[1]);
-	while ((n = read(pipefd[0], chunk, sizeof(chunk))) != 0) {
+	deadline = mono_ms() + CHECK_TIMEOUT_MS;
+	for (;;) {
+		pfd.fd = pipefd[0];
+		pfd.events = POLLIN;
+		left = deadline - mono_ms();
+		if (left <= 0 || (rc = poll(&pfd, 1, (int)left)) == 0) {
+			timed_out = 1;
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (rc == -1 && errno == EINTR)
+			continue;
+		if (rc == -1)
+			break;
+		n = read(pipefd[0], chunk, sizeof(chunk));
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1)
+		if (n <= 0)
 			break;
 		if (output->len < CHECK_OUTPUT_MAX)
 			buf_add(output, chunk, (size_t)n);
@@ -222,6 +240,11 @@ run_check(const char *binary, const char *base, const char *config,
 			*cause = xasprintf("waitpid: %s", strerror(errno));
 			return -1;
 		}
+	}
+	if (timed_out) {
+		*cause = xasprintf("%s -c did not finish within %d seconds",
+		    binary, CHECK_TIMEOUT_MS / 1000);
+		return -1;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;

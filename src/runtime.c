@@ -18,7 +18,13 @@
 
 #include "dovetail.h"
 
+/*
+ * A silent HAProxy is given up on after 10 seconds, and one that drips
+ * bytes after 30 seconds in all: the loop must not hang on one session.
+ */
 #define RUNTIME_IO_TIMEOUT_MS 10000
+#define RUNTIME_TOTAL_TIMEOUT_MS 30000
+#define RUNTIME_REPLY_MAX (256u << 20)
 
 static int
 connect_unix(const char *path, char **cause)
@@ -59,23 +65,34 @@ exchange(int fd, const struct buf *in, struct buf *out, char **cause)
 	size_t off = 0;
 	ssize_t n;
 	char chunk[16384];
+	long long deadline = mono_ms() + RUNTIME_TOTAL_TIMEOUT_MS, left;
 	int rc;
 
 	for (;;) {
+		left = deadline - mono_ms();
+		if (left <= 0) {
+			*cause = xasprintf("the session took more than %d "
+			    "seconds", RUNTIME_TOTAL_TIMEOUT_MS / 1000);
+			return -1;
+		}
 		pfd.fd = fd;
 		pfd.events = POLLIN | (off < in->len ? POLLOUT : 0);
 		pfd.revents = 0;
-		rc = poll(&pfd, 1, RUNTIME_IO_TIMEOUT_MS);
+		rc = poll(&pfd, 1, left < RUNTIME_IO_TIMEOUT_MS ? (int)left :
+		    RUNTIME_IO_TIMEOUT_MS);
 		if (rc == -1 && errno == EINTR)
 			continue;
 		if (rc == -1) {
 			*cause = xasprintf("poll: %s", strerror(errno));
 			return -1;
 		}
-		if (rc == 0) {
-			*cause = xstrdup("no answer within 10 seconds");
+		if (rc == 0 && left > RUNTIME_IO_TIMEOUT_MS) {
+			*cause = xasprintf("no answer within %d seconds",
+			    RUNTIME_IO_TIMEOUT_MS / 1000);
 			return -1;
 		}
+		if (rc == 0)
+			continue;
 		if ((pfd.revents & POLLOUT) != 0 && off < in->len) {
 			n = write(fd, in->data + off, in->len - off);
 			if (n == -1 && errno != EAGAIN && errno != EINTR) {
@@ -99,6 +116,11 @@ exchange(int fd, const struct buf *in, struct buf *out, char **cause)
 			}
 			if (n == 0)
 				break;
+			if (out->len + (size_t)n > RUNTIME_REPLY_MAX) {
+				*cause = xasprintf("a reply of more than %u MB",
+				    RUNTIME_REPLY_MAX >> 20);
+				return -1;
+			}
 			buf_add(out, chunk, (size_t)n);
 		}
 	}

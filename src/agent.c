@@ -395,13 +395,17 @@ converged(const struct swarm *sw, const char *id)
 	return !s->replicated || running == s->replicas;
 }
 
-/* Re-reads one service and all its tasks; returns 1 once converged. */
+/*
+ * Re-reads one service and all its tasks; returns 1 once converged, 0
+ * before, POLL_NOT_FOLLOWED for a service dovetail does not route.
+ */
+#define POLL_NOT_FOLLOWED 2
 static int
 poll_service(struct agent *a, const char *id)
 {
 	struct swarm *fresh;
 	char *fs, *ft, *ps, *pt, *cause = NULL;
-	int rc;
+	int rc, followed;
 
 	fs = filter_query("id", id);
 	ft = filter_query("service", id);
@@ -409,7 +413,9 @@ poll_service(struct agent *a, const char *id)
 	pt = xasprintf("/tasks?%s", ft);
 	fresh = swarm_new();
 	rc = fetch_into(a, ps, swarm_parse_services, fresh, &cause);
-	if (rc == 0 && fresh->nservices > 0)
+	followed = rc == 0 && fresh->nservices > 0 &&
+	    labels_followed(&fresh->services[0], a->cfg->label_prefix);
+	if (followed)
 		rc = fetch_into(a, pt, swarm_parse_tasks, fresh, &cause);
 	free(fs);
 	free(ft);
@@ -419,6 +425,20 @@ poll_service(struct agent *a, const char *id)
 		swarm_free(fresh);
 		docker_down(a, cause);
 		return 0;
+	}
+	if (!followed) {
+		/*
+		 * Not a service dovetail routes (or one that is gone): its
+		 * events cost nothing more, unless it was routed until now.
+		 */
+		swarm_free(fresh);
+		if (swarm_service(a->swarm, id) == NULL) {
+			log_debug("docker: service %s has no %s.hosts or "
+			    "%s.default_backend label: not followed", id,
+			    a->cfg->label_prefix, a->cfg->label_prefix);
+			return POLL_NOT_FOLLOWED;
+		}
+		fresh = swarm_new();
 	}
 	swarm_replace_service(a->swarm, id, fresh);
 	swarm_free(fresh);
@@ -433,9 +453,13 @@ fast_polls(struct agent *a)
 {
 	long long now = mono_ms();
 	size_t i = 0;
+	int rc;
 
 	while (i < a->nfast && a->docker_up) {
-		if (poll_service(a, a->fast[i].service_id)) {
+		rc = poll_service(a, a->fast[i].service_id);
+		if (rc == POLL_NOT_FOLLOWED)
+			fast_remove(a, i);
+		else if (rc == 1) {
 			log_debug("docker: service %s settled",
 			    a->fast[i].service_id);
 			metrics_observe_lag(&a->metrics,
@@ -515,6 +539,9 @@ handle_container_event(struct agent *a, const struct docker_event *ev)
 
 	if (!valid_id(ev->service_id))
 		return;	/* not a swarm task */
+	/* A task of a service not routed; a new one's own event comes. */
+	if (swarm_service(a->swarm, ev->service_id) == NULL)
+		return;
 	stopping = strcmp(ev->action, "stop") == 0 ||
 	    strcmp(ev->action, "die") == 0 ||
 	    (strcmp(ev->action, "kill") == 0 && stopping_signal(ev->signal));

@@ -280,6 +280,7 @@ enum labels_result {
 };
 enum labels_result labels_parse(const struct service *, const char *prefix,
     const char *cluster, struct route_spec *, struct problem *);
+int labels_followed(const struct service *, const char *prefix);
 int labels_secrets(const struct service *, const char *prefix,
     const char *cluster, const char **cert, const char **key);
 void route_spec_free(struct route_spec *);

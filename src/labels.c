@@ -653,3 +653,14 @@ labels_secrets(const struct service *s, const char *prefix,
 	return *cert != NULL && *key != NULL && valid_name(*cert) &&
 	    valid_name(*key);
 }
+
+/*
+ * Whether dovetail follows the service at all: it has the hosts or the
+ * default_backend label, as the queries of a full read ask Docker for.
+ */
+int
+labels_followed(const struct service *s, const char *prefix)
+{
+	return label_of(s, prefix, "hosts") != NULL ||
+	    label_of(s, prefix, "default_backend") != NULL;
+}

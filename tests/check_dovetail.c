@@ -473,6 +473,29 @@ START_TEST(test_labels_ws_limits)
 }
 END_TEST
 
+/* The services whose events dovetail follows: those it reads at all. */
+START_TEST(test_labels_followed)
+{
+	const char *hosts[] = { "com.docker.lb.hosts", "a.example", NULL };
+	const char *dflt[] = { "com.docker.lb.default_backend", "true",
+	    NULL };
+	const char *port[] = { "com.docker.lb.port", "80",
+	    "com.docker.stack.namespace", "web", NULL };
+	struct service *s;
+
+	s = make_service("a", hosts);
+	ck_assert(labels_followed(s, "com.docker.lb"));
+	ck_assert(!labels_followed(s, "other.lb"));
+	drop_service(s);
+	s = make_service("b", dflt);
+	ck_assert(labels_followed(s, "com.docker.lb"));
+	drop_service(s);
+	s = make_service("c", port);
+	ck_assert(!labels_followed(s, "com.docker.lb"));
+	drop_service(s);
+}
+END_TEST
+
 START_TEST(test_labels_every_label)
 {
 	const char *kv[] = {
@@ -1567,6 +1590,7 @@ suite_units(void)
 	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
 	tcase_add_test(tc, test_labels_every_label);
 	tcase_add_test(tc, test_labels_ws_limits);
+	tcase_add_test(tc, test_labels_followed);
 	tcase_add_test(tc, test_labels_combinations);
 	tcase_add_test(tc, test_labels_redirect_to_itself);
 	tcase_add_test(tc, test_tls_size);

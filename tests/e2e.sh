@@ -250,6 +250,18 @@ check "/metrics counts both reloads" metric_ge 'dovetail_reloads_total{result="o
 check "/metrics: no service routed any more" lab_wait 10 metric_is dovetail_services 0
 check "its backend is gone from the file" lab_wait 10 sh -c "! grep -q 'backend svc-demo' '$GEN'"
 
+# A service without dovetail's labels: its events are looked at once and
+# followed no further (no task polls, no reconcile of its own).
+lab_demo_service plain 1 >/dev/null
+plain_id=$(dk service inspect -f '{{.ID}}' plain)
+check "a service without labels is not followed (logged once it is seen)" \
+	lab_wait 30 grep -q "docker: service $plain_id has no com.docker.lb.hosts or com.docker.lb.default_backend label: not followed" "$LOG"
+dk service scale --detach plain=2 >/dev/null
+check "... its tasks run" lab_wait 60 eval '[ "$(dk service ps --filter desired-state=running --format "{{.CurrentState}}" plain | grep -c ^Running)" = 2 ]'
+is "... its service and container events led to no task poll" \
+	"$(grep -c "docker: service $plain_id settled" "$LOG")" 0
+dk service rm plain >/dev/null
+
 # ---- bad labels ---------------------------------------------------------------
 
 lab_demo_service good 2 --restart-delay 0s --label com.docker.lb.hosts=good.local \

@@ -97,6 +97,7 @@ struct agent {
 	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
 	char *disk_config;	/* what the file on disk holds */
+	struct hold hold;	/* commands HAProxy refused, held back */
 	char **problems;	/* reported label problems, sorted */
 	size_t nproblems;
 };
@@ -925,6 +926,7 @@ apply_plan(struct agent *a, const struct plan *p)
 		const struct cmd *c = &p->cmds[i];
 
 		if (plan_reply_ok(c, replies[i])) {
+			hold_release(&a->hold, c->text);
 			a->metrics.runtime_ok++;
 			if (c->what != NULL)
 				log_info("%s", c->what);
@@ -937,11 +939,16 @@ apply_plan(struct agent *a, const struct plan *p)
 			/* Connections still open: retried next time. */
 			log_debug("haproxy: %s: %s", head, esc(replies[i]));
 			a->next_reconcile = mono_ms() + 1000;
-		} else {
-			log_warnx("haproxy: \"%s\" failed: %s", head,
-			    esc(replies[i]));
+		} else if (hold_refused(&a->hold, c->text, mono_ms() +
+		    a->cfg->poll_interval_ms)) {
+			/* Tried again once per poll interval, not sooner. */
+			log_warnx("haproxy: \"%s\" failed: %s; tried again "
+			    "every %u ms", head, esc(replies[i]),
+			    a->cfg->poll_interval_ms);
 			a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
-		}
+		} else
+			log_debug("haproxy: \"%s\" failed again: %s", head,
+			    esc(replies[i]));
 		if ((c->kind == CMD_CERT_SET || c->kind == CMD_CERT_COMMIT) &&
 		    c->file != NULL)
 			abort_transaction(a, c->file);
@@ -1304,6 +1311,8 @@ reconcile(struct agent *a)
 plan:
 	read_committed(a, d, r);
 	plan_build(&p, d, a->last, r, &a->ro);
+	/* Refused ones wait: the full read's reconcile comes back to them. */
+	hold_filter(&a->hold, &p, mono_ms());
 	apply_plan(a, &p);
 	/* Server lines and map entries only: no check or reload needed. */
 	if (!skeleton_changed(a->disk_config, config.data)) {
@@ -1475,6 +1484,7 @@ agent_free(struct agent *a)
 	docker_free(a->docker);
 	swarm_free(a->swarm);
 	desired_free(a->last);
+	hold_free(&a->hold);
 	for (i = 0; i < a->nfast; i++)
 		free(a->fast[i].service_id);
 	free(a->fast);

@@ -508,9 +508,22 @@ struct plan {
 	size_t ncmds;
 	size_t cap;
 };
+struct held {
+	char *text;
+	long long until;	/* monotonic ms */
+};
+struct hold {
+	struct held *v;
+	size_t n;
+};
+int hold_refused(struct hold *, const char *text, long long until);
+void hold_release(struct hold *, const char *text);
+size_t hold_filter(struct hold *, struct plan *, long long now);
+void hold_free(struct hold *);
 void plan_build(struct plan *, const struct desired *,
     const struct desired *previous, const struct running *,
     const struct render_opts *);
+void plan_add(struct plan *, enum cmd_kind, char *text, char *what);
 void plan_free(struct plan *);
 int plan_reply_ok(const struct cmd *, const char *reply);
 

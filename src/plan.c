@@ -15,7 +15,8 @@
 
 #include "dovetail.h"
 
-static void
+/* Appends a command; steals text and what (NULL: nothing to log). */
+void
 plan_add(struct plan *p, enum cmd_kind kind, char *text, char *what)
 {
 	if (p->ncmds == p->cap) {
@@ -454,4 +455,96 @@ plan_reply_ok(const struct cmd *cmd, const char *reply)
 		return reply[0] == '\0';
 	}
 	return 0;
+}
+
+/*
+ * Commands HAProxy refused, held back until a time: one HAProxy refuses
+ * is tried again once per poll interval, not on every change, and warned
+ * about once until it succeeds.  Commands are compared by their text.
+ */
+static struct held *
+hold_find(const struct hold *h, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (strcmp(h->v[i].text, text) == 0)
+			return &h->v[i];
+	return NULL;
+}
+
+/* Records text refused, held until then; 1 when it was not held yet. */
+int
+hold_refused(struct hold *h, const char *text, long long until)
+{
+	struct held *e = hold_find(h, text);
+
+	if (e != NULL) {
+		e->until = until;
+		return 0;
+	}
+	h->v = xreallocarray(h->v, h->n + 1, sizeof(*h->v));
+	h->v[h->n].text = xstrdup(text);
+	h->v[h->n].until = until;
+	h->n++;
+	return 1;
+}
+
+/* Forgets text, which HAProxy took. */
+void
+hold_release(struct hold *h, const char *text)
+{
+	struct held *e = hold_find(h, text);
+
+	if (e == NULL)
+		return;
+	free(e->text);
+	*e = h->v[--h->n];
+}
+
+/*
+ * Takes out of p the commands held after now; entries that the plan no
+ * longer asks for are forgotten, so a command the plan comes back to
+ * starts afresh.  Returns how many were held back.
+ */
+size_t
+hold_filter(struct hold *h, struct plan *p, long long now)
+{
+	size_t i, j, n = 0;
+	struct held *e;
+	int *asked;
+
+	asked = xcalloc(h->n + 1, sizeof(*asked));
+	for (i = j = 0; i < p->ncmds; i++) {
+		e = hold_find(h, p->cmds[i].text);
+		if (e != NULL)
+			asked[e - h->v] = 1;
+		if (e != NULL && e->until > now) {
+			free(p->cmds[i].text);
+			free(p->cmds[i].what);
+			n++;
+			continue;
+		}
+		p->cmds[j++] = p->cmds[i];
+	}
+	p->ncmds = j;
+	for (i = h->n; i > 0; i--) {
+		if (!asked[i - 1]) {
+			free(h->v[i - 1].text);
+			h->v[i - 1] = h->v[--h->n];
+		}
+	}
+	free(asked);
+	return n;
+}
+
+void
+hold_free(struct hold *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		free(h->v[i].text);
+	free(h->v);
+	memset(h, 0, sizeof(*h));
 }

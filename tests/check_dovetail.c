@@ -1210,6 +1210,46 @@ START_TEST(test_map_used)
 }
 END_TEST
 
+/*
+ * A command HAProxy refused waits until its time, once per poll interval;
+ * warned about once; forgotten when taken, or when the plan drops it.
+ */
+START_TEST(test_hold)
+{
+	struct hold h;
+	struct plan p;
+
+	memset(&h, 0, sizeof(h));
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(hold_refused(&h, "set map m a b", 1000), 1);
+	ck_assert_int_eq(hold_refused(&h, "set map m a b", 2000), 0);
+	ck_assert_int_eq(hold_refused(&h, "add server b/s 1.2.3.4:80", 1500),
+	    1);
+	plan_add(&p, CMD_MAP_SET, xstrdup("set map m a b"), NULL);
+	plan_add(&p, CMD_MAP_SET, xstrdup("set map m c d"), NULL);
+	plan_add(&p, CMD_ADD_SERVER, xstrdup("add server b/s 1.2.3.4:80"),
+	    xstrdup("s added"));
+	ck_assert_uint_eq(hold_filter(&h, &p, 1200), 2);
+	ck_assert_uint_eq(p.ncmds, 1);
+	ck_assert_str_eq(p.cmds[0].text, "set map m c d");
+	plan_free(&p);
+	/* Its time come, the command is tried again. */
+	plan_add(&p, CMD_MAP_SET, xstrdup("set map m a b"), NULL);
+	plan_add(&p, CMD_ADD_SERVER, xstrdup("add server b/s 1.2.3.4:80"),
+	    NULL);
+	ck_assert_uint_eq(hold_filter(&h, &p, 1600), 1);
+	ck_assert_str_eq(p.cmds[0].text, "add server b/s 1.2.3.4:80");
+	plan_free(&p);
+	/* Taken: forgotten; not asked for any more: forgotten too. */
+	hold_release(&h, "add server b/s 1.2.3.4:80");
+	ck_assert_uint_eq(h.n, 1);
+	ck_assert_uint_eq(hold_filter(&h, &p, 1700), 0);
+	ck_assert_uint_eq(h.n, 0);
+	ck_assert_int_eq(hold_refused(&h, "set map m a b", 3000), 1);
+	hold_free(&h);
+}
+END_TEST
+
 START_TEST(test_add_server_twin)
 {
 	check_add_server_twin(0, -1);
@@ -1622,6 +1662,7 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_add_server_twin);
 	tcase_add_test(tc, test_map_used);
+	tcase_add_test(tc, test_hold);
 	tcase_add_test(tc, test_default_server_line);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);

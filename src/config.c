@@ -27,6 +27,8 @@ const struct config_key config_keys[] = {
 	  "client key for the Docker TLS endpoint" },
 	{ "docker", "timeout", "docker-timeout", "10s", "DURATION",
 	  "time limit of one Docker API request" },
+	{ "docker", "max_reply", "docker-max-reply", "256", "MB",
+	  "size limit of one Docker API reply, in megabytes" },
 	{ "haproxy", "runtime_socket", "haproxy-runtime-socket",
 	  "/run/haproxy/admin.sock", "PATH",
 	  "HAProxy stats socket with level admin" },
@@ -233,6 +235,27 @@ replace(char **slot, const char *value)
 	*slot = xstrdup(value);
 }
 
+/* A whole number from min to max, digits only. */
+static int
+parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	unsigned long v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		v = v * 10 + (unsigned)(*s - '0');
+		if (v > max)
+			return -1;
+	}
+	if (v < min)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
 /*
  * host_pins: "*.a.example.com=team-a,api.example.com=team-b".  A pattern
  * is a host name, or "*." and a domain for every name below it.
@@ -303,6 +326,12 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			return -1;
 		}
 		replace(&c->docker_url, v);
+	} else if (strcmp(o, "docker-max-reply") == 0) {
+		if (parse_count(v, 1, 65536, &c->docker_max_reply_mb) == -1) {
+			*cause = xasprintf("max_reply \"%s\" is not a number "
+			    "of megabytes from 1 to 65536", esc(v));
+			return -1;
+		}
 	} else if (strncmp(o, "docker-tls-", 11) == 0) {
 		if (*v != '\0' && v[0] != '/') {
 			*cause = xasprintf("%s must be an absolute path",

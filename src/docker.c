@@ -105,10 +105,23 @@ set_endpoint(struct docker *d, const char *url)
 		d->base[strlen(d->base) - 1] = '\0';
 }
 
+/* A reply being read, and how large it may grow. */
+struct reply {
+	struct buf *out;
+	size_t max;
+	int over;
+};
+
 static size_t
 write_buf(char *ptr, size_t size, size_t nmemb, void *user)
 {
-	buf_add(user, ptr, size * nmemb);
+	struct reply *r = user;
+
+	if (r->out->len + size * nmemb > r->max) {
+		r->over = 1;
+		return 0;	/* curl ends the transfer */
+	}
+	buf_add(r->out, ptr, size * nmemb);
 	return size * nmemb;
 }
 
@@ -144,6 +157,7 @@ raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
 	CURLcode rc;
 	long status = 0;
 	char *url, *message;
+	struct reply reply;
 
 	if (d->easy == NULL && (d->easy = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
@@ -151,11 +165,19 @@ raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
 	url = xasprintf("%s%s", d->base, path);
 	log_trace("docker: GET %s", url);
 	setup_handle(d, d->easy, url, (long)d->cfg->docker_timeout_ms);
+	reply.out = out;
+	reply.max = (size_t)d->cfg->docker_max_reply_mb << 20;
+	reply.over = 0;
 	curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, write_buf);
-	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, &reply);
 	d->errbuf[0] = '\0';
 	rc = curl_easy_perform(d->easy);
 	free(url);
+	if (reply.over) {
+		*cause = xasprintf("%s: a reply larger than %u MB (max_reply)",
+		    d->endpoint, d->cfg->docker_max_reply_mb);
+		return -1;
+	}
 	if (rc != CURLE_OK) {
 		*cause = xasprintf("%s: %s", d->endpoint, d->errbuf[0] != '\0' ?
 		    d->errbuf : curl_easy_strerror(rc));

@@ -111,6 +111,7 @@ struct config {
 	unsigned converge_interval_ms;
 	unsigned converge_timeout_ms;
 	unsigned docker_timeout_ms;
+	unsigned docker_max_reply_mb;
 };
 struct config_key {
 	const char *section;

@@ -1575,6 +1575,70 @@ START_TEST(test_tenancy_rules)
 }
 END_TEST
 
+/*
+ * Every configuration key is in the example file (haproxy/dovetail.conf,
+ * with its default) and in dovetail.conf(5), and nothing in the example
+ * is not a key: the three stay true together.
+ */
+START_TEST(test_config_documented)
+{
+	char *top, *path, *cause = NULL, *line, *want, *other, *p;
+	struct buf conf, man;
+	struct config *c = config_new();
+	const char *section = "";
+	size_t i;
+
+	top = xasprintf("%s/../..", test_data_dir());
+	path = xasprintf("%s/haproxy/dovetail.conf", top);
+	buf_init(&conf);
+	ck_assert_msg(file_read(path, &conf, &cause) == 0, "%s", cause);
+	free(path);
+	path = xasprintf("%s/man/dovetail.conf.5", top);
+	buf_init(&man);
+	ck_assert_msg(file_read(path, &man, &cause) == 0, "%s", cause);
+	free(path);
+	for (i = 0; i < config_nkeys; i++) {
+		/* "key = default", or for an empty one "key =" or ";key = x". */
+		want = xasprintf("\n%s =%s%s\n", config_keys[i].key,
+		    *config_keys[i].def == '\0' ? "" : " ", config_keys[i].def);
+		other = xasprintf("\n;%s = ", config_keys[i].key);
+		ck_assert_msg(strstr(conf.data, want) != NULL ||
+		    (*config_keys[i].def == '\0' &&
+		    strstr(conf.data, other) != NULL),
+		    "haproxy/dovetail.conf lacks \"%s = %s\"",
+		    config_keys[i].key, config_keys[i].def);
+		free(want);
+		free(other);
+		want = xasprintf(".It Ic %s No", config_keys[i].key);
+		ck_assert_msg(strstr(man.data, want) != NULL,
+		    "dovetail.conf(5) lacks %s", config_keys[i].key);
+		free(want);
+	}
+	/* Each line of the example sets a known key. */
+	for (line = strtok(conf.data, "\n"); line != NULL;
+	    line = strtok(NULL, "\n")) {
+		if (*line == ';' || *line == '\0')
+			continue;
+		if (*line == '[') {
+			section = line + 1;
+			if ((p = strchr(line, ']')) != NULL)
+				*p = '\0';
+			continue;
+		}
+		if ((p = strstr(line, " = ")) == NULL)
+			continue;
+		*p = '\0';
+		ck_assert_msg(config_set(c, section, line, p + 3, &cause) == 0,
+		    "haproxy/dovetail.conf: [%s] %s: %s", section, line,
+		    cause);
+	}
+	config_free(c);
+	buf_free(&conf);
+	buf_free(&man);
+	free(top);
+}
+END_TEST
+
 START_TEST(test_config_pins)
 {
 	struct config *c = config_new();
@@ -1607,6 +1671,19 @@ START_TEST(test_config_pins)
 	ck_assert_int_eq(config_set(c, "routing", "strict_tenancy", "true",
 	    &cause), 0);
 	ck_assert_int_eq(c->strict_tenancy, 1);
+	ck_assert_uint_eq(c->docker_max_reply_mb, 256);
+	ck_assert_int_eq(config_set(c, "docker", "max_reply", "64", &cause),
+	    0);
+	ck_assert_uint_eq(c->docker_max_reply_mb, 64);
+	ck_assert_int_eq(config_set(c, "docker", "max_reply", "0", &cause),
+	    -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "docker", "max_reply", "1e3", &cause),
+	    -1);
+	ck_assert_str_eq(cause, "max_reply \"1e3\" is not a number of "
+	    "megabytes from 1 to 65536");
+	free(cause);
+	ck_assert_uint_eq(c->docker_max_reply_mb, 64);
 	config_free(c);
 }
 END_TEST
@@ -1651,6 +1728,7 @@ suite_units(void)
 	tcase_add_test(tc, test_sortable_time);
 	tcase_add_test(tc, test_tenancy_rules);
 	tcase_add_test(tc, test_config_pins);
+	tcase_add_test(tc, test_config_documented);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("haproxy");

@@ -1243,6 +1243,8 @@ reconcile(struct agent *a)
 	tenancy.pins = a->cfg->pins;
 	tenancy.npins = a->cfg->npins;
 	dopts.tenancy = &tenancy;
+	dopts.max_hosts = a->cfg->max_hosts;
+	dopts.max_label_bytes = a->cfg->max_label_bytes;
 	d = desired_build(a->swarm, &dopts);
 	cert_store_free(&certs);
 	report_problems(a, d);

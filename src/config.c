@@ -60,6 +60,10 @@ const struct config_key config_keys[] = {
 	  "BOOL", "services of no stack share no host with any other" },
 	{ "routing", "host_pins", "routing-host-pins", "", "PATTERN=STACK,...",
 	  "host patterns only services of that stack may route" },
+	{ "routing", "max_hosts", "routing-max-hosts", "5000", "N",
+	  "host names one service may route" },
+	{ "routing", "max_label_bytes", "routing-max-label-bytes", "131072",
+	  "N", "size limit of one label's value" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
@@ -330,6 +334,18 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 		if (parse_count(v, 1, 65536, &c->docker_max_reply_mb) == -1) {
 			*cause = xasprintf("max_reply \"%s\" is not a number "
 			    "of megabytes from 1 to 65536", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "routing-max-hosts") == 0) {
+		if (parse_count(v, 1, 1000000, &c->max_hosts) == -1) {
+			*cause = xasprintf("max_hosts \"%s\" is not a number "
+			    "from 1 to 1000000", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "routing-max-label-bytes") == 0) {
+		if (parse_count(v, 256, 16777216, &c->max_label_bytes) == -1) {
+			*cause = xasprintf("max_label_bytes \"%s\" is not a "
+			    "number from 256 to 16777216", esc(v));
 			return -1;
 		}
 	} else if (strncmp(o, "docker-tls-", 11) == 0) {

@@ -839,17 +839,46 @@ sni_list_too_long(const struct route_spec *spec)
 }
 
 /* Reads one service's labels, certificate and servers into r. */
+#define LIMIT(v, def) ((v) == 0 ? (unsigned)(def) : (v))
+
+/*
+ * The first of the service's labels with dovetail's prefix whose value is
+ * longer than the limit (new full name), or NULL.  Checked before any
+ * label is read, so that no label is parsed at any size.
+ */
+static char *
+label_too_long(const struct service *s, const struct desired_opts *o)
+{
+	size_t i, n = strlen(o->prefix);
+
+	for (i = 0; i < s->nlabels; i++) {
+		if (strncmp(s->labels[i].key, o->prefix, n) == 0 &&
+		    s->labels[i].key[n] == '.' &&
+		    strlen(s->labels[i].value) > LIMIT(o->max_label_bytes,
+		    DT_MAX_LABEL_BYTES))
+			return xstrdup(s->labels[i].key);
+	}
+	return NULL;
+}
+
 static int
 route_service(struct desired *d, const struct swarm *sw,
     const struct desired_opts *o, struct routed *r)
 {
 	struct problem pb;
-	char *message, *label;
+	char *message, *label, *long_label;
 	int rc;
 
 	if (!valid_identifier(r->svc->name)) {
 		add_problem(d, r->svc->name, NULL, xstrdup("the service name "
 		    "is not a valid HAProxy name"));
+		return -1;
+	}
+	if ((long_label = label_too_long(r->svc, o)) != NULL) {
+		add_problem(d, r->svc->name, long_label, xasprintf("the value "
+		    "is longer than %u bytes ([routing] max_label_bytes)",
+		    LIMIT(o->max_label_bytes, DT_MAX_LABEL_BYTES)));
+		free(long_label);
 		return -1;
 	}
 	switch (labels_parse(r->svc, o->prefix, o->cluster, &r->spec, &pb)) {
@@ -865,7 +894,12 @@ route_service(struct desired *d, const struct swarm *sw,
 	}
 	label = NULL;
 	message = NULL;
-	if ((r->spec.passthrough || r->spec.ssl_cert != NULL ||
+	if (r->spec.nhosts > LIMIT(o->max_hosts, DT_MAX_HOSTS)) {
+		label = "hosts";
+		message = xasprintf("%zu host names are more than %u "
+		    "([routing] max_hosts)", r->spec.nhosts,
+		    LIMIT(o->max_hosts, DT_MAX_HOSTS));
+	} else if ((r->spec.passthrough || r->spec.ssl_cert != NULL ||
 	    r->spec.ssl_redirect) && o->https_port == 0) {
 		label = r->spec.passthrough ? "ssl_passthrough" :
 		    r->spec.ssl_cert != NULL ? "ssl_cert" : "ssl_redirect";

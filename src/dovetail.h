@@ -112,6 +112,8 @@ struct config {
 	unsigned converge_timeout_ms;
 	unsigned docker_timeout_ms;
 	unsigned docker_max_reply_mb;
+	unsigned max_hosts;
+	unsigned max_label_bytes;
 };
 struct config_key {
 	const char *section;
@@ -392,7 +394,11 @@ struct desired_opts {
 	uint16_t https_port;		/* 0: no HTTPS */
 	const struct cert_store *certs;	/* may be NULL */
 	const struct tenancy_opts *tenancy;	/* may be NULL */
+	unsigned max_hosts;		/* per service; 0: DT_MAX_HOSTS */
+	unsigned max_label_bytes;	/* 0: DT_MAX_LABEL_BYTES */
 };
+#define DT_MAX_HOSTS 5000
+#define DT_MAX_LABEL_BYTES 131072
 struct desired *desired_build(const struct swarm *,
     const struct desired_opts *);
 void desired_free(struct desired *);

@@ -710,6 +710,64 @@ START_TEST(test_tls_size)
 }
 END_TEST
 
+/* max_hosts and max_label_bytes leave out their service, and only it. */
+START_TEST(test_label_limits)
+{
+	const char *services = "["
+	    "{\"ID\":\"s1\",\"Spec\":{\"Name\":\"many\",\"Labels\":{"
+	    "\"com.docker.lb.hosts\":\"a1.ex,a2.ex,a3.ex,a4.ex\","
+	    "\"com.docker.lb.port\":\"80\"}}},"
+	    "{\"ID\":\"s2\",\"Spec\":{\"Name\":\"big\",\"Labels\":{"
+	    "\"com.docker.lb.hosts\":\"b.ex\",\"com.docker.lb.port\":\"80\","
+	    "\"com.docker.lb.sticky_session_cookie\":\"%s\","
+	    "\"other.label\":\"%s\"}}},"
+	    "{\"ID\":\"s3\",\"Spec\":{\"Name\":\"fine\",\"Labels\":{"
+	    "\"com.docker.lb.hosts\":\"c1.ex,c2.ex,c3.ex\","
+	    "\"com.docker.lb.port\":\"80\"}}}]";
+	struct desired_opts o;
+	struct swarm *sw = swarm_new();
+	struct desired *d;
+	char big[300], *json, *cause = NULL;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	json = xasprintf(services, big, big);
+	ck_assert_msg(swarm_parse_services(sw, json, strlen(json), &cause) ==
+	    0, "%s", cause);
+	memset(&o, 0, sizeof(o));
+	o.prefix = "com.docker.lb";
+	o.cluster = "";
+	o.max_hosts = 3;
+	o.max_label_bytes = 256;
+	d = desired_build(sw, &o);
+	ck_assert_uint_eq(d->nproblems, 2);
+	ck_assert_str_eq(d->problems[0].service, "big");
+	ck_assert_str_eq(d->problems[0].label,
+	    "com.docker.lb.sticky_session_cookie");
+	ck_assert_str_eq(d->problems[0].message, "the value is longer than "
+	    "256 bytes ([routing] max_label_bytes)");
+	ck_assert_str_eq(d->problems[1].service, "many");
+	ck_assert_str_eq(d->problems[1].label, "com.docker.lb.hosts");
+	ck_assert_str_eq(d->problems[1].message, "4 host names are more than "
+	    "3 ([routing] max_hosts)");
+	ck_assert_uint_eq(d->nservices, 1);
+	ck_assert_uint_eq(d->nmap[MAP_ROUTES], 3);
+	desired_free(d);
+	/* The defaults take both. */
+	o.max_hosts = 0;
+	o.max_label_bytes = 0;
+	d = desired_build(sw, &o);
+	/* (The 299-byte cookie name is wrong for another reason.) */
+	ck_assert_uint_eq(d->nproblems, 1);
+	ck_assert_str_eq(d->problems[0].service, "big");
+	ck_assert_ptr_null(strstr(d->problems[0].message, "max_label_bytes"));
+	ck_assert_uint_eq(d->nservices, 2);
+	desired_free(d);
+	swarm_free(sw);
+	free(json);
+}
+END_TEST
+
 START_TEST(test_label_paths_and_bools)
 {
 	char *out;
@@ -1708,6 +1766,7 @@ suite_units(void)
 	tcase_add_test(tc, test_labels_every_label);
 	tcase_add_test(tc, test_labels_ws_limits);
 	tcase_add_test(tc, test_labels_followed);
+	tcase_add_test(tc, test_label_limits);
 	tcase_add_test(tc, test_labels_combinations);
 	tcase_add_test(tc, test_labels_redirect_to_itself);
 	tcase_add_test(tc, test_tls_size);

@@ -291,6 +291,19 @@ _lab_wait_dockerd() {
 #     data-root already holds a swarm (then wait for it to come back),
 #     LAB_STARTED_DOCKER=1.
 # Returns 0 when the swarm manager is usable, 1 otherwise.
+# A dockerd killed before it cleaned up can leave an overlay network's
+# vxlan interface in the host's namespace, and a later dockerd then fails
+# every task on an overlay network of that VNI ("error creating vxlan
+# interface: file exists").  Say so, and how to clear it; not done here,
+# as the interface may not be this lab's.
+_lab_stale_vxlan_warning() {
+    local l
+    for l in $(ip -o link show type vxlan 2>/dev/null | awk -F': ' '$2 ~ /^vx-/ { print $2 }'); do
+        _lab_msg "warning: stale vxlan interface $l in the host namespace:" \
+            "overlay networks of its VNI will fail; remove it with: ip link delete $l"
+    done
+}
+
 lab_docker_up() {
     _lab_need_init || return 1
     if [ -n "${DOCKER_HOST:-}" ] &&
@@ -306,6 +319,7 @@ lab_docker_up() {
         LAB_STARTED_DOCKER=1
         _lab_msg "reusing the lab's dockerd (PID $LAB_DOCKERD_PID)"
     else
+        _lab_stale_vxlan_warning
         _lab_dockerd_spawn || return 1
     fi
     _lab_wait_dockerd "$LAB_DOCKER_TIMEOUT" _lab_docker_answers || return 1

@@ -1012,6 +1012,21 @@ desired_passthrough(const struct desired *d)
 	return d->nmap[MAP_SNI] > 0;
 }
 
+/* Whether some route has a context root: a key longer than "host/". */
+int
+desired_context_roots(const struct desired *d)
+{
+	size_t i;
+	const char *slash;
+
+	for (i = 0; i < d->nmap[MAP_ROUTES]; i++) {
+		slash = strchr(d->maps[MAP_ROUTES][i].key, '/');
+		if (slash != NULL && slash[1] != '\0')
+			return 1;
+	}
+	return 0;
+}
+
 /* Whether some host is redirected from "scheme://". */
 int
 desired_redirects_from(const struct desired *d, const char *scheme)

@@ -408,6 +408,7 @@ int desired_https(const struct desired *);
 int desired_passthrough(const struct desired *);
 int desired_redirects_from(const struct desired *, const char *scheme);
 int desired_map_used(const struct desired *, enum map_kind);
+int desired_context_roots(const struct desired *);
 
 /* render.c: desired state to the HAProxy file and map (no I/O) */
 struct render_opts {

@@ -144,8 +144,9 @@ servers:
  * instructions), so a frontend holds only what the routes use: the
  * redirect lookup only while some host is redirected from this scheme,
  * and the default service as default_backend rather than a second
- * lookup.  The route is one expression, with a variable only for the
- * path (concat takes nothing else).  A lookup that finds nothing gives
+ * lookup.  The route is one expression, the key "host/" or, while some
+ * service has a context root, "host/path/", with a variable for the path
+ * (concat takes nothing else).  A lookup that finds nothing gives
  * no backend name, and HAProxy then uses default_backend.  These rules
  * changing means a reload, as any other change to a frontend does.
  */
@@ -184,9 +185,14 @@ render_http_rules(struct buf *b, const struct desired *d,
 		    "\thttp-response set-header x-upstream-response-time "
 		    "%Tr\n");
 	}
-	buf_adds(b, "\thttp-request set-var(txn.dovetail_path) path\n");
-	buf_addf(b, "\tuse_backend %%[%s,concat(,txn.dovetail_path,/),"
-	    "map_beg(%s)]\n", host, o->map_paths[MAP_ROUTES]);
+	if (desired_context_roots(d)) {
+		buf_adds(b, "\thttp-request set-var(txn.dovetail_path) "
+		    "path\n");
+		buf_addf(b, "\tuse_backend %%[%s,concat(,txn.dovetail_path,/),"
+		    "map_beg(%s)]\n", host, o->map_paths[MAP_ROUTES]);
+	} else
+		buf_addf(b, "\tuse_backend %%[%s,concat(/),map_beg(%s)]\n",
+		    host, o->map_paths[MAP_ROUTES]);
 	buf_addf(b, "\tdefault_backend %s\n", d->default_backend != NULL ?
 	    d->default_backend : DT_BACKEND_NO_ROUTE);
 }

@@ -1236,6 +1236,8 @@ check_add_server_twin(int tcp, int weight)
 START_TEST(test_map_used)
 {
 	struct droute red[] = { { "https://a.test", "https://b.test" } };
+	struct droute routes[] = { { "a.test/", "svc-a" },
+	    { "a.test/api/", "svc-api" } };
 	struct render_opts ro = { ":80", ":443", { "/m/hosts.map",
 	    "/m/sni.map", "/m/redirects.map" }, "/m/crt-list", "/m/certs",
 	    "/m/certs/default.pem", "abns@t", "24h", 0 };
@@ -1264,6 +1266,22 @@ START_TEST(test_map_used)
 	d.ncerts = 0;
 	red[0].key = "http://a.test";
 	ck_assert(desired_map_used(&d, MAP_REDIRECTS));
+	/* The path is read only while some route has a context root. */
+	d.maps[MAP_ROUTES] = routes;
+	d.nmap[MAP_ROUTES] = 1;
+	ck_assert(!desired_context_roots(&d));
+	buf_reset(&b);
+	render_config(&b, &d, &ro);
+	ck_assert_ptr_null(strstr(b.data, "dovetail_path"));
+	ck_assert_ptr_nonnull(strstr(b.data, "\tuse_backend %[var(txn."
+	    "dovetail_host),concat(/),map_beg(/m/hosts.map)]\n"));
+	d.nmap[MAP_ROUTES] = 2;
+	ck_assert(desired_context_roots(&d));
+	buf_reset(&b);
+	render_config(&b, &d, &ro);
+	ck_assert_ptr_nonnull(strstr(b.data, "\thttp-request set-var(txn."
+	    "dovetail_path) path\n\tuse_backend %[var(txn.dovetail_host),"
+	    "concat(,txn.dovetail_path,/),map_beg(/m/hosts.map)]\n"));
 	buf_free(&b);
 }
 END_TEST

@@ -98,6 +98,11 @@ struct agent {
 	struct desired *last;	/* the previous desired state, for names */
 	char *disk_config;	/* what the file on disk holds */
 	struct hold hold;	/* commands HAProxy refused, held back */
+	/* Services whose part of the file haproxy -c refused, left out
+	 * until their labels change: problems, and the labels they had. */
+	struct problem *quarantine;
+	char **quarantine_labels;
+	size_t nquarantine;
 	char **problems;	/* reported label problems, sorted */
 	size_t nproblems;
 };
@@ -692,16 +697,121 @@ write_certs(struct agent *a, const struct desired *d, int overwrite,
 	return rc;
 }
 
+/* A service's labels as one string, to see when they change (new). */
+static char *
+labels_text(const struct service *s)
+{
+	struct buf b;
+	char *t;
+	size_t i;
+
+	buf_init(&b);
+	for (i = 0; i < s->nlabels; i++)
+		buf_addf(&b, "%s=%s\n", s->labels[i].key, s->labels[i].value);
+	t = xstrdup(b.data == NULL ? "" : b.data);
+	buf_free(&b);
+	return t;
+}
+
+static const struct service *
+service_named(const struct swarm *sw, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sw->nservices; i++)
+		if (strcmp(sw->services[i].name, name) == 0)
+			return &sw->services[i];
+	return NULL;
+}
+
+static void
+unquarantine(struct agent *a, size_t i)
+{
+	problem_free(&a->quarantine[i]);
+	free(a->quarantine_labels[i]);
+	a->nquarantine--;
+	a->quarantine[i] = a->quarantine[a->nquarantine];
+	a->quarantine_labels[i] = a->quarantine_labels[a->nquarantine];
+}
+
+/* Services quarantined come back once their labels change, or go. */
+static void
+prune_quarantine(struct agent *a)
+{
+	const struct service *s;
+	char *now;
+	size_t i = 0;
+	int same;
+
+	while (i < a->nquarantine) {
+		s = service_named(a->swarm, a->quarantine[i].service);
+		now = s == NULL ? NULL : labels_text(s);
+		same = now != NULL && strcmp(now, a->quarantine_labels[i]) == 0;
+		free(now);
+		if (same)
+			i++;
+		else {
+			log_info("service %s: labels changed, trying it again",
+			    esc(a->quarantine[i].service));
+			unquarantine(a, i);
+		}
+	}
+}
+
+/*
+ * haproxy -c refused the file for a line of it: when that line is in a
+ * service's backend, that service (or the services sharing it) is left
+ * out with HAProxy's reason, and every other service goes on.  Returns
+ * whether some service was left out.
+ */
+static int
+quarantine_refused(struct agent *a, const char *config, const char *out)
+{
+	const struct service *s;
+	char *message, *names, *name, *next;
+	unsigned line;
+	int added = 0;
+
+	line = hastate_check_line(out, a->cfg->haproxy_config, &message);
+	if (line == 0)
+		return 0;
+	names = render_services_at(config, line);
+	for (name = names; name != NULL && *name != '\0'; name = next) {
+		next = strchr(name, ' ');
+		if (next != NULL)
+			*next++ = '\0';
+		if ((s = service_named(a->swarm, name)) == NULL)
+			continue;
+		a->quarantine = xreallocarray(a->quarantine,
+		    a->nquarantine + 1, sizeof(*a->quarantine));
+		a->quarantine_labels = xreallocarray(a->quarantine_labels,
+		    a->nquarantine + 1, sizeof(char *));
+		a->quarantine[a->nquarantine].service = xstrdup(name);
+		a->quarantine[a->nquarantine].label = NULL;
+		a->quarantine[a->nquarantine].message = xasprintf("HAProxy "
+		    "refuses its part of the file (line %u): %s", line,
+		    esc(message));
+		a->quarantine_labels[a->nquarantine] = labels_text(s);
+		a->nquarantine++;
+		added = 1;
+	}
+	free(names);
+	free(message);
+	return added;
+}
+
 /*
  * Writes the side files and the file, checked with haproxy -c.  On any
- * failure the previous files are put back and -1 returned.
+ * failure the previous files are put back and -1 returned; -2 when the
+ * refusal put services in quarantine, and a reconcile without them must
+ * come before anything of this one is applied.
  */
 static int
 write_checked(struct agent *a, const struct desired *d, const char *config,
     char *const *sides)
 {
 	struct buf out;
-	char *old_config, *old_side[NSIDE], *cause = NULL;
+	char *old_config, *old_side[NSIDE], *cause = NULL, *said;
 	int rc = -1, i;
 
 	/* The same file would be refused again: wait for a change. */
@@ -719,8 +829,10 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 		goto done;
 	if (haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
 	    a->cfg->haproxy_config, &out, &cause) == -1) {
+		said = hastate_check_alerts(out.data == NULL ? "" : out.data);
 		log_warnx("haproxy: %s; keeping the previous file. HAProxy "
-		    "said: %s", cause, esc(out.data == NULL ? "" : out.data));
+		    "said: %s", cause, esc(said));
+		free(said);
 		free(cause);
 		cause = NULL;
 		free(a->refused_config);
@@ -728,6 +840,16 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
 		for (i = 0; i < NSIDE; i++)
 			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
+		/*
+		 * Without the services it names, at once; nothing of this
+		 * desired state is applied meanwhile (a backend HAProxy
+		 * refused may share its name with one of the base file's).
+		 */
+		if (quarantine_refused(a, config, out.data == NULL ? "" :
+		    out.data)) {
+			a->dirty = 1;
+			rc = -2;
+		}
 		goto done;
 	}
 	rc = 0;
@@ -999,6 +1121,7 @@ update_status(struct agent *a, const struct desired *d, int rc)
 	a->metrics.backends = d->nbackends;
 	a->metrics.problems = d->nproblems;
 	a->metrics.refused_owner = d->nrefused_owner;
+	a->metrics.refused_haproxy = d->nrefused_haproxy;
 	a->metrics.servers = 0;
 	for (i = 0; i < d->nbackends; i++)
 		a->metrics.servers += d->backends[i].nservers;
@@ -1230,7 +1353,7 @@ reconcile(struct agent *a)
 	char *sides[NSIDE];
 	const char *why;
 	char *cause;
-	int rc = -1, i;
+	int rc = -1, i, checked;
 
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
@@ -1245,6 +1368,9 @@ reconcile(struct agent *a)
 	dopts.tenancy = &tenancy;
 	dopts.max_hosts = a->cfg->max_hosts;
 	dopts.max_label_bytes = a->cfg->max_label_bytes;
+	prune_quarantine(a);
+	dopts.excluded = a->quarantine;
+	dopts.nexcluded = a->nquarantine;
 	d = desired_build(a->swarm, &dopts);
 	cert_store_free(&certs);
 	report_problems(a, d);
@@ -1267,7 +1393,7 @@ reconcile(struct agent *a)
 		 * still be loaded once it answers.
 		 */
 		if (skeleton_changed(a->disk_config, config.data)) {
-			if (write_checked(a, d, config.data, sides) == -1)
+			if (write_checked(a, d, config.data, sides) != 0)
 				goto out;
 			a->reload_pending = 1;
 			a->pending_master = -1;
@@ -1286,7 +1412,10 @@ reconcile(struct agent *a)
 
 	settle_pending_reload(a);
 	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
-		if (write_checked(a, d, config.data, sides) == -1)
+		checked = write_checked(a, d, config.data, sides);
+		if (checked == -2)
+			goto out;
+		if (checked == -1)
 			goto plan;
 		a->reload_pending = 1;
 		a->pending_master = master_pid(a);
@@ -1487,6 +1616,10 @@ agent_free(struct agent *a)
 	swarm_free(a->swarm);
 	desired_free(a->last);
 	hold_free(&a->hold);
+	while (a->nquarantine > 0)
+		unquarantine(a, 0);
+	free(a->quarantine);
+	free(a->quarantine_labels);
 	for (i = 0; i < a->nfast; i++)
 		free(a->fast[i].service_id);
 	free(a->fast);

@@ -867,11 +867,20 @@ route_service(struct desired *d, const struct swarm *sw,
 {
 	struct problem pb;
 	char *message, *label, *long_label;
+	size_t i;
 	int rc;
 
 	if (!valid_identifier(r->svc->name)) {
 		add_problem(d, r->svc->name, NULL, xstrdup("the service name "
 		    "is not a valid HAProxy name"));
+		return -1;
+	}
+	for (i = 0; i < o->nexcluded; i++) {
+		if (strcmp(o->excluded[i].service, r->svc->name) != 0)
+			continue;
+		add_problem(d, r->svc->name, o->excluded[i].label,
+		    xstrdup(o->excluded[i].message));
+		d->nrefused_haproxy++;
 		return -1;
 	}
 	if ((long_label = label_too_long(r->svc, o)) != NULL) {

@@ -369,6 +369,7 @@ struct desired {
 	struct problem *problems;	/* sorted by service */
 	size_t nproblems;
 	size_t nrefused_owner;		/* problems: another group's host */
+	size_t nrefused_haproxy;	/* problems: excluded, HAProxy refused */
 	size_t nservices;		/* services routed */
 	size_t nhosts;			/* host names routed */
 };
@@ -394,6 +395,8 @@ struct desired_opts {
 	uint16_t https_port;		/* 0: no HTTPS */
 	const struct cert_store *certs;	/* may be NULL */
 	const struct tenancy_opts *tenancy;	/* may be NULL */
+	const struct problem *excluded;	/* services left out, and why */
+	size_t nexcluded;
 	unsigned max_hosts;		/* per service; 0: DT_MAX_HOSTS */
 	unsigned max_label_bytes;	/* 0: DT_MAX_LABEL_BYTES */
 };
@@ -429,6 +432,7 @@ void render_crt_list(struct buf *, const struct desired *,
     const char *certs_dir);
 void render_skeleton(struct buf *, const char *config_text);
 unsigned render_default_server_line(const char *text);
+char *render_services_at(const char *text, unsigned line);
 void render_server_addr(struct buf *, const struct dserver *);
 void render_server_args(struct buf *, const struct dbackend *,
     const struct dserver *);
@@ -482,6 +486,9 @@ int hastate_parse_map(struct running *, enum map_kind, const char *,
 int hastate_parse_certs(struct running *, const char *, char **cause);
 int hastate_parse_crt_list(struct running *, const char *, char **cause);
 int hastate_parse_proc(const char *, struct proc_info *, char **cause);
+char *hastate_check_alerts(const char *out);
+unsigned hastate_check_line(const char *out, const char *file,
+    char **message);
 int running_has_backend(const struct running *, const char *);
 int rmapent_cmp(const void *, const void *);
 int rserver_in_maint(const struct rserver *);
@@ -591,6 +598,7 @@ struct metrics {
 	size_t servers;
 	size_t problems;
 	size_t refused_owner;		/* of problems: host of another group */
+	size_t refused_haproxy;		/* of problems: HAProxy refused it */
 	long long last_sync_unix;
 	long long docker_ok_ms;		/* monotonic; 0: never */
 	long long haproxy_ok_ms;

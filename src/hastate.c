@@ -420,3 +420,73 @@ rserver_in_maint(const struct rserver *s)
 {
 	return (s->admin & SRV_ADMIN_MAINT_MASK) != 0;
 }
+
+/*
+ * What "haproxy -c" said, for the log: its [ALERT] lines without their
+ * prefix, joined by "; ", less the two that only say errors were found.
+ * New string, "" when there is none.
+ */
+char *
+hastate_check_alerts(const char *out)
+{
+	struct buf b;
+	const char *line, *nl, *msg;
+	char *s;
+	size_t len;
+
+	buf_init(&b);
+	for (line = out; line != NULL && *line != '\0'; line = nl) {
+		nl = strchr(line, '\n');
+		len = nl == NULL ? strlen(line) : (size_t)(nl - line);
+		if (nl != NULL)
+			nl++;
+		if (strncmp(line, "[ALERT]", 7) != 0)
+			continue;
+		/* "[ALERT]    (123) : config : MESSAGE" */
+		msg = memmem(line, len, " : config : ", 12);
+		msg = msg == NULL ? line + 7 : msg + 12;
+		len -= (size_t)(msg - line);
+		if ((len >= 15 && strncmp(msg, "Error(s) found ", 15) == 0) ||
+		    (len >= 12 && strncmp(msg, "Fatal errors", 12) == 0))
+			continue;
+		if (b.len > 0)
+			buf_adds(&b, "; ");
+		buf_add(&b, msg, len);
+	}
+	s = xstrdup(b.data == NULL ? "" : b.data);
+	buf_free(&b);
+	return s;
+}
+
+/*
+ * The first line of file that "haproxy -c" complains about ("parsing
+ * [FILE:LINE]" or "Parsing [FILE:LINE]"), and its message (new).  0 when
+ * no alert names a line of file.
+ */
+unsigned
+hastate_check_line(const char *out, const char *file, char **message)
+{
+	const char *p, *q, *end;
+	unsigned long line;
+	size_t n = strlen(file);
+	char *e;
+
+	for (p = out; (p = strstr(p, "arsing [")) != NULL; p++) {
+		q = p + 8;
+		if (strncmp(q, file, n) != 0 || q[n] != ':')
+			continue;
+		line = strtoul(q + n + 1, &e, 10);
+		if (e == q + n + 1 || *e != ']' || line == 0 || line > 1000000)
+			continue;
+		q = e + 1;
+		q += strspn(q, " ");
+		if (*q == ':')
+			q++;
+		q += strspn(q, " ");
+		end = strchr(q, '\n');
+		*message = end == NULL ? xstrdup(q) : xstrndup(q,
+		    (size_t)(end - q));
+		return (unsigned)line;
+	}
+	return 0;
+}

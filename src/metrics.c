@@ -98,9 +98,11 @@ metrics_render(struct buf *b, const struct metrics *m)
 	buf_adds(b, "# HELP dovetail_refused_services Services not routed, "
 	    "by reason.\n# TYPE dovetail_refused_services gauge\n");
 	buf_addf(b, "dovetail_refused_services{reason=\"label\"} %zu\n",
-	    m->problems - m->refused_owner);
+	    m->problems - m->refused_owner - m->refused_haproxy);
 	buf_addf(b, "dovetail_refused_services{reason=\"host_owner\"} %zu\n",
 	    m->refused_owner);
+	buf_addf(b, "dovetail_refused_services{reason=\"haproxy\"} %zu\n",
+	    m->refused_haproxy);
 	gauge(b, "dovetail_last_sync_timestamp_seconds", "Unix time of the "
 	    "last full read of the swarm.", (double)m->last_sync_unix);
 }

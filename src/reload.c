@@ -116,7 +116,8 @@ fail:
 
 /*
  * Runs "binary -c -f base -f config".  Returns 0 when HAProxy accepts
- * the files, -1 with *cause otherwise; output receives what it printed.
+ * the files, -1 with *cause otherwise; output receives what it printed
+ * (not quiet: with -q HAProxy does not say why it refuses a file).
  */
 static int run_check(const char *, const char *, const char *, int,
     struct buf *, char **);
@@ -125,7 +126,7 @@ int
 haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause)
 {
-	return run_check(binary, base, config, 1, output, cause);
+	return run_check(binary, base, config, 0, output, cause);
 }
 
 /*

@@ -357,3 +357,37 @@ render_default_server_line(const char *text)
 	}
 	return 0;
 }
+
+/*
+ * The services of the backend of text that holds line (1-based): the
+ * words of its "# services:" line, new, or NULL when the line is not in
+ * one of dovetail's service backends.
+ */
+char *
+render_services_at(const char *text, unsigned line)
+{
+	const char *p = text, *start = NULL, *svc, *nl;
+	unsigned n;
+
+	for (n = 1; *p != '\0'; n++) {
+		if (strncmp(p, "backend ", 8) == 0)
+			start = p;
+		else if (strncmp(p, "frontend ", 9) == 0 || *p == '\n')
+			start = NULL;
+		if (n == line)
+			break;
+		if ((p = strchr(p, '\n')) == NULL)
+			return NULL;
+		p++;
+	}
+	if (n != line || start == NULL)
+		return NULL;
+	svc = strstr(start, "\n\t# services: ");
+	nl = strchr(start, '\n');
+	/* The comment is the section's second line. */
+	if (svc == NULL || svc != nl)
+		return NULL;
+	svc += strlen("\n\t# services: ");
+	nl = strchr(svc, '\n');
+	return nl == NULL ? xstrdup(svc) : xstrndup(svc, (size_t)(nl - svc));
+}

@@ -1326,6 +1326,82 @@ START_TEST(test_hold)
 }
 END_TEST
 
+/*
+ * haproxy -c's refusal, as 2.6 and 3.0 print it, traced to the backend of
+ * the file that holds the line, and to its services.
+ */
+START_TEST(test_check_refusal)
+{
+	static const char out[] =
+	    "[NOTICE]   (15753) : haproxy version is 2.6.12-1+deb12u4\n"
+	    "[NOTICE]   (15753) : path to executable is /usr/sbin/haproxy\n"
+	    "[ALERT]    (15753) : config : Parsing [/etc/haproxy/dovetail.cfg:9]"
+	    ": backend 'svc-clash' has the same name as backend 'svc-clash' "
+	    "declared at /etc/haproxy/haproxy.cfg:6.\n"
+	    "[ALERT]    (15753) : config : Error(s) found in configuration file "
+	    ": /etc/haproxy/dovetail.cfg\n"
+	    "[ALERT]    (15753) : config : Fatal errors found in configuration.\n";
+	static const char other[] =
+	    "[ALERT]    (1) : config : parsing [/etc/haproxy/haproxy.cfg:3] : "
+	    "unknown keyword 'x'\n"
+	    "[ALERT]    (1) : config : parsing [/etc/haproxy/dovetail.cfg:4] : "
+	    "unknown keyword 'y' in 'frontend' section\n";
+	static const char file[] =
+	    "# Generated\n"				/* 1 */
+	    "\n"
+	    "frontend dovetail-http\n"
+	    "\tmode http\n"				/* 4 */
+	    "\n"
+	    "backend dovetail-no-route\n"
+	    "\tmode http\n"				/* 7 */
+	    "\n"
+	    "backend svc-clash\n"			/* 9 */
+	    "\t# services: clash\n"
+	    "\tserver a 1.2.3.4:80\n"		/* 11 */
+	    "\n"
+	    "backend grp-a-1\n"
+	    "\t# services: a b\n"
+	    "\tmode http";				/* 15 */
+	char *said, *msg = NULL, *svcs;
+
+	said = hastate_check_alerts(out);
+	ck_assert_str_eq(said, "Parsing [/etc/haproxy/dovetail.cfg:9]: backend "
+	    "'svc-clash' has the same name as backend 'svc-clash' declared at "
+	    "/etc/haproxy/haproxy.cfg:6.");
+	free(said);
+	said = hastate_check_alerts("");
+	ck_assert_str_eq(said, "");
+	free(said);
+	ck_assert_uint_eq(hastate_check_line(out, "/etc/haproxy/dovetail.cfg",
+	    &msg), 9);
+	ck_assert_str_eq(msg, "backend 'svc-clash' has the same name as "
+	    "backend 'svc-clash' declared at /etc/haproxy/haproxy.cfg:6.");
+	free(msg);
+	/* The base file's lines are not dovetail's; its own frontend is. */
+	ck_assert_uint_eq(hastate_check_line(other,
+	    "/etc/haproxy/dovetail.cfg", &msg), 4);
+	ck_assert_str_eq(msg, "unknown keyword 'y' in 'frontend' section");
+	free(msg);
+	ck_assert_uint_eq(hastate_check_line(other, "/etc/haproxy/dovetail",
+	    &msg), 0);
+	svcs = render_services_at(file, 9);
+	ck_assert_str_eq(svcs, "clash");
+	free(svcs);
+	svcs = render_services_at(file, 11);
+	ck_assert_str_eq(svcs, "clash");
+	free(svcs);
+	svcs = render_services_at(file, 15);
+	ck_assert_str_eq(svcs, "a b");
+	free(svcs);
+	/* Frontends, dovetail's own backend, blank lines, past the end. */
+	ck_assert_ptr_null(render_services_at(file, 4));
+	ck_assert_ptr_null(render_services_at(file, 7));
+	ck_assert_ptr_null(render_services_at(file, 12));
+	ck_assert_ptr_null(render_services_at(file, 16));
+	ck_assert_ptr_null(render_services_at(file, 0));
+}
+END_TEST
+
 START_TEST(test_add_server_twin)
 {
 	check_add_server_twin(0, -1);
@@ -1818,6 +1894,7 @@ suite_units(void)
 	tcase_add_test(tc, test_add_server_twin);
 	tcase_add_test(tc, test_map_used);
 	tcase_add_test(tc, test_hold);
+	tcase_add_test(tc, test_check_refusal);
 	tcase_add_test(tc, test_default_server_line);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);

@@ -166,6 +166,8 @@ run_case(const char *dir)
 	dopts.https_port = 443;
 	dopts.certs = &certs;
 	dopts.tenancy = NULL;
+	dopts.excluded = NULL;
+	dopts.nexcluded = 0;
 	dopts.max_hosts = 0;
 	dopts.max_label_bytes = 0;
 	d = desired_build(sw, &dopts);

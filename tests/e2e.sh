@@ -73,6 +73,9 @@ CONF=$LAB_DIR/dovetail.conf
 LOG=$LAB_LOG_DIR/dovetail.log
 : >"$LOG"
 lab_haproxy_base "$BASE"
+# An operator's own backend whose name dovetail's file would use too (the
+# shipped base file says to keep svc-* free): HAProxy refuses the pair.
+printf '\nbackend svc-clash\n\tmode http\n' >>"$BASE"
 lab_dovetail_conf "$CONF" "unix://$PROXY_SOCK" "$GEN" "$BASE" "$HTTP_PORT"
 cat >>"$CONF" <<EOF
 [docker]
@@ -282,6 +285,28 @@ check "the missing network is logged naming service and label" lab_wait 10 \
 check "each bad service is logged once" test "$(grep -c 'service badport: label' "$LOG")" -eq 1
 check "nothing of a bad label reaches the file" sh -c "! grep -q -e 'del map' -e badport -e badnet '$GEN' '$MAP'"
 check "a bad service's host is not routed" test "$(status badport.local)" = 503
+
+# ---- a service HAProxy refuses: left out, the others go on -------------------
+
+lab_demo_service clash 1 --label com.docker.lb.hosts=clash.local \
+	--label com.docker.lb.port=8080 >/dev/null
+check "a service whose backend HAProxy refuses is left out, with HAProxy's reason" \
+	lab_wait 30 grep -q "warning: service clash: HAProxy refuses its part of the file (line [0-9]*): backend 'svc-clash' has the same name as backend 'svc-clash' declared at $BASE:[0-9]*\\.; service not routed" "$LOG"
+check "... and the refused check's warning quotes HAProxy's alert" \
+	grep -q "HAProxy said: Parsing \\[$GEN:[0-9]*\\]: backend 'svc-clash'" "$LOG"
+lab_demo_service after-clash 1 --label com.docker.lb.hosts=after-clash.local \
+	--label com.docker.lb.port=8080 >/dev/null
+check "a service created after it is routed" lab_wait 60 routes_exactly after-clash.local after-clash 1
+check "... and the good service keeps routing" routes_exactly good.local good 2
+check "/metrics counts it as refused by HAProxy" \
+	lab_wait 10 metric_is 'dovetail_refused_services{reason="haproxy"}' 1
+dk service update --detach --label-add com.docker.lb.hosts=clash2.local clash >/dev/null
+check "its labels changed, it is tried again" \
+	lab_wait 30 grep -q "service clash: labels changed, trying it again" "$LOG"
+check "... and refused again, once more named" lab_wait 30 eval \
+	'[ "$(grep -c "warning: service clash: HAProxy refuses its part" "$LOG")" = 2 ]'
+check "... while the service after it still routes" routes_exactly after-clash.local after-clash 1
+dk service rm clash after-clash >/dev/null
 
 # ---- draining, retries, health checks -----------------------------------------
 

@@ -137,31 +137,46 @@ int
 haproxy_check_cert(const char *binary, const char *config, char **cause)
 {
 	struct buf out;
-	const char *alert, *reason, *end, *path;
 	char *why;
 	int rc;
 
 	buf_init(&out);
 	rc = run_check(binary, NULL, config, 0, &out, &why);
 	if (rc == -1) {
-		alert = out.data == NULL ? NULL : strstr(out.data, "[ALERT]");
-		reason = alert == NULL ? NULL : strstr(alert, "' : ");
-		end = reason == NULL ? NULL : strchr(reason, '\n');
-		if (end != NULL) {
-			reason += 4;
-			/* The test file's path says nothing to the user. */
-			path = memmem(reason, (size_t)(end - reason), " '/", 3);
-			if (path != NULL)
-				end = path;
-			*cause = xasprintf("%.*s", (int)(end - reason), reason);
+		if (haproxy_check_reason(out.data == NULL ? "" : out.data,
+		    cause) == 0)
 			free(why);
-		} else {
+		else {
 			*cause = why;
 			rc = -2;
 		}
 	}
 	buf_free(&out);
 	return rc;
+}
+
+/*
+ * HAProxy's reason in what "haproxy -c" printed: the rest of the first
+ * "[ALERT]" line after "' : ", without the file's path.  Returns 0 with
+ * *reason (new), or -1 when the output has none.  Pure.
+ */
+int
+haproxy_check_reason(const char *output, char **reason)
+{
+	const char *alert, *start, *end, *path;
+
+	alert = strstr(output, "[ALERT]");
+	start = alert == NULL ? NULL : strstr(alert, "' : ");
+	end = start == NULL ? NULL : strchr(start, '\n');
+	if (end == NULL)
+		return -1;
+	start += 4;
+	/* The test file's path says nothing to the user. */
+	path = memmem(start, (size_t)(end - start), " '/", 3);
+	if (path != NULL)
+		end = path;
+	*reason = xasprintf("%.*s", (int)(end - start), start);
+	return 0;
 }
 
 static int

@@ -81,6 +81,12 @@ valid_network_name(const char *s)
 
 #define PATH_MAX_LEN 200
 #define NAME_MAX_LEN 64
+/*
+ * The WebSocket paths are one rule line of the backend, 2n + 10 words,
+ * and HAProxy refuses a line of more than 64 words (MAX_LINE_ARGS): a
+ * longer list would make it refuse the whole file.
+ */
+#define WS_PATHS_MAX 24
 
 /* A context root or WebSocket path: "/", or "/seg/seg" without a final "/". */
 int
@@ -499,6 +505,10 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 		if (each_item(v, ',', one_ws_path, r, &message) == -1)
 			return fail(pb, s, prefix, "websocket_endpoints",
 			    message);
+		if (r->nws > WS_PATHS_MAX)
+			return fail(pb, s, prefix, "websocket_endpoints",
+			    xasprintf("%zu paths: at most %d", r->nws,
+			    WS_PATHS_MAX));
 		sort_array(r->ws_paths, r->nws, sizeof(char *), str_cmp_ptr);
 	}
 

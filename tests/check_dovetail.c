@@ -393,6 +393,45 @@ START_TEST(test_labels_hostile)
 }
 END_TEST
 
+/*
+ * Found by fuzz_pipeline: the WebSocket paths are one rule line, and 28
+ * of them made a line of 66 words, which HAProxy refuses (64 at most),
+ * so one service's label stopped every reload.
+ */
+START_TEST(test_labels_many_ws_paths)
+{
+	const char *kv[] = { "com.docker.lb.hosts", "ws.example",
+	    "com.docker.lb.port", "80", "com.docker.lb.websocket_endpoints",
+	    NULL, NULL };
+	struct service *s;
+	struct route_spec r;
+	struct problem p;
+	struct buf paths;
+	int i;
+
+	buf_init(&paths);
+	for (i = 0; i < 24; i++)
+		buf_addf(&paths, "%s/w%d", i > 0 ? "," : "", i);
+	kv[5] = paths.data;
+	s = make_service("ws", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_uint_eq(r.nws, 24);
+	route_spec_free(&r);
+	drop_service(s);
+
+	buf_adds(&paths, ",/w24");
+	kv[5] = paths.data;
+	s = make_service("ws", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ERROR);
+	ck_assert_str_eq(p.label, "com.docker.lb.websocket_endpoints");
+	problem_free(&p);
+	drop_service(s);
+	buf_free(&paths);
+}
+END_TEST
+
 START_TEST(test_labels_every_label)
 {
 	const char *kv[] = {
@@ -1210,6 +1249,7 @@ suite_units(void)
 	tcase_add_loop_test(tc, test_labels_hostile, 0,
 	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
 	tcase_add_test(tc, test_labels_every_label);
+	tcase_add_test(tc, test_labels_many_ws_paths);
 	tcase_add_test(tc, test_labels_combinations);
 	tcase_add_test(tc, test_labels_redirect_to_itself);
 	tcase_add_test(tc, test_tls_size);

@@ -1092,6 +1092,71 @@ START_TEST(test_add_server_twin)
 }
 END_TEST
 
+/* The desired state of one swarm given as Docker's JSON (new). */
+static struct desired *
+desired_of_json(const char *services, const char *tasks, const char *nodes)
+{
+	struct swarm *sw = swarm_new();
+	struct desired_opts o = { "com.docker.lb", "", 0, NULL };
+	struct desired *d;
+	char *cause = NULL;
+
+	ck_assert_msg(swarm_parse_services(sw, services, strlen(services),
+	    &cause) == 0, "%s", cause);
+	ck_assert_msg(swarm_parse_tasks(sw, tasks, strlen(tasks), &cause) ==
+	    0, "%s", cause);
+	ck_assert_msg(swarm_parse_nodes(sw, nodes, strlen(nodes), &cause) ==
+	    0, "%s", cause);
+	d = desired_build(sw, &o);
+	swarm_free(sw);
+	return d;
+}
+
+/*
+ * Found by fuzz_pipeline: addresses and the service id (a vip server's
+ * name) went from Docker's JSON into the file and "add server" as they
+ * were, so "10.0.0.5;show info" made two runtime commands of one.
+ */
+START_TEST(test_docker_addresses)
+{
+	static const char svc[] = "[{\"ID\":\"s1\",\"Spec\":{\"Name\":"
+	    "\"web\",\"Labels\":{\"com.docker.lb.hosts\":\"a.example\","
+	    "\"com.docker.lb.port\":\"80\"}}}]";
+	static const char task_net[] = "[{\"ID\":\"t1\",\"ServiceID\":"
+	    "\"s1\",\"DesiredState\":\"running\",\"Status\":{\"State\":"
+	    "\"running\"},\"NetworksAttachments\":[{\"Network\":{\"ID\":"
+	    "\"n1\",\"Spec\":{\"Name\":\"front\"}},\"Addresses\":["
+	    "\"10.0.0.5;show info/24\"]}]}]";
+	static const char task_host[] = "[{\"ID\":\"t1\",\"ServiceID\":"
+	    "\"s1\",\"NodeID\":\"nd\",\"DesiredState\":\"running\","
+	    "\"Status\":{\"State\":\"running\",\"PortStatus\":{\"Ports\":"
+	    "[{\"PublishMode\":\"host\",\"TargetPort\":80,"
+	    "\"PublishedPort\":8080}]}}}]";
+	static const char node[] = "[{\"ID\":\"nd\",\"Status\":{\"Addr\":"
+	    "\"1.2.3.4 backup\"}}]";
+	static const char vip[] = "[{\"ID\":\"s1;show info\",\"Spec\":{"
+	    "\"Name\":\"web\",\"Labels\":{\"com.docker.lb.hosts\":"
+	    "\"a.example\",\"com.docker.lb.port\":\"80\","
+	    "\"com.docker.lb.backend_mode\":\"vip\"}},\"Endpoint\":{"
+	    "\"VirtualIPs\":[{\"NetworkID\":\"n1\",\"Addr\":"
+	    "\"10.0.0.9/24\"}]}}]";
+	struct desired *d;
+
+	d = desired_of_json(svc, task_net, "[]");
+	ck_assert_uint_eq(d->nbackends, 1);
+	ck_assert_uint_eq(d->backends[0].nservers, 0);
+	desired_free(d);
+	d = desired_of_json(svc, task_host, node);
+	ck_assert_uint_eq(d->nbackends, 1);
+	ck_assert_uint_eq(d->backends[0].nservers, 0);
+	desired_free(d);
+	d = desired_of_json(vip, "[]", "[]");
+	ck_assert_uint_eq(d->nbackends, 0);
+	ck_assert_uint_eq(d->nproblems, 1);
+	desired_free(d);
+}
+END_TEST
+
 START_TEST(test_default_server_line)
 {
 	ck_assert_uint_eq(render_default_server_line(""), 0);
@@ -1274,6 +1339,7 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton);
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_add_server_twin);
+	tcase_add_test(tc, test_docker_addresses);
 	tcase_add_test(tc, test_default_server_line);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_notify);

@@ -1329,7 +1329,9 @@ setup_paths(struct agent *a)
 
 	buf_init(&b);
 	if (file_read(a->cfg->haproxy_base, &b, &cause) == 0) {
-		unsigned line = render_default_server_line(b.data);
+		/* An empty file reads as no data at all. */
+		unsigned line = render_default_server_line(b.data == NULL ?
+		    "" : b.data);
 
 		if (line != 0)
 			log_warnx("%s:%u: default-server reaches the servers "

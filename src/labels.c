@@ -227,20 +227,35 @@ each_item(const char *value, char sep,
 	return 0;
 }
 
-static int
-add_unique(char ***v, size_t *n, char *s)
+/*
+ * Appends s (steals it) to the array *v of *n strings, which has room for
+ * the next power of two: it doubles when *n reaches one.
+ */
+static void
+add_string(char ***v, size_t *n, char *s)
 {
-	size_t i;
-
-	for (i = 0; i < *n; i++) {
-		if (strcmp((*v)[i], s) == 0) {
-			free(s);
-			return 0;
-		}
-	}
-	*v = xreallocarray(*v, *n + 1, sizeof(char *));
+	if ((*n & (*n - 1)) == 0)
+		*v = xreallocarray(*v, *n == 0 ? 1 : *n * 2, sizeof(char *));
 	(*v)[(*n)++] = s;
-	return 1;
+}
+
+/*
+ * Sorts the strings and drops (frees) repeated ones: a label may list
+ * thousands of names, so no comparison of each with all the others.
+ */
+static void
+sort_unique(char **v, size_t *n)
+{
+	size_t i, kept = 0;
+
+	sort_array(v, *n, sizeof(char *), str_cmp_ptr);
+	for (i = 0; i < *n; i++) {
+		if (kept > 0 && strcmp(v[kept - 1], v[i]) == 0)
+			free(v[i]);
+		else
+			v[kept++] = v[i];
+	}
+	*n = kept;
 }
 
 static char *
@@ -268,7 +283,7 @@ one_host(const char *p, size_t len, void *arg, char **message)
 
 	if ((host = lower_host(p, len, message)) == NULL)
 		return -1;
-	add_unique(&r->hosts, &r->nhosts, host);
+	add_string(&r->hosts, &r->nhosts, host);
 	return 0;
 }
 
@@ -285,7 +300,7 @@ one_ws_path(const char *p, size_t len, void *arg, char **message)
 		return -1;
 	}
 	free(item);
-	add_unique(&r->ws_paths, &r->nws, path);
+	add_string(&r->ws_paths, &r->nws, path);
 	return 0;
 }
 
@@ -505,11 +520,11 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 		if (each_item(v, ',', one_ws_path, r, &message) == -1)
 			return fail(pb, s, prefix, "websocket_endpoints",
 			    message);
+		sort_unique(r->ws_paths, &r->nws);
 		if (r->nws > WS_PATHS_MAX)
 			return fail(pb, s, prefix, "websocket_endpoints",
 			    xasprintf("%zu paths: at most %d", r->nws,
 			    WS_PATHS_MAX));
-		sort_array(r->ws_paths, r->nws, sizeof(char *), str_cmp_ptr);
 	}
 
 	if ((v = label_of(s, prefix, "backend_mode")) != NULL) {
@@ -592,7 +607,7 @@ labels_parse(const struct service *s, const char *prefix, const char *cluster,
 			return fail(pb, s, prefix, "hosts",
 			    xstrdup("no host name in the list"));
 		}
-		sort_array(r->hosts, r->nhosts, sizeof(char *), str_cmp_ptr);
+		sort_unique(r->hosts, &r->nhosts);
 	}
 
 	port = label_of(s, prefix, "port");

@@ -432,6 +432,39 @@ START_TEST(test_labels_many_ws_paths)
 }
 END_TEST
 
+/*
+ * Found by profiling fuzz_routes: each host was compared with every one
+ * before it, so a hosts label of 40,000 names took seconds of every
+ * reconcile; now sorted, then duplicates dropped.
+ */
+START_TEST(test_labels_many_hosts)
+{
+	const char *kv[] = { "com.docker.lb.hosts", NULL,
+	    "com.docker.lb.port", "80", NULL };
+	struct service *s;
+	struct route_spec r;
+	struct problem p;
+	struct buf hosts;
+	size_t i;
+	int n;
+
+	buf_init(&hosts);
+	for (n = 0; n < 40000; n++)
+		buf_addf(&hosts, "%sh%d.example", n > 0 ? "," : "",
+		    (n * 7919) % 20000);
+	kv[1] = hosts.data;
+	s = make_service("many", kv);
+	ck_assert_int_eq(labels_parse(s, "com.docker.lb", "", &r, &p),
+	    LABELS_ROUTED);
+	ck_assert_uint_eq(r.nhosts, 20000);
+	for (i = 1; i < r.nhosts; i++)
+		ck_assert_int_lt(strcmp(r.hosts[i - 1], r.hosts[i]), 0);
+	route_spec_free(&r);
+	drop_service(s);
+	buf_free(&hosts);
+}
+END_TEST
+
 START_TEST(test_labels_every_label)
 {
 	const char *kv[] = {
@@ -1315,6 +1348,7 @@ suite_units(void)
 	    (int)(sizeof(hostile_values) / sizeof(hostile_values[0])));
 	tcase_add_test(tc, test_labels_every_label);
 	tcase_add_test(tc, test_labels_many_ws_paths);
+	tcase_add_test(tc, test_labels_many_hosts);
 	tcase_add_test(tc, test_labels_combinations);
 	tcase_add_test(tc, test_labels_redirect_to_itself);
 	tcase_add_test(tc, test_tls_size);

@@ -37,4 +37,9 @@ int fuzz_sorted(const void *, size_t, size_t,
 int fuzz_has_any(const char *, const char *chars);
 int fuzz_printable(const char *);
 
+/* outputs.c */
+extern const struct render_opts fuzz_render_opts;
+void fuzz_check_outputs(const struct desired *, const struct desired *again,
+    const struct running *);
+
 #endif /* DOVETAIL_FUZZ_H */

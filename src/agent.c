@@ -812,7 +812,7 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 {
 	struct buf out;
 	char *old_config, *old_side[NSIDE], *cause = NULL, *said;
-	int rc = -1, i;
+	int rc = -1, i, checked;
 
 	/* The same file would be refused again: wait for a change. */
 	if (a->refused_config != NULL && strcmp(a->refused_config, config) == 0)
@@ -827,8 +827,19 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,
 	    &cause) == -1)
 		goto done;
-	if (haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
-	    a->cfg->haproxy_config, &out, &cause) == -1) {
+	checked = haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
+	    a->cfg->haproxy_config, &out, &cause);
+	if (checked == -2) {
+		/* Not HAProxy's judgement: the same file is tried again. */
+		log_warnx("haproxy: %s; keeping the previous file", cause);
+		free(cause);
+		cause = NULL;
+		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
+		for (i = 0; i < NSIDE; i++)
+			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
+		goto done;
+	}
+	if (checked == -1) {
 		said = hastate_check_alerts(out.data == NULL ? "" : out.data);
 		log_warnx("haproxy: %s; keeping the previous file. HAProxy "
 		    "said: %s", cause, esc(said));
@@ -1048,7 +1059,7 @@ apply_plan(struct agent *a, const struct plan *p)
 		const struct cmd *c = &p->cmds[i];
 
 		if (plan_reply_ok(c, replies[i])) {
-			hold_release(&a->hold, c->text);
+			hold_release(&a->hold, c);
 			a->metrics.runtime_ok++;
 			if (c->what != NULL)
 				log_info("%s", c->what);
@@ -1061,7 +1072,7 @@ apply_plan(struct agent *a, const struct plan *p)
 			/* Connections still open: retried next time. */
 			log_debug("haproxy: %s: %s", head, esc(replies[i]));
 			a->next_reconcile = mono_ms() + 1000;
-		} else if (hold_refused(&a->hold, c->text, mono_ms() +
+		} else if (hold_refused(&a->hold, c, mono_ms() +
 		    a->cfg->poll_interval_ms)) {
 			/* Tried again once per poll interval, not sooner. */
 			log_warnx("haproxy: \"%s\" failed: %s; tried again "
@@ -1533,7 +1544,9 @@ setup_paths(struct agent *a)
 
 	buf_init(&b);
 	if (file_read(a->cfg->haproxy_base, &b, &cause) == 0) {
-		unsigned line = render_default_server_line(b.data);
+		/* An empty file reads as no data at all. */
+		unsigned line = render_default_server_line(b.data == NULL ?
+		    "" : b.data);
 
 		if (line != 0)
 			log_warnx("%s:%u: default-server reaches the servers "
@@ -1602,6 +1615,12 @@ reread_config(struct agent *a)
 	a->docker_up = 0;
 	a->docker_retry_at = 0;
 	a->metrics.health_window_ms = a->cfg->poll_interval_ms + 1000;
+	/* The operator may have fixed what HAProxy refused: try again. */
+	while (a->nquarantine > 0)
+		unquarantine(a, 0);
+	free(a->refused_config);
+	a->refused_config = NULL;
+	a->dirty = 1;
 	log_info("SIGHUP: configuration %s reloaded", a->config_path != NULL ?
 	    a->config_path : "(built-in defaults)");
 }

@@ -295,6 +295,14 @@ parse_pins(struct config *c, const char *v, char **cause)
 			rc = -1;
 			break;
 		}
+		for (i = 0; i < n && strcmp(pins[i].pattern, item) != 0; i++)
+			;
+		if (i < n) {
+			*cause = xasprintf("host_pins: \"%s\" is pinned twice",
+			    esc(item));
+			rc = -1;
+			break;
+		}
 		pins = xreallocarray(pins, n + 1, sizeof(*pins));
 		pins[n].pattern = xstrdup(item);
 		pins[n].stack = xstrdup(eq + 1);

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,19 @@ valid_identifier(const char *s)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * A server address from Docker (a task's, a node's or a virtual IP):
+ * numeric, since it becomes one word of the file and of "add server".
+ */
+static int
+valid_address(const char *s)
+{
+	unsigned char addr[16];
+
+	return inet_pton(AF_INET, s, addr) == 1 ||
+	    inet_pton(AF_INET6, s, addr) == 1;
 }
 
 static void
@@ -201,8 +215,9 @@ net_names(const struct task *t)
  * Where a running task is reached: its node's address and the published
  * port when the service publishes the port in host mode, otherwise its
  * address on the chosen (or only) network.  Returns 1 with *addr (new)
- * and *port set, 0 when the task cannot be reached yet, and -1 with
- * *message (new) when the service's labels cannot work.
+ * and *port set, 0 when the task cannot be reached yet (or Docker gives
+ * no numeric address), and -1 with *message (new) when the service's
+ * labels cannot work.
  */
 static int
 task_address(const struct swarm *sw, const struct service *s,
@@ -218,7 +233,8 @@ task_address(const struct swarm *sw, const struct service *s,
 		if (t->ports[i].target != spec->port)
 			continue;
 		node = t->node_id == NULL ? NULL : swarm_node(sw, t->node_id);
-		if (node == NULL || node->addr == NULL)
+		if (node == NULL || node->addr == NULL ||
+		    !valid_address(node->addr))
 			return 0;
 		*addr = xstrdup(node->addr);
 		*port = t->ports[i].published;
@@ -248,6 +264,8 @@ task_address(const struct swarm *sw, const struct service *s,
 		free(names);
 		return -1;
 	}
+	if (!valid_address(net->addr))
+		return 0;
 	*addr = xstrdup(net->addr);
 	*port = spec->port;
 	return 1;
@@ -345,6 +363,12 @@ vip_server(const struct swarm *sw, struct routed *r, char **message)
 		    "no virtual IP on the network (endpoint mode dnsrr?)" :
 		    "backend_mode=vip: the service has virtual IPs on several "
 		    "networks: name one with the network label");
+		return -1;
+	}
+	/* The server is named after the service id. */
+	if (!valid_identifier(r->svc->id) || !valid_address(v->addr)) {
+		*message = xstrdup("backend_mode=vip: the service's id or "
+		    "virtual IP is not what HAProxy accepts");
 		return -1;
 	}
 	r->servers = xcalloc(1, sizeof(*r->servers));

@@ -341,15 +341,51 @@ docker_connect(struct docker *d, char **cause)
 	return -1;
 }
 
+/*
+ * Appends len bytes of the event stream to b.  Returns -1 when b holds
+ * more than a line may be without a newline: that is not an event
+ * stream.  Pure, for the tests and the fuzzer.
+ */
+int
+docker_events_feed(struct buf *b, const char *data, size_t len)
+{
+	buf_add(b, data, len);
+	if (b->len > DT_EVENTS_MAX_LINE &&
+	    memchr(b->data, '\n', b->len) == NULL)
+		return -1;
+	return 0;
+}
+
+/*
+ * Takes the complete lines out of b up to the first that is an event;
+ * returns 1 with ev filled, or 0 when no complete line is an event.  A
+ * partial line stays in b.  Pure.
+ */
+int
+docker_events_take(struct buf *b, struct docker_event *ev)
+{
+	char *nl;
+	size_t len;
+	int rc;
+
+	while (b->len > 0 && (nl = memchr(b->data, '\n', b->len)) != NULL) {
+		len = (size_t)(nl - b->data);
+		rc = swarm_parse_event(b->data, len, ev);
+		memmove(b->data, nl + 1, b->len - len - 1);
+		b->len -= len + 1;
+		b->data[b->len] = '\0';
+		if (rc == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static size_t
 write_events(char *ptr, size_t size, size_t nmemb, void *user)
 {
 	struct docker *d = user;
 
-	buf_add(&d->events_buf, ptr, size * nmemb);
-	/* A line that never ends is not an event stream. */
-	if (d->events_buf.len > DT_EVENTS_MAX_LINE &&
-	    memchr(d->events_buf.data, '\n', d->events_buf.len) == NULL)
+	if (docker_events_feed(&d->events_buf, ptr, size * nmemb) == -1)
 		return 0;
 	return size * nmemb;
 }
@@ -464,21 +500,5 @@ docker_wait(struct docker *d, const int *fds, size_t nfds, int timeout_ms)
 int
 docker_event_next(struct docker *d, struct docker_event *ev)
 {
-	char *nl;
-	size_t len;
-	int rc;
-
-	while (d->events_buf.len > 0 &&
-	    (nl = memchr(d->events_buf.data, '\n', d->events_buf.len)) !=
-	    NULL) {
-		len = (size_t)(nl - d->events_buf.data);
-		rc = swarm_parse_event(d->events_buf.data, len, ev);
-		memmove(d->events_buf.data, nl + 1,
-		    d->events_buf.len - len - 1);
-		d->events_buf.len -= len + 1;
-		d->events_buf.data[d->events_buf.len] = '\0';
-		if (rc == 0)
-			return 1;
-	}
-	return 0;
+	return docker_events_take(&d->events_buf, ev);
 }

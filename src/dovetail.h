@@ -524,15 +524,15 @@ struct plan {
 	size_t cap;
 };
 struct held {
-	char *text;
+	char *text;		/* the command, or "ssl cert FILE" */
 	long long until;	/* monotonic ms */
 };
 struct hold {
 	struct held *v;
 	size_t n;
 };
-int hold_refused(struct hold *, const char *text, long long until);
-void hold_release(struct hold *, const char *text);
+int hold_refused(struct hold *, const struct cmd *, long long until);
+void hold_release(struct hold *, const struct cmd *);
 size_t hold_filter(struct hold *, struct plan *, long long now);
 void hold_free(struct hold *);
 void plan_build(struct plan *, const struct desired *,
@@ -543,11 +543,18 @@ void plan_free(struct plan *);
 int plan_reply_ok(const struct cmd *, const char *reply);
 
 /* runtime.c: talking to the HAProxy runtime API and master CLI */
+/* runtime_read_state's commands: 4 fixed ones, then one per map. */
+#define RUNTIME_STATE_FIXED 4
+#define RUNTIME_STATE_REPLIES (RUNTIME_STATE_FIXED + MAP_COUNT)
 int runtime_query(const char *socket, const char *command, struct buf *out,
     char **cause);
 int runtime_batch(const char *socket, const char *const *commands, size_t n,
     char ***replies, char **cause);
 void runtime_replies_free(char **, size_t);
+int runtime_split_replies(const char *, size_t n, char ***replies,
+    char **cause);
+int runtime_parse_state(struct running *, const char *const *replies,
+    char **cause);
 int runtime_read_state(const char *socket, const struct render_opts *,
     struct running *, char **cause);
 
@@ -561,6 +568,7 @@ int haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause);
 int haproxy_check_cert(const char *binary, const char *config,
     char **cause);
+int haproxy_check_reason(const char *output, char **reason);
 int haproxy_reload(const char *master_socket, unsigned timeout_ms,
     char **cause);
 int haproxy_master_pid(const char *master_socket, long *pid, char **cause);
@@ -579,6 +587,8 @@ int docker_events_active(const struct docker *);
 int docker_wait(struct docker *, const int *fds, size_t nfds,
     int timeout_ms);
 int docker_event_next(struct docker *, struct docker_event *);
+int docker_events_feed(struct buf *, const char *, size_t);
+int docker_events_take(struct buf *, struct docker_event *);
 
 /* metrics.c: /metrics and /healthz over HTTP */
 #define METRICS_LAG_BUCKETS 9

@@ -459,19 +459,24 @@ hastate_check_alerts(const char *out)
 }
 
 /*
- * The first line of file that "haproxy -c" complains about ("parsing
- * [FILE:LINE]" or "Parsing [FILE:LINE]"), and its message (new).  0 when
- * no alert names a line of file.
+ * The first line of file that "haproxy -c" refused, in an [ALERT]
+ * ("parsing [FILE:LINE]" or "Parsing [FILE:LINE]"), and its message
+ * (new).  0 when no alert names a line of file.
  */
 unsigned
 hastate_check_line(const char *out, const char *file, char **message)
 {
-	const char *p, *q, *end;
+	const char *p, *q, *end, *bol;
 	unsigned long line;
 	size_t n = strlen(file);
 	char *e;
 
 	for (p = out; (p = strstr(p, "arsing [")) != NULL; p++) {
+		/* Only an alert: warnings name lines HAProxy took. */
+		for (bol = p; bol > out && bol[-1] != '\n'; bol--)
+			;
+		if (strncmp(bol, "[ALERT]", 7) != 0)
+			continue;
 		q = p + 8;
 		if (strncmp(q, file, n) != 0 || q[n] != ':')
 			continue;

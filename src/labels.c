@@ -221,20 +221,35 @@ each_item(const char *value, char sep,
 	return 0;
 }
 
-static int
-add_unique(char ***v, size_t *n, char *s)
+/*
+ * Appends s (steals it) to the array *v of *n strings, which has room for
+ * the next power of two: it doubles when *n reaches one.
+ */
+static void
+add_string(char ***v, size_t *n, char *s)
 {
-	size_t i;
-
-	for (i = 0; i < *n; i++) {
-		if (strcmp((*v)[i], s) == 0) {
-			free(s);
-			return 0;
-		}
-	}
-	*v = xreallocarray(*v, *n + 1, sizeof(char *));
+	if ((*n & (*n - 1)) == 0)
+		*v = xreallocarray(*v, *n == 0 ? 1 : *n * 2, sizeof(char *));
 	(*v)[(*n)++] = s;
-	return 1;
+}
+
+/*
+ * Sorts the strings and drops (frees) repeated ones: a label may list
+ * thousands of names, so no comparison of each with all the others.
+ */
+static void
+sort_unique(char **v, size_t *n)
+{
+	size_t i, kept = 0;
+
+	sort_array(v, *n, sizeof(char *), str_cmp_ptr);
+	for (i = 0; i < *n; i++) {
+		if (kept > 0 && strcmp(v[kept - 1], v[i]) == 0)
+			free(v[i]);
+		else
+			v[kept++] = v[i];
+	}
+	*n = kept;
 }
 
 static char *
@@ -262,7 +277,7 @@ one_host(const char *p, size_t len, void *arg, char **message)
 
 	if ((host = lower_host(p, len, message)) == NULL)
 		return -1;
-	add_unique(&r->hosts, &r->nhosts, host);
+	add_string(&r->hosts, &r->nhosts, host);
 	return 0;
 }
 
@@ -279,29 +294,23 @@ one_ws_path(const char *p, size_t len, void *arg, char **message)
 		return -1;
 	}
 	free(item);
-	add_unique(&r->ws_paths, &r->nws, path);
+	add_string(&r->ws_paths, &r->nws, path);
 	return 0;
 }
 
 /*
  * The endpoints go on one line of the backend (twice each: the path and
- * what is below it), and HAProxy refuses a line of more than 64 words or
- * 2,048 bytes, which would stop every other service's change too.  The
- * reason, or NULL.
+ * what is below it), and HAProxy refuses a line of more than 64 words,
+ * which would stop every other service's change too (HAProxy 2.6 and 3.0
+ * grow their line buffer, so the bytes are no limit).  The reason, or
+ * NULL.
  */
 static char *
 ws_too_many(const struct route_spec *r)
 {
-	size_t i, bytes = 96;
-
-	for (i = 0; i < r->nws; i++)
-		bytes += 2 * (strlen(r->ws_paths[i]) + 2);
 	if (r->nws > LABEL_MAX_WS_PATHS)
 		return xasprintf("%zu paths are more than %d", r->nws,
 		    LABEL_MAX_WS_PATHS);
-	if (bytes > 2000)
-		return xasprintf("the paths make a line of about %zu bytes, "
-		    "more than HAProxy reads (2048)", bytes);
 	return NULL;
 }
 
@@ -521,7 +530,7 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 		if (each_item(v, ',', one_ws_path, r, &message) == -1)
 			return fail(pb, s, prefix, "websocket_endpoints",
 			    message);
-		sort_array(r->ws_paths, r->nws, sizeof(char *), str_cmp_ptr);
+		sort_unique(r->ws_paths, &r->nws);
 		if ((message = ws_too_many(r)) != NULL)
 			return fail(pb, s, prefix, "websocket_endpoints",
 			    message);
@@ -607,7 +616,7 @@ labels_parse(const struct service *s, const char *prefix, const char *cluster,
 			return fail(pb, s, prefix, "hosts",
 			    xstrdup("no host name in the list"));
 		}
-		sort_array(r->hosts, r->nhosts, sizeof(char *), str_cmp_ptr);
+		sort_unique(r->hosts, &r->nhosts);
 	}
 
 	port = label_of(s, prefix, "port");

@@ -460,42 +460,57 @@ plan_reply_ok(const struct cmd *cmd, const char *reply)
 /*
  * Commands HAProxy refused, held back until a time: one HAProxy refuses
  * is tried again once per poll interval, not on every change, and warned
- * about once until it succeeds.  Commands are compared by their text.
+ * about once until it succeeds.  A command is known by its text, but a
+ * certificate's commands (new, set, commit: one transaction) by their
+ * file, so that they are held, and tried again, together.
  */
+static char *
+hold_key(const struct cmd *c)
+{
+	if ((c->kind == CMD_CERT_NEW || c->kind == CMD_CERT_SET ||
+	    c->kind == CMD_CERT_COMMIT) && c->file != NULL)
+		return xasprintf("ssl cert %s", c->file);
+	return xstrdup(c->text);
+}
+
 static struct held *
-hold_find(const struct hold *h, const char *text)
+hold_find(const struct hold *h, const char *key)
 {
 	size_t i;
 
 	for (i = 0; i < h->n; i++)
-		if (strcmp(h->v[i].text, text) == 0)
+		if (strcmp(h->v[i].text, key) == 0)
 			return &h->v[i];
 	return NULL;
 }
 
-/* Records text refused, held until then; 1 when it was not held yet. */
+/* Records c refused, held until then; 1 when it was not held yet. */
 int
-hold_refused(struct hold *h, const char *text, long long until)
+hold_refused(struct hold *h, const struct cmd *c, long long until)
 {
-	struct held *e = hold_find(h, text);
+	char *key = hold_key(c);
+	struct held *e = hold_find(h, key);
 
 	if (e != NULL) {
 		e->until = until;
+		free(key);
 		return 0;
 	}
 	h->v = xreallocarray(h->v, h->n + 1, sizeof(*h->v));
-	h->v[h->n].text = xstrdup(text);
+	h->v[h->n].text = key;
 	h->v[h->n].until = until;
 	h->n++;
 	return 1;
 }
 
-/* Forgets text, which HAProxy took. */
+/* Forgets c, which HAProxy took. */
 void
-hold_release(struct hold *h, const char *text)
+hold_release(struct hold *h, const struct cmd *c)
 {
-	struct held *e = hold_find(h, text);
+	char *key = hold_key(c);
+	struct held *e = hold_find(h, key);
 
+	free(key);
 	if (e == NULL)
 		return;
 	free(e->text);
@@ -512,11 +527,14 @@ hold_filter(struct hold *h, struct plan *p, long long now)
 {
 	size_t i, j, n = 0;
 	struct held *e;
+	char *key;
 	int *asked;
 
 	asked = xcalloc(h->n + 1, sizeof(*asked));
 	for (i = j = 0; i < p->ncmds; i++) {
-		e = hold_find(h, p->cmds[i].text);
+		key = hold_key(&p->cmds[i]);
+		e = hold_find(h, key);
+		free(key);
 		if (e != NULL)
 			asked[e - h->v] = 1;
 		if (e != NULL && e->until > now) {

@@ -116,8 +116,9 @@ fail:
 
 /*
  * Runs "binary -c -f base -f config".  Returns 0 when HAProxy accepts
- * the files, -1 with *cause otherwise; output receives what it printed
- * (not quiet: with -q HAProxy does not say why it refuses a file).
+ * the files, -1 with *cause when it refuses them, -2 with *cause when the
+ * check could not run or finish; output receives what it printed (not
+ * quiet: with -q HAProxy does not say why it refuses a file).
  */
 static int run_check(const char *, const char *, const char *, int,
     struct buf *, char **);
@@ -140,31 +141,48 @@ int
 haproxy_check_cert(const char *binary, const char *config, char **cause)
 {
 	struct buf out;
-	const char *alert, *reason, *end, *path;
 	char *why;
 	int rc;
 
 	buf_init(&out);
 	rc = run_check(binary, NULL, config, 0, &out, &why);
-	if (rc == -1) {
-		alert = out.data == NULL ? NULL : strstr(out.data, "[ALERT]");
-		reason = alert == NULL ? NULL : strstr(alert, "' : ");
-		end = reason == NULL ? NULL : strchr(reason, '\n');
-		if (end != NULL) {
-			reason += 4;
-			/* The test file's path says nothing to the user. */
-			path = memmem(reason, (size_t)(end - reason), " '/", 3);
-			if (path != NULL)
-				end = path;
-			*cause = xasprintf("%.*s", (int)(end - reason), reason);
+	if (rc == -2)
+		*cause = why;
+	else if (rc == -1) {
+		if (haproxy_check_reason(out.data == NULL ? "" : out.data,
+		    cause) == 0)
 			free(why);
-		} else {
+		else {
 			*cause = why;
 			rc = -2;
 		}
 	}
 	buf_free(&out);
 	return rc;
+}
+
+/*
+ * HAProxy's reason in what "haproxy -c" printed: the rest of the first
+ * "[ALERT]" line after "' : ", without the file's path.  Returns 0 with
+ * *reason (new), or -1 when the output has none.  Pure.
+ */
+int
+haproxy_check_reason(const char *output, char **reason)
+{
+	const char *alert, *start, *end, *path;
+
+	alert = strstr(output, "[ALERT]");
+	start = alert == NULL ? NULL : strstr(alert, "' : ");
+	end = start == NULL ? NULL : strchr(start, '\n');
+	if (end == NULL)
+		return -1;
+	start += 4;
+	/* The test file's path says nothing to the user. */
+	path = memmem(start, (size_t)(end - start), " '/", 3);
+	if (path != NULL)
+		end = path;
+	*reason = xasprintf("%.*s", (int)(end - start), start);
+	return 0;
 }
 
 static int
@@ -181,14 +199,14 @@ run_check(const char *binary, const char *base, const char *config,
 
 	if (pipe2(pipefd, O_CLOEXEC) == -1) {
 		*cause = xasprintf("pipe: %s", strerror(errno));
-		return -1;
+		return -2;
 	}
 	pid = fork();
 	if (pid == -1) {
 		*cause = xasprintf("fork: %s", strerror(errno));
 		close(pipefd[0]);
 		close(pipefd[1]);
-		return -1;
+		return -2;
 	}
 	if (pid == 0) {
 		devnull = open("/dev/null", O_RDONLY);
@@ -239,20 +257,21 @@ run_check(const char *binary, const char *base, const char *config,
 	while (waitpid(pid, &status, 0) == -1) {
 		if (errno != EINTR) {
 			*cause = xasprintf("waitpid: %s", strerror(errno));
-			return -1;
+			return -2;
 		}
 	}
 	if (timed_out) {
 		*cause = xasprintf("%s -c did not finish within %d seconds",
 		    binary, CHECK_TIMEOUT_MS / 1000);
-		return -1;
+		return -2;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
 		*cause = xasprintf("cannot run %s", binary);
-	else
-		*cause = xasprintf("%s -c refused the configuration", binary);
+		return -2;
+	}
+	*cause = xasprintf("%s -c refused the configuration", binary);
 	return -1;
 }
 

@@ -370,9 +370,10 @@ render_services_at(const char *text, unsigned line)
 	unsigned n;
 
 	for (n = 1; *p != '\0'; n++) {
+		/* A section starts at a line that is not indented. */
 		if (strncmp(p, "backend ", 8) == 0)
 			start = p;
-		else if (strncmp(p, "frontend ", 9) == 0 || *p == '\n')
+		else if (*p != '\t' && *p != ' ')
 			start = NULL;
 		if (n == line)
 			break;
@@ -380,7 +381,7 @@ render_services_at(const char *text, unsigned line)
 			return NULL;
 		p++;
 	}
-	if (n != line || start == NULL)
+	if (n != line || *p == '\0' || start == NULL)
 		return NULL;
 	svc = strstr(start, "\n\t# services: ");
 	nl = strchr(start, '\n');

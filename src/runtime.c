@@ -172,10 +172,8 @@ runtime_batch(const char *socket, const char *const *commands, size_t n,
     char ***replies, char **cause)
 {
 	struct buf in, out;
-	const char *p, *start, *prompt;
-	char **r;
-	size_t i, got = 0, len;
-	int fd;
+	size_t i;
+	int fd, rc;
 
 	*replies = NULL;
 	if ((fd = connect_unix(socket, cause)) == -1)
@@ -194,11 +192,29 @@ runtime_batch(const char *socket, const char *const *commands, size_t n,
 	}
 	close(fd);
 	buf_free(&in);
+	rc = runtime_split_replies(out.data == NULL ? "" : out.data, n,
+	    replies, cause);
+	buf_free(&out);
+	return rc;
+}
 
-	/* The reply to "prompt" comes first, then "> " before each reply. */
+/*
+ * Splits what an interactive session printed into the replies of n
+ * commands: the reply to "prompt" comes first, then "> " before each
+ * reply.  On success *replies (new) holds n replies without trailing
+ * newlines; -1 with *cause when fewer came.  Pure.
+ */
+int
+runtime_split_replies(const char *text, size_t n, char ***replies,
+    char **cause)
+{
+	const char *p, *start, *prompt;
+	char **r;
+	size_t got = 0, len;
+
+	*replies = NULL;
 	r = xcalloc(n == 0 ? 1 : n, sizeof(char *));
-	p = out.data == NULL ? "" : out.data;
-	prompt = strstr(p, "> ");
+	prompt = strstr(text, "> ");
 	while (prompt != NULL && got < n) {
 		start = prompt + 2;
 		p = strstr(start, "\n> ");
@@ -208,7 +224,6 @@ runtime_batch(const char *socket, const char *const *commands, size_t n,
 		r[got++] = xstrndup(start, len);
 		prompt = p == NULL ? NULL : p + 1;
 	}
-	buf_free(&out);
 	if (got < n) {
 		*cause = xasprintf("HAProxy answered %zu of %zu commands",
 		    got, n);
@@ -229,8 +244,7 @@ int
 runtime_read_state(const char *socket, const struct render_opts *o,
     struct running *r, char **cause)
 {
-	enum { NFIXED = 4 };
-	const char *cmds[NFIXED + MAP_COUNT];
+	const char *cmds[RUNTIME_STATE_REPLIES];
 	char **replies, *owned[1 + MAP_COUNT];
 	size_t n = 0, i;
 	int m, rc = -1;
@@ -242,29 +256,41 @@ runtime_read_state(const char *socket, const struct render_opts *o,
 	for (m = 0; m < MAP_COUNT; m++)
 		cmds[n++] = owned[1 + m] = xasprintf("show map %s",
 		    o->map_paths[m]);
-	if (runtime_batch(socket, cmds, n, &replies, cause) == -1)
-		goto done;
+	if (runtime_batch(socket, cmds, n, &replies, cause) == 0) {
+		rc = runtime_parse_state(r, (const char *const *)replies,
+		    cause);
+		runtime_replies_free(replies, n);
+	}
+	for (i = 0; i < 1 + MAP_COUNT; i++)
+		free(owned[i]);
+	return rc;
+}
+
+/*
+ * Fills r from the RUNTIME_STATE_REPLIES replies (borrowed) to the
+ * commands runtime_read_state sends, in its order.  Pure.
+ */
+int
+runtime_parse_state(struct running *r, const char *const *replies,
+    char **cause)
+{
+	int m;
+
 	if (hastate_parse_servers(r, replies[0], cause) == -1 ||
 	    hastate_parse_backends(r, replies[1], cause) == -1)
-		goto out;
+		return -1;
 	/* Without the crt-list, the certificates are not dovetail's. */
 	if (replies[3][0] == '#' && (hastate_parse_crt_list(r, replies[3],
 	    cause) == -1 || hastate_parse_certs(r, replies[2], cause) == -1))
-		goto out;
+		return -1;
 	for (m = 0; m < MAP_COUNT; m++) {
-		const char *text = replies[NFIXED + m];
+		const char *text = replies[RUNTIME_STATE_FIXED + m];
 
 		if (strncmp(text, "0x", 2) != 0 && text[0] != '\0') {
 			/* "Unknown map identifier ..." */
 			r->map_missing[m] = 1;
 		} else if (hastate_parse_map(r, m, text, cause) == -1)
-			goto out;
+			return -1;
 	}
-	rc = 0;
-out:
-	runtime_replies_free(replies, n);
-done:
-	for (i = 0; i < 1 + MAP_COUNT; i++)
-		free(owned[i]);
-	return rc;
+	return 0;
 }

@@ -64,14 +64,21 @@ checked_addr(char *s)
 	return NULL;
 }
 
-/* "10.0.0.5/24" -> "10.0.0.5" (new), or NULL when not an address. */
+/* "10.0.0.5/24" -> "10.0.0.5" (new) */
 static char *
-strip_prefixlen(const char *cidr)
+cut_prefixlen(const char *cidr)
 {
 	const char *slash = strchr(cidr, '/');
 
-	return checked_addr(slash == NULL ? xstrdup(cidr) :
-	    xstrndup(cidr, (size_t)(slash - cidr)));
+	return slash == NULL ? xstrdup(cidr) :
+	    xstrndup(cidr, (size_t)(slash - cidr));
+}
+
+/* The same, or NULL when it is not an address. */
+static char *
+strip_prefixlen(const char *cidr)
+{
+	return checked_addr(cut_prefixlen(cidr));
 }
 
 /* Parses text as a JSON document of the given type (JSON_ARRAY...). */
@@ -443,10 +450,10 @@ parse_task(json_t *jt, void *elem)
 			    !json_is_array(addrs) ||
 			    !json_is_string(json_array_get(addrs, 0)))
 				continue;
-			t->nets[t->nnets].addr = strip_prefixlen(
+			/* Kept as Docker says: desired.c checks it is an
+			 * address before a server is made of it. */
+			t->nets[t->nnets].addr = cut_prefixlen(
 			    json_string_value(json_array_get(addrs, 0)));
-			if (t->nets[t->nnets].addr == NULL)
-				continue;
 			t->nets[t->nnets].network_id =
 			    xstrdup(jstr(att, "Network.ID"));
 			t->nets[t->nnets].network_name = dupornull(name);

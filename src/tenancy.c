@@ -143,8 +143,9 @@ owner_words(const struct service *s)
 {
 	const char *ns = stack_of(s);
 
+	/* The stack is any label's text: escaped for the log. */
 	return ns == NULL ? xasprintf("service %s (no stack)", s->name) :
-	    xasprintf("service %s (stack %s)", s->name, ns);
+	    xasprintf("service %s (stack %s)", s->name, esc(ns));
 }
 
 /*

@@ -1,0 +1,111 @@
+/*
+ * Docker's swarm JSON (services, tasks, nodes, networks): the same bytes
+ * through every parser into one swarm, then the look-ups and the merges
+ * the agent does with what they built.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "fuzz.h"
+
+static int
+service_id_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct service *)a)->id,
+	    ((const struct service *)b)->id);
+}
+
+static int
+task_cmp(const void *a, const void *b)
+{
+	const struct task *x = a, *y = b;
+	int c;
+
+	c = strcmp(x->service_id, y->service_id);
+	return c != 0 ? c : strcmp(x->id, y->id);
+}
+
+static int
+kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
+}
+
+static void
+check_swarm(const struct swarm *sw)
+{
+	size_t i, j;
+
+	FUZZ_ASSERT(fuzz_sorted(sw->tasks, sw->ntasks, sizeof(*sw->tasks),
+	    task_cmp, 0));
+	for (i = 0; i < sw->nservices; i++) {
+		const struct service *s = &sw->services[i];
+
+		FUZZ_ASSERT(s->id != NULL && s->name != NULL);
+		FUZZ_ASSERT(fuzz_sorted(s->labels, s->nlabels,
+		    sizeof(*s->labels), kv_cmp, 0));
+		for (j = 0; j < s->nlabels; j++)
+			FUZZ_ASSERT(service_label(s, s->labels[j].key) !=
+			    NULL);
+		for (j = 0; j < s->nvips; j++)
+			FUZZ_ASSERT(strchr(s->vips[j].addr, '/') == NULL);
+		for (j = 0; j < s->nnetworks; j++)
+			(void)swarm_network_name(sw, s->networks[j]);
+	}
+	for (i = 0; i < sw->ntasks; i++) {
+		const struct task *t = &sw->tasks[i];
+
+		FUZZ_ASSERT(t->id != NULL && t->service_id != NULL);
+		for (j = 0; j < t->nnets; j++)
+			FUZZ_ASSERT(strchr(t->nets[j].addr, '/') == NULL);
+		for (j = 0; j < t->nports; j++)
+			FUZZ_ASSERT(t->ports[j].target > 0 &&
+			    t->ports[j].published > 0);
+		(void)swarm_service(sw, t->service_id);
+		if (t->node_id != NULL)
+			(void)swarm_node(sw, t->node_id);
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct swarm *sw = swarm_new(), *fresh = swarm_new(),
+	    *other = swarm_new();
+	const char *text = (const char *)data;
+	char *cause = NULL, *id;
+
+	if (swarm_parse_services(sw, text, size, &cause) == -1)
+		free(cause);
+	if (swarm_parse_tasks(sw, text, size, &cause) == -1)
+		free(cause);
+	if (swarm_parse_nodes(sw, text, size, &cause) == -1)
+		free(cause);
+	if (swarm_parse_networks(sw, text, size, &cause) == -1)
+		free(cause);
+	check_swarm(sw);
+
+	/* One service refreshed, as after its event; then a merge. */
+	if (sw->nservices > 0 && swarm_parse_services(fresh, text, size,
+	    &cause) == 0 && swarm_parse_tasks(fresh, text, size, &cause) == 0) {
+		id = xstrdup(sw->services[0].id);
+		swarm_replace_service(sw, id, fresh);
+		free(id);
+		FUZZ_ASSERT(fresh->nservices == 0 && fresh->ntasks == 0);
+		FUZZ_ASSERT(fuzz_sorted(sw->services, sw->nservices,
+		    sizeof(*sw->services), service_id_cmp, 0));
+		check_swarm(sw);
+	}
+	if (swarm_parse_services(other, text, size, &cause) == 0) {
+		swarm_merge_services(sw, other);
+		FUZZ_ASSERT(other->nservices == 0);
+		FUZZ_ASSERT(fuzz_sorted(sw->services, sw->nservices,
+		    sizeof(*sw->services), service_id_cmp, 0));
+	} else
+		free(cause);
+	swarm_free(other);
+	swarm_free(fresh);
+	swarm_free(sw);
+	return 0;
+}

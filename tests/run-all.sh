@@ -4,7 +4,8 @@
 #   2. the unit and golden tests (make check);
 #   3. mandoc -Tlint on the man pages;
 #   4. every golden HAProxy file through haproxy -c;
-#   5. make distcheck;
+#   5. make distcheck, after a short run of every libFuzzer target
+#      (tests/fuzz.sh: the regressions, then FUZZ_SECONDS, default 10, each);
 #   6. the end-to-end suites on a real swarm and a real HAProxy: routing
 #      (tests/e2e.sh) and the service labels (tests/e2e-labels.sh), with
 #      Debian 12's HAProxy 2.6, then again with Debian 13's 3.0 (from a
@@ -23,7 +24,7 @@ cd "$top"
 packages=(build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libjansson-dev libinih-dev libmicrohttpd-dev check mandoc
 	docker.io haproxy busybox-static socat curl openssl iproute2 procps
-	mmdebstrap)
+	mmdebstrap clang)
 if [ "${DOVETAIL_SKIP_APT:-0}" != 1 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "run-all: run as root (it installs packages and starts dockerd)" >&2
@@ -93,6 +94,9 @@ for dir in "$top"/tests/data/golden/*/; do
 		"$dir/haproxy.cfg" >"$tmp/$case.cfg"
 	record haproxy -c -q -f "$top/haproxy/haproxy.cfg" -f "$tmp/$case.cfg"
 done
+
+step "fuzzing: the regressions, then every libFuzzer target for ${FUZZ_SECONDS:-10} s"
+record env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" "$top/tests/fuzz.sh"
 
 step "make distcheck"
 distcheck() {

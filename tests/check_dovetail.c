@@ -734,7 +734,14 @@ END_TEST
 /* max_hosts and max_label_bytes leave out their service, and only it. */
 START_TEST(test_label_limits)
 {
-	const char *services = "["
+	struct desired_opts o;
+	struct swarm *sw = swarm_new();
+	struct desired *d;
+	char big[300], *json, *cause = NULL;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	json = xasprintf("["
 	    "{\"ID\":\"s1\",\"Spec\":{\"Name\":\"many\",\"Labels\":{"
 	    "\"com.docker.lb.hosts\":\"a1.ex,a2.ex,a3.ex,a4.ex\","
 	    "\"com.docker.lb.port\":\"80\"}}},"
@@ -744,15 +751,7 @@ START_TEST(test_label_limits)
 	    "\"other.label\":\"%s\"}}},"
 	    "{\"ID\":\"s3\",\"Spec\":{\"Name\":\"fine\",\"Labels\":{"
 	    "\"com.docker.lb.hosts\":\"c1.ex,c2.ex,c3.ex\","
-	    "\"com.docker.lb.port\":\"80\"}}}]";
-	struct desired_opts o;
-	struct swarm *sw = swarm_new();
-	struct desired *d;
-	char big[300], *json, *cause = NULL;
-
-	memset(big, 'x', sizeof(big) - 1);
-	big[sizeof(big) - 1] = '\0';
-	json = xasprintf(services, big, big);
+	    "\"com.docker.lb.port\":\"80\"}}}]", big, big);
 	ck_assert_msg(swarm_parse_services(sw, json, strlen(json), &cause) ==
 	    0, "%s", cause);
 	memset(&o, 0, sizeof(o));
@@ -1474,9 +1473,13 @@ static struct desired *
 desired_of_json(const char *services, const char *tasks, const char *nodes)
 {
 	struct swarm *sw = swarm_new();
-	struct desired_opts o = { "com.docker.lb", "", 0, NULL };
+	struct desired_opts o;
 	struct desired *d;
 	char *cause = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.prefix = "com.docker.lb";
+	o.cluster = "";
 
 	ck_assert_msg(swarm_parse_services(sw, services, strlen(services),
 	    &cause) == 0, "%s", cause);

@@ -106,6 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	io.check = NULL;
 	io.arg = parts;
 	cert_store_load(&certs, sw, "com.docker.lb", cluster, &io);
+	memset(&dopts, 0, sizeof(dopts));
 	dopts.prefix = "com.docker.lb";
 	dopts.cluster = cluster;
 	dopts.https_port = 443;

@@ -231,6 +231,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	io.check = NULL;
 	io.arg = NULL;
 	cert_store_load(&certs, sw, PREFIX, "", &io);
+	memset(&o, 0, sizeof(o));
 	o.prefix = PREFIX;
 	o.cluster = "";
 	o.https_port = 443;

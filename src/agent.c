@@ -1369,6 +1369,7 @@ reconcile(struct agent *a)
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
 	load_certs(a, &certs);
+	memset(&dopts, 0, sizeof(dopts));
 	dopts.prefix = a->cfg->label_prefix;
 	dopts.cluster = a->cfg->service_cluster;
 	dopts.https_port = https_port(a->cfg->https_bind);

@@ -161,15 +161,11 @@ run_case(const char *dir)
 	io.arg = (void *)dir;
 	cert_store_load(&certs, sw, "com.docker.lb", cluster == NULL ? "" :
 	    cluster, &io);
+	memset(&dopts, 0, sizeof(dopts));
 	dopts.prefix = "com.docker.lb";
 	dopts.cluster = cluster == NULL ? "" : cluster;
 	dopts.https_port = 443;
 	dopts.certs = &certs;
-	dopts.tenancy = NULL;
-	dopts.excluded = NULL;
-	dopts.nexcluded = 0;
-	dopts.max_hosts = 0;
-	dopts.max_label_bytes = 0;
 	d = desired_build(sw, &dopts);
 	cert_store_free(&certs);
 

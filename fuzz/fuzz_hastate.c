@@ -10,16 +10,6 @@
 
 #include "fuzz.h"
 
-static int
-rserver_cmp(const void *a, const void *b)
-{
-	const struct rserver *x = a, *y = b;
-	int c;
-
-	c = strcmp(x->backend, y->backend);
-	return c != 0 ? c : strcmp(x->name, y->name);
-}
-
 /*
  * A field of a reply line: no space, no line break.  (A tab passes "show
  * backend" and "show ssl cert", whose lines are one word each.)

@@ -12,12 +12,6 @@
 #define PREFIX "com.docker.lb"
 #define MAX_LABELS 64
 
-static int
-kv_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
-}
-
 /* Lines "key=value"; a key without the prefix gets it. */
 static void
 make_service(struct service *s, char *text)

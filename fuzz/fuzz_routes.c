@@ -24,29 +24,6 @@ static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
     "MIIEfuzz\n-----END PRIVATE KEY-----\n";
 
 static int
-kv_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
-}
-
-static int
-service_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct service *)a)->id,
-	    ((const struct service *)b)->id);
-}
-
-static int
-task_cmp(const void *a, const void *b)
-{
-	const struct task *x = a, *y = b;
-	int c;
-
-	c = strcmp(x->service_id, y->service_id);
-	return c != 0 ? c : strcmp(x->id, y->id);
-}
-
-static int
 read_secret(void *arg, const char *name, struct buf *b, char **cause)
 {
 	buf_adds(b, strstr(name, "key") != NULL ? key_pem : cert_pem);

@@ -9,29 +9,6 @@
 
 #include "fuzz.h"
 
-static int
-service_id_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct service *)a)->id,
-	    ((const struct service *)b)->id);
-}
-
-static int
-task_cmp(const void *a, const void *b)
-{
-	const struct task *x = a, *y = b;
-	int c;
-
-	c = strcmp(x->service_id, y->service_id);
-	return c != 0 ? c : strcmp(x->id, y->id);
-}
-
-static int
-kv_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
-}
-
 static void
 check_swarm(const struct swarm *sw)
 {
@@ -94,14 +71,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(id);
 		FUZZ_ASSERT(fresh->nservices == 0 && fresh->ntasks == 0);
 		FUZZ_ASSERT(fuzz_sorted(sw->services, sw->nservices,
-		    sizeof(*sw->services), service_id_cmp, 0));
+		    sizeof(*sw->services), service_cmp, 0));
 		check_swarm(sw);
 	}
 	if (swarm_parse_services(other, text, size, &cause) == 0) {
 		swarm_merge_services(sw, other);
 		FUZZ_ASSERT(other->nservices == 0);
 		FUZZ_ASSERT(fuzz_sorted(sw->services, sw->nservices,
-		    sizeof(*sw->services), service_id_cmp, 0));
+		    sizeof(*sw->services), service_cmp, 0));
 	} else
 		free(cause);
 	swarm_free(other);

@@ -233,6 +233,9 @@ void swarm_merge_services(struct swarm *, struct swarm *other);
 const struct service *swarm_service(const struct swarm *, const char *id);
 const struct node *swarm_node(const struct swarm *, const char *id);
 char *swarm_sortable_time(const char *);
+int kv_cmp(const void *, const void *);
+int service_cmp(const void *, const void *);
+int task_cmp(const void *, const void *);
 const char *service_label(const struct service *, const char *key);
 int swarm_parse_version(const char *, size_t, char **api, char **min_api,
     char **cause);
@@ -491,6 +494,7 @@ unsigned hastate_check_line(const char *out, const char *file,
     char **message);
 int running_has_backend(const struct running *, const char *);
 int rmapent_cmp(const void *, const void *);
+int rserver_cmp(const void *, const void *);
 int rserver_in_maint(const struct rserver *);
 
 /* plan.c: desired versus running, as runtime commands (no I/O) */

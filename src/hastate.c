@@ -107,7 +107,8 @@ parse_ulong(const char *s, unsigned long *v)
 	return errno != 0 || *end != '\0' ? -1 : 0;
 }
 
-static int
+/* Servers by backend, then name. */
+int
 rserver_cmp(const void *a, const void *b)
 {
 	const struct rserver *x = a, *y = b;

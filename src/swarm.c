@@ -131,21 +131,23 @@ parse_array(const char *text, size_t len, size_t size,
 	return 0;
 }
 
-static int
+/* Sort orders of the model: labels by key, services by id, tasks by
+ * service then id. */
+int
 kv_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct kv *)a)->key,
 	    ((const struct kv *)b)->key);
 }
 
-static int
+int
 service_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct service *)a)->id,
 	    ((const struct service *)b)->id);
 }
 
-static int
+int
 task_cmp(const void *a, const void *b)
 {
 	const struct task *x = a, *y = b;

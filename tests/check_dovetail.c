@@ -1856,13 +1856,14 @@ END_TEST
 
 /*
  * Every configuration key is in the example file (haproxy/dovetail.conf,
- * with its default) and in dovetail.conf(5), and nothing in the example
- * is not a key: the three stay true together.
+ * with its default), in dovetail.conf(5) and, as its option, in
+ * dovetail(8); nothing in the example is not a key: they stay true
+ * together.
  */
 START_TEST(test_config_documented)
 {
 	char *top, *path, *cause = NULL, *line, *want, *other, *p;
-	struct buf conf, man;
+	struct buf conf, man, man8;
 	struct config *c = config_new();
 	const char *section = "";
 	size_t i;
@@ -1875,6 +1876,10 @@ START_TEST(test_config_documented)
 	path = xasprintf("%s/man/dovetail.conf.5", top);
 	buf_init(&man);
 	ck_assert_msg(file_read(path, &man, &cause) == 0, "%s", cause);
+	free(path);
+	path = xasprintf("%s/man/dovetail.8", top);
+	buf_init(&man8);
+	ck_assert_msg(file_read(path, &man8, &cause) == 0, "%s", cause);
 	free(path);
 	for (i = 0; i < config_nkeys; i++) {
 		/* "key = default", or for an empty one "key =" or ";key = x". */
@@ -1891,6 +1896,10 @@ START_TEST(test_config_documented)
 		want = xasprintf(".It Ic %s No", config_keys[i].key);
 		ck_assert_msg(strstr(man.data, want) != NULL,
 		    "dovetail.conf(5) lacks %s", config_keys[i].key);
+		free(want);
+		want = xasprintf(".It Fl -%s Ar ", config_keys[i].option);
+		ck_assert_msg(strstr(man8.data, want) != NULL,
+		    "dovetail(8) lacks --%s", config_keys[i].option);
 		free(want);
 	}
 	/* Each line of the example sets a known key. */
@@ -1914,6 +1923,7 @@ START_TEST(test_config_documented)
 	config_free(c);
 	buf_free(&conf);
 	buf_free(&man);
+	buf_free(&man8);
 	free(top);
 }
 END_TEST

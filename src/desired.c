@@ -696,16 +696,24 @@ admit_redirects(struct desired *d, struct routed *r,
 }
 
 /*
- * Which services may claim their hosts at all: none of another group's
- * (tenancy.c).  Those refused are left out, named with the owner.
+ * Services are admitted one by one in creation order (routed is sorted
+ * so), each against those admitted before it: it may claim no host that
+ * an admitted service of another group claimed (tenancy.c), and it must
+ * agree with every admitted service on the options of each backend they
+ * would share, and on where each redirect source they both name goes.
+ * One that does not is left out, and its warning names the admitted
+ * service; a service left out owns nothing.
  */
 static void
-admit_tenants(struct desired *d, struct routed *routed, size_t nrouted,
+admit_services(struct desired *d, struct routed *routed, size_t nrouted,
     const struct desired_opts *o)
 {
 	static const struct tenancy_opts open_swarm = { 0, NULL, 0 };
 	struct tenant *v;
-	size_t i;
+	struct tenancy *t;
+	struct claim *c;
+	const char *label;
+	size_t n, i, k, g;
 
 	v = xcalloc(nrouted == 0 ? 1 : nrouted, sizeof(*v));
 	for (i = 0; i < nrouted; i++) {
@@ -713,36 +721,18 @@ admit_tenants(struct desired *d, struct routed *routed, size_t nrouted,
 		v[i].spec = &routed[i].spec;
 		v[i].refused = routed[i].bad;
 	}
-	tenancy_decide(v, nrouted, o->tenancy != NULL ? o->tenancy :
+	/* Same order as routed: v[i]'s rank is i. */
+	t = tenancy_new(v, nrouted, o->tenancy != NULL ? o->tenancy :
 	    &open_swarm);
-	for (i = 0; i < nrouted; i++) {
-		if (v[i].message == NULL)
-			continue;
-		left_out(d, &routed[i], o->prefix, v[i].label, v[i].message);
-		d->nrefused_owner++;
-	}
-	free(v);
-}
-
-/*
- * Conflicts are decided in creation order (routed is sorted so): a
- * service is admitted when it agrees with every service admitted before
- * it on the options of each backend they would share, and on where each
- * redirect source they both name goes.  One that does not is left out,
- * and its warning names the admitted service.
- */
-static void
-admit_services(struct desired *d, struct routed *routed, size_t nrouted,
-    const struct desired_opts *o)
-{
-	struct claim *c;
-	const char *label;
-	size_t n, i, k, g;
-
 	c = collect_claims(routed, nrouted, &n);
 	for (i = 0; i < nrouted; i++) {
 		struct routed *r = &routed[i];
 
+		tenancy_check(t, &v[i]);
+		if (v[i].message != NULL) {
+			left_out(d, r, o->prefix, v[i].label, v[i].message);
+			d->nrefused_owner++;
+		}
 		for (k = 0; k < n && !r->bad; k++) {
 			if (c[k].routed != i)
 				continue;
@@ -769,8 +759,11 @@ admit_services(struct desired *d, struct routed *routed, size_t nrouted,
 		if (!r->bad)
 			admit_redirects(d, r, o);
 		r->admitted = !r->bad;
+		v[i].refused = r->bad;
 	}
 	free_claims(c, n);
+	tenancy_free(t);
+	free(v);
 }
 
 /*
@@ -995,7 +988,6 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	}
 	/* The first created decides conflicts. */
 	sort_array(routed, nrouted, sizeof(*routed), routed_cmp);
-	admit_tenants(d, routed, nrouted, o);
 	admit_services(d, routed, nrouted, o);
 
 	claims = collect_claims(routed, nrouted, &nclaims);

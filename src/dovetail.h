@@ -388,8 +388,14 @@ struct tenant {
 	int refused;		/* in: left out already; out: refused */
 	const char *label;	/* out: the label refused (static) */
 	char *message;		/* out: new, why it was refused */
+	size_t rank;		/* set by tenancy_new: creation order */
 };
+struct tenancy;
 int tenancy_service_cmp(const struct service *, const struct service *);
+struct tenancy *tenancy_new(struct tenant *, size_t,
+    const struct tenancy_opts *);
+void tenancy_check(struct tenancy *, struct tenant *);
+void tenancy_free(struct tenancy *);
 void tenancy_decide(struct tenant *, size_t, const struct tenancy_opts *);
 
 struct desired_opts {

@@ -28,6 +28,15 @@ struct tclaim {
 	size_t rank;		/* the tenant's place in creation order */
 };
 
+/* The claims of a set of tenants, to decide them in creation order. */
+struct tenancy {
+	struct tenant **order;	/* by rank */
+	size_t n;
+	struct tclaim *claims;	/* by host, then rank */
+	size_t nclaims;
+	const struct tenancy_opts *o;
+};
+
 static int
 tclaim_cmp(const void *a, const void *b)
 {
@@ -197,51 +206,77 @@ tenant_rank_cmp(const void *a, const void *b)
 }
 
 /*
- * Decides each tenant in creation order: refused (label and message set,
- * new strings) when it claims a host owned by another group or reserved
- * for another stack.  Tenants already refused claim nothing.
+ * The claims of every tenant not refused yet, by host then rank; sets
+ * each tenant's rank.  v must outlive the result.
  */
+struct tenancy *
+tenancy_new(struct tenant *v, size_t n, const struct tenancy_opts *o)
+{
+	struct tenancy *t = xcalloc(1, sizeof(*t));
+	size_t i;
+
+	t->order = xcalloc(n == 0 ? 1 : n, sizeof(*t->order));
+	t->n = n;
+	t->o = o;
+	for (i = 0; i < n; i++)
+		t->order[i] = &v[i];
+	sort_array(t->order, n, sizeof(*t->order), tenant_rank_cmp);
+	for (i = 0; i < n; i++) {
+		t->order[i]->rank = i;
+		if (!t->order[i]->refused)
+			collect(t->order[i], i, &t->claims, &t->nclaims);
+	}
+	sort_array(t->claims, t->nclaims, sizeof(*t->claims), tclaim_cmp);
+	return t;
+}
+
+void
+tenancy_free(struct tenancy *t)
+{
+	if (t == NULL)
+		return;
+	free(t->claims);
+	free(t->order);
+	free(t);
+}
+
+/*
+ * Decides tenant x, once every tenant created before it is decided (its
+ * refused final): refused, with label and message, when it claims a host
+ * that an earlier tenant not refused owns for another group, or that the
+ * operator reserved for another stack.
+ */
+void
+tenancy_check(struct tenancy *t, struct tenant *x)
+{
+	struct tclaim *mine = NULL, *c;
+	size_t j, nmine = 0;
+
+	if (x->refused)
+		return;
+	collect(x, x->rank, &mine, &nmine);
+	for (j = 0; j < nmine && !x->refused; j++) {
+		c = find_in_array(&mine[j], t->claims, t->nclaims,
+		    sizeof(*t->claims), tclaim_cmp);
+		if (c == NULL)
+			continue;
+		x->message = refusal(t->order, t->claims, t->nclaims, c, t->o);
+		if (x->message != NULL) {
+			x->refused = 1;
+			x->label = mine[j].label;
+		}
+	}
+	free(mine);
+}
+
+/* All tenants at once, in creation order (tenancy_check for each). */
 void
 tenancy_decide(struct tenant *v, size_t n, const struct tenancy_opts *o)
 {
-	struct tenant **order;
-	struct tclaim *claims = NULL, *c, key;
-	size_t i, j, nclaims = 0, first;
+	struct tenancy *t = tenancy_new(v, n, o);
+	size_t i;
 
-	order = xcalloc(n == 0 ? 1 : n, sizeof(*order));
 	for (i = 0; i < n; i++)
-		order[i] = &v[i];
-	sort_array(order, n, sizeof(*order), tenant_rank_cmp);
-	for (i = 0; i < n; i++) {
-		if (!order[i]->refused)
-			collect(order[i], i, &claims, &nclaims);
-	}
-	sort_array(claims, nclaims, sizeof(*claims), tclaim_cmp);
-
-	/* Claims of one tenant are found by host; walk them by rank. */
-	for (i = 0; i < n; i++) {
-		struct tclaim *mine = NULL;
-		size_t nmine = 0;
-
-		if (order[i]->refused)
-			continue;
-		collect(order[i], i, &mine, &nmine);
-		for (j = 0; j < nmine && !order[i]->refused; j++) {
-			key = mine[j];
-			c = find_in_array(&key, claims, nclaims,
-			    sizeof(*claims), tclaim_cmp);
-			if (c == NULL)
-				continue;
-			first = (size_t)(c - claims);
-			order[i]->message = refusal(order, claims, nclaims,
-			    &claims[first], o);
-			if (order[i]->message != NULL) {
-				order[i]->refused = 1;
-				order[i]->label = mine[j].label;
-			}
-		}
-		free(mine);
-	}
-	free(claims);
-	free(order);
+		tenancy_check(t, t->order[i]);
+	tenancy_free(t);
 }

@@ -704,6 +704,22 @@ admit_redirects(struct desired *d, struct routed *r,
  * One that does not is left out, and its warning names the admitted
  * service; a service left out owns nothing.
  */
+/* A claim's place, to list each service's claims in order. */
+struct claim_ref {
+	size_t routed;
+	size_t index;		/* into the claims, sorted by key */
+};
+
+static int
+claim_ref_cmp(const void *a, const void *b)
+{
+	const struct claim_ref *x = a, *y = b;
+
+	if (x->routed != y->routed)
+		return x->routed < y->routed ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
 static void
 admit_services(struct desired *d, struct routed *routed, size_t nrouted,
     const struct desired_opts *o)
@@ -713,7 +729,8 @@ admit_services(struct desired *d, struct routed *routed, size_t nrouted,
 	struct tenancy *t;
 	struct claim *c;
 	const char *label;
-	size_t n, i, k, g;
+	struct claim_ref *mine;
+	size_t n, i, k, g, m;
 
 	v = xcalloc(nrouted == 0 ? 1 : nrouted, sizeof(*v));
 	for (i = 0; i < nrouted; i++) {
@@ -725,7 +742,14 @@ admit_services(struct desired *d, struct routed *routed, size_t nrouted,
 	t = tenancy_new(v, nrouted, o->tenancy != NULL ? o->tenancy :
 	    &open_swarm);
 	c = collect_claims(routed, nrouted, &n);
-	for (i = 0; i < nrouted; i++) {
+	/* Each service's claims, without a scan of all for each service. */
+	mine = xcalloc(n + 1, sizeof(*mine));
+	for (k = 0; k < n; k++) {
+		mine[k].routed = c[k].routed;
+		mine[k].index = k;
+	}
+	sort_array(mine, n, sizeof(*mine), claim_ref_cmp);
+	for (i = 0, m = 0; i < nrouted; i++) {
 		struct routed *r = &routed[i];
 
 		tenancy_check(t, &v[i]);
@@ -733,9 +757,10 @@ admit_services(struct desired *d, struct routed *routed, size_t nrouted,
 			left_out(d, r, o->prefix, v[i].label, v[i].message);
 			d->nrefused_owner++;
 		}
-		for (k = 0; k < n && !r->bad; k++) {
-			if (c[k].routed != i)
-				continue;
+		for (; m < n && mine[m].routed < i; m++)
+			;
+		for (; m < n && mine[m].routed == i && !r->bad; m++) {
+			k = mine[m].index;
 			/* The claims of one key are together: its first. */
 			for (g = k; g > 0 && c[g - 1].map == c[k].map &&
 			    strcmp(c[g - 1].key, c[k].key) == 0; g--)
@@ -762,6 +787,7 @@ admit_services(struct desired *d, struct routed *routed, size_t nrouted,
 		v[i].refused = r->bad;
 	}
 	free_claims(c, n);
+	free(mine);
 	tenancy_free(t);
 	free(v);
 }

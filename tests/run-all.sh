@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian 12, as root) and runs them all:
 #   1. the build, warning-free under -Werror, with ASan/UBSan;
-#   2. the unit and golden tests (make check);
+#   2. the unit and golden tests (make check), and again under valgrind
+#      (memcheck: no invalid access, no definite leak) in a build without
+#      sanitizers;
 #   3. mandoc -Tlint on the man pages;
 #   4. every golden HAProxy file through haproxy -c;
 #   5. make distcheck, after a short run of every libFuzzer target
@@ -24,7 +26,7 @@ cd "$top"
 packages=(build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libjansson-dev libinih-dev libmicrohttpd-dev check mandoc
 	docker.io haproxy busybox-static socat curl openssl iproute2 procps
-	mmdebstrap clang)
+	mmdebstrap clang valgrind)
 if [ "${DOVETAIL_SKIP_APT:-0}" != 1 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "run-all: run as root (it installs packages and starts dockerd)" >&2
@@ -68,6 +70,22 @@ record() {
 		other_failed=$((other_failed + 1))
 	fi
 }
+
+step "the unit and golden tests under valgrind (a build without sanitizers)"
+valgrind_units() {
+	mkdir -p "$top/build-valgrind"
+	(cd "$top/build-valgrind" && "$top/configure" -q CFLAGS="-O1 -g" &&
+		make -s -j"$(nproc)" tests/check_dovetail) >"$tmp_vg/build.log" 2>&1 ||
+		{ tail -n 20 "$tmp_vg/build.log"; return 1; }
+	CK_FORK=no DOVETAIL_TEST_DATA="$top/tests/data" valgrind -q \
+		--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 \
+		"$top/build-valgrind/tests/check_dovetail" >"$tmp_vg/valgrind.log" 2>&1 ||
+		{ tail -n 40 "$tmp_vg/valgrind.log"; return 1; }
+	grep -E '^[0-9]+%: Checks' "$tmp_vg/valgrind.log"
+}
+tmp_vg=$(mktemp -d)
+record valgrind_units
+rm -rf "$tmp_vg"
 
 step "man pages"
 record mandoc -Tlint -Wwarning "$top/man/dovetail.8" "$top/man/dovetail.conf.5" \

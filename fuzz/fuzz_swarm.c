@@ -5,9 +5,20 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "fuzz.h"
+
+/* What reaches HAProxy as a server address: IPv4 or IPv6, nothing else. */
+static int
+is_address(const char *s)
+{
+	unsigned char addr[16];
+
+	return inet_pton(AF_INET, s, addr) == 1 ||
+	    inet_pton(AF_INET6, s, addr) == 1;
+}
 
 static void
 check_swarm(const struct swarm *sw)
@@ -26,7 +37,7 @@ check_swarm(const struct swarm *sw)
 			FUZZ_ASSERT(service_label(s, s->labels[j].key) !=
 			    NULL);
 		for (j = 0; j < s->nvips; j++)
-			FUZZ_ASSERT(strchr(s->vips[j].addr, '/') == NULL);
+			FUZZ_ASSERT(is_address(s->vips[j].addr));
 		for (j = 0; j < s->nnetworks; j++)
 			(void)swarm_network_name(sw, s->networks[j]);
 	}
@@ -35,7 +46,8 @@ check_swarm(const struct swarm *sw)
 
 		FUZZ_ASSERT(t->id != NULL && t->service_id != NULL);
 		for (j = 0; j < t->nnets; j++)
-			FUZZ_ASSERT(strchr(t->nets[j].addr, '/') == NULL);
+			FUZZ_ASSERT(t->nets[j].addr == NULL ||
+			    is_address(t->nets[j].addr));
 		for (j = 0; j < t->nports; j++)
 			FUZZ_ASSERT(t->ports[j].target > 0 &&
 			    t->ports[j].published > 0);
@@ -43,6 +55,9 @@ check_swarm(const struct swarm *sw)
 		if (t->node_id != NULL)
 			(void)swarm_node(sw, t->node_id);
 	}
+	for (i = 0; i < sw->nnodes; i++)
+		FUZZ_ASSERT(sw->nodes[i].addr == NULL ||
+		    is_address(sw->nodes[i].addr));
 }
 
 int

@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,19 +101,6 @@ valid_identifier(const char *s)
 			return 0;
 	}
 	return 1;
-}
-
-/*
- * A server address from Docker (a task's, a node's or a virtual IP):
- * numeric, since it becomes one word of the file and of "add server".
- */
-static int
-valid_address(const char *s)
-{
-	unsigned char addr[16];
-
-	return inet_pton(AF_INET, s, addr) == 1 ||
-	    inet_pton(AF_INET6, s, addr) == 1;
 }
 
 static void
@@ -215,9 +201,9 @@ net_names(const struct task *t)
  * Where a running task is reached: its node's address and the published
  * port when the service publishes the port in host mode, otherwise its
  * address on the chosen (or only) network.  Returns 1 with *addr (new)
- * and *port set, 0 when the task cannot be reached yet (or Docker gives
- * no numeric address), and -1 with *message (new) when the service's
- * labels cannot work.
+ * and *port set, 0 when the task cannot be reached yet (swarm.c leaves
+ * out an address that is not one), and -1 with *message (new) when the
+ * service's labels cannot work.
  */
 static int
 task_address(const struct swarm *sw, const struct service *s,
@@ -233,8 +219,7 @@ task_address(const struct swarm *sw, const struct service *s,
 		if (t->ports[i].target != spec->port)
 			continue;
 		node = t->node_id == NULL ? NULL : swarm_node(sw, t->node_id);
-		if (node == NULL || node->addr == NULL ||
-		    !valid_address(node->addr))
+		if (node == NULL || node->addr == NULL)
 			return 0;
 		*addr = xstrdup(node->addr);
 		*port = t->ports[i].published;
@@ -264,7 +249,7 @@ task_address(const struct swarm *sw, const struct service *s,
 		free(names);
 		return -1;
 	}
-	if (!valid_address(net->addr))
+	if (net->addr == NULL)
 		return 0;
 	*addr = xstrdup(net->addr);
 	*port = spec->port;
@@ -366,9 +351,9 @@ vip_server(const struct swarm *sw, struct routed *r, char **message)
 		return -1;
 	}
 	/* The server is named after the service id. */
-	if (!valid_identifier(r->svc->id) || !valid_address(v->addr)) {
-		*message = xstrdup("backend_mode=vip: the service's id or "
-		    "virtual IP is not what HAProxy accepts");
+	if (!valid_identifier(r->svc->id)) {
+		*message = xstrdup("backend_mode=vip: the service's id is "
+		    "not what HAProxy accepts");
 		return -1;
 	}
 	r->servers = xcalloc(1, sizeof(*r->servers));

@@ -144,7 +144,7 @@ struct kv {
 };
 struct vip {
 	char *network_id;
-	char *addr;	/* without the prefix length */
+	char *addr;	/* without the prefix length; always an address */
 };
 struct service {
 	char *id;
@@ -168,7 +168,7 @@ enum task_state {
 struct task_net {
 	char *network_id;
 	char *network_name;
-	char *addr;	/* without the prefix length */
+	char *addr;	/* without the prefix length; NULL: not an address */
 };
 struct task_port {
 	uint16_t target;

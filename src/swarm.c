@@ -64,21 +64,14 @@ checked_addr(char *s)
 	return NULL;
 }
 
-/* "10.0.0.5/24" -> "10.0.0.5" (new) */
-static char *
-cut_prefixlen(const char *cidr)
-{
-	const char *slash = strchr(cidr, '/');
-
-	return slash == NULL ? xstrdup(cidr) :
-	    xstrndup(cidr, (size_t)(slash - cidr));
-}
-
-/* The same, or NULL when it is not an address. */
+/* "10.0.0.5/24" -> "10.0.0.5" (new), or NULL when not an address. */
 static char *
 strip_prefixlen(const char *cidr)
 {
-	return checked_addr(cut_prefixlen(cidr));
+	const char *slash = strchr(cidr, '/');
+
+	return checked_addr(slash == NULL ? xstrdup(cidr) :
+	    xstrndup(cidr, (size_t)(slash - cidr)));
 }
 
 /* Parses text as a JSON document of the given type (JSON_ARRAY...). */
@@ -452,9 +445,9 @@ parse_task(json_t *jt, void *elem)
 			    !json_is_array(addrs) ||
 			    !json_is_string(json_array_get(addrs, 0)))
 				continue;
-			/* Kept as Docker says: desired.c checks it is an
-			 * address before a server is made of it. */
-			t->nets[t->nnets].addr = cut_prefixlen(
+			/* NULL when not an address: the task is on the
+			 * network, but cannot be reached there. */
+			t->nets[t->nnets].addr = strip_prefixlen(
 			    json_string_value(json_array_get(addrs, 0)));
 			t->nets[t->nnets].network_id =
 			    xstrdup(jstr(att, "Network.ID"));

@@ -967,12 +967,13 @@ START_TEST(test_swarm_node_address)
 	ck_assert_str_eq(swarm_node(sw, "n5")->addr, "2001:db8::5");
 	ck_assert_ptr_null(swarm_node(sw, "n6")->addr);
 	ck_assert_ptr_null(swarm_node(sw, "n7")->addr);
-	/* A task's are kept as they are, for desired.c to check. */
+	/* A task stays on the network, with no address there. */
 	ck_assert_int_eq(swarm_parse_tasks(sw, tasks, strlen(tasks), &cause),
 	    0);
 	ck_assert_uint_eq(sw->ntasks, 1);
 	ck_assert_uint_eq(sw->tasks[0].nnets, 2);
-	ck_assert_str_eq(sw->tasks[0].nets[0].addr, "10.0.0.5;del map");
+	ck_assert_str_eq(sw->tasks[0].nets[0].network_id, "w1");
+	ck_assert_ptr_null(sw->tasks[0].nets[0].addr);
 	ck_assert_str_eq(sw->tasks[0].nets[1].addr, "10.0.1.5");
 	swarm_free(sw);
 }

@@ -829,14 +829,16 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 		goto done;
 	checked = haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
 	    a->cfg->haproxy_config, &out, &cause);
+	if (checked != 0) {
+		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
+		for (i = 0; i < NSIDE; i++)
+			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
+	}
 	if (checked == -2) {
 		/* Not HAProxy's judgement: the same file is tried again. */
 		log_warnx("haproxy: %s; keeping the previous file", cause);
 		free(cause);
 		cause = NULL;
-		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
-		for (i = 0; i < NSIDE; i++)
-			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
 		goto done;
 	}
 	if (checked == -1) {
@@ -848,9 +850,6 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 		cause = NULL;
 		free(a->refused_config);
 		a->refused_config = xstrdup(config);
-		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
-		for (i = 0; i < NSIDE; i++)
-			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
 		/*
 		 * Without the services it names, at once; nothing of this
 		 * desired state is applied meanwhile (a backend HAProxy

@@ -120,14 +120,14 @@ fail:
  * check could not run or finish; output receives what it printed (not
  * quiet: with -q HAProxy does not say why it refuses a file).
  */
-static int run_check(const char *, const char *, const char *, int,
+static int run_check(const char *, const char *, const char *,
     struct buf *, char **);
 
 int
 haproxy_check(const char *binary, const char *base, const char *config,
     struct buf *output, char **cause)
 {
-	return run_check(binary, base, config, 0, output, cause);
+	return run_check(binary, base, config, output, cause);
 }
 
 /*
@@ -145,7 +145,7 @@ haproxy_check_cert(const char *binary, const char *config, char **cause)
 	int rc;
 
 	buf_init(&out);
-	rc = run_check(binary, NULL, config, 0, &out, &why);
+	rc = run_check(binary, NULL, config, &out, &why);
 	if (rc == -2)
 		*cause = why;
 	else if (rc == -1) {
@@ -187,7 +187,7 @@ haproxy_check_reason(const char *output, char **reason)
 
 static int
 run_check(const char *binary, const char *base, const char *config,
-    int quiet, struct buf *output, char **cause)
+    struct buf *output, char **cause)
 {
 	const char *argv[8];
 	int argc = 0, pipefd[2], status, devnull, rc, timed_out = 0;
@@ -216,8 +216,6 @@ run_check(const char *binary, const char *base, const char *config,
 		dup2(pipefd[1], STDERR_FILENO);
 		argv[argc++] = binary;
 		argv[argc++] = "-c";
-		if (quiet)
-			argv[argc++] = "-q";
 		if (base != NULL && *base != '\0') {
 			argv[argc++] = "-f";
 			argv[argc++] = base;

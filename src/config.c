@@ -91,17 +91,15 @@ config_new(void)
 }
 
 static void
-free_pins(struct config *c)
+free_pins(struct host_pin *pins, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < c->npins; i++) {
-		free(c->pins[i].pattern);
-		free(c->pins[i].stack);
+	for (i = 0; i < n; i++) {
+		free(pins[i].pattern);
+		free(pins[i].stack);
 	}
-	free(c->pins);
-	c->pins = NULL;
-	c->npins = 0;
+	free(pins);
 }
 
 void
@@ -109,7 +107,7 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
-	free_pins(c);
+	free_pins(c->pins, c->npins);
 	free(c->docker_url);
 	free(c->docker_tls_ca);
 	free(c->docker_tls_cert);
@@ -310,14 +308,10 @@ parse_pins(struct config *c, const char *v, char **cause)
 	}
 	free(copy);
 	if (rc == -1) {
-		for (i = 0; i < n; i++) {
-			free(pins[i].pattern);
-			free(pins[i].stack);
-		}
-		free(pins);
+		free_pins(pins, n);
 		return -1;
 	}
-	free_pins(c);
+	free_pins(c->pins, c->npins);
 	c->pins = pins;
 	c->npins = n;
 	return 0;

@@ -680,15 +680,6 @@ admit_redirects(struct desired *d, struct routed *r,
 	free(add);
 }
 
-/*
- * Services are admitted one by one in creation order (routed is sorted
- * so), each against those admitted before it: it may claim no host that
- * an admitted service of another group claimed (tenancy.c), and it must
- * agree with every admitted service on the options of each backend they
- * would share, and on where each redirect source they both name goes.
- * One that does not is left out, and its warning names the admitted
- * service; a service left out owns nothing.
- */
 /* A claim's place, to list each service's claims in order. */
 struct claim_ref {
 	size_t routed;
@@ -705,6 +696,15 @@ claim_ref_cmp(const void *a, const void *b)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/*
+ * Services are admitted one by one in creation order (routed is sorted
+ * so), each against those admitted before it: it may claim no host that
+ * an admitted service of another group claimed (tenancy.c), and it must
+ * agree with every admitted service on the options of each backend they
+ * would share, and on where each redirect source they both name goes.
+ * One that does not is left out, and its warning names the admitted
+ * service; a service left out owns nothing.
+ */
 static void
 admit_services(struct desired *d, struct routed *routed, size_t nrouted,
     const struct desired_opts *o)
@@ -866,7 +866,7 @@ sni_list_too_long(const struct route_spec *spec)
 	return message;
 }
 
-/* Reads one service's labels, certificate and servers into r. */
+/* A limit of desired_opts, 0 standing for its default. */
 #define LIMIT(v, def) ((v) == 0 ? (unsigned)(def) : (v))
 
 /*
@@ -889,6 +889,7 @@ label_too_long(const struct service *s, const struct desired_opts *o)
 	return NULL;
 }
 
+/* Reads one service's labels, certificate and servers into r. */
 static int
 route_service(struct desired *d, const struct swarm *sw,
     const struct desired_opts *o, struct routed *r)

@@ -1,7 +1,7 @@
 /*
- * Docker's swarm JSON (services, tasks, nodes, networks): the same bytes
- * through every parser into one swarm, then the look-ups and the merges
- * the agent does with what they built.
+ * Docker's swarm JSON (services, tasks, nodes, networks, secrets): the
+ * same bytes through every parser into one swarm, then the look-ups and
+ * the merges the agent does with what they built.
  */
 #include "config.h"
 
@@ -40,6 +40,17 @@ check_swarm(const struct swarm *sw)
 			FUZZ_ASSERT(is_address(s->vips[j].addr));
 		for (j = 0; j < s->nnetworks; j++)
 			(void)swarm_network_name(sw, s->networks[j]);
+		FUZZ_ASSERT(fuzz_sorted(s->secrets, s->nsecrets,
+		    sizeof(char *), str_cmp_ptr, 0));
+		for (j = 0; j < s->nsecrets; j++) {
+			FUZZ_ASSERT(service_has_secret(s, s->secrets[j]));
+			free(tenancy_secret_refused(sw, s, s->secrets[j], 1));
+		}
+	}
+	for (i = 0; i < sw->nsecrets; i++) {
+		FUZZ_ASSERT(swarm_secret(sw, sw->secrets[i].name) != NULL);
+		FUZZ_ASSERT(sw->secrets[i].stack == NULL ||
+		    *sw->secrets[i].stack != '\0');
 	}
 	for (i = 0; i < sw->ntasks; i++) {
 		const struct task *t = &sw->tasks[i];
@@ -75,6 +86,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (swarm_parse_nodes(sw, text, size, &cause) == -1)
 		free(cause);
 	if (swarm_parse_networks(sw, text, size, &cause) == -1)
+		free(cause);
+	if (swarm_parse_secrets(sw, text, size, &cause) == -1)
 		free(cause);
 	check_swarm(sw);
 

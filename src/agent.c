@@ -283,6 +283,25 @@ fetch_default_services(struct agent *a, struct swarm *sw, char **cause)
 	return rc;
 }
 
+/*
+ * Docker's list of secrets (names and stacks, never the data), which
+ * decides who may use which certificate (tenancy.c): read into sw when a
+ * service of sw names one.
+ */
+static int
+fetch_secrets(struct agent *a, struct swarm *sw, char **cause)
+{
+	const char *cert, *key;
+	size_t i;
+
+	for (i = 0; i < sw->nservices; i++)
+		if (labels_secrets(&sw->services[i], a->cfg->label_prefix,
+		    a->cfg->service_cluster, &cert, &key))
+			return fetch_into(a, "/secrets", swarm_parse_secrets,
+			    sw, cause);
+	return 0;
+}
+
 /* Reads every labelled service, running task and node. */
 static int
 full_sync(struct agent *a)
@@ -308,6 +327,8 @@ full_sync(struct agent *a)
 		rc = fetch_into(a, "/nodes", swarm_parse_nodes, fresh, &cause);
 	if (rc == 0)
 		rc = fetch_into(a, pn, swarm_parse_networks, fresh, &cause);
+	if (rc == 0)
+		rc = fetch_secrets(a, fresh, &cause);
 	free(label);
 	free(fs);
 	free(ft);
@@ -402,6 +423,24 @@ converged(const struct swarm *sw, const char *id)
 }
 
 /*
+ * Whether the service names a certificate or key the last list of
+ * secrets did not hold: a stack deploys its secrets just before its
+ * services, so the list is read again rather than the service refused
+ * until the next full sync.
+ */
+static int
+new_secret(const struct agent *a, const char *id)
+{
+	const struct service *s = swarm_service(a->swarm, id);
+	const char *cert, *key;
+
+	return s != NULL && labels_secrets(s, a->cfg->label_prefix,
+	    a->cfg->service_cluster, &cert, &key) &&
+	    (swarm_secret(a->swarm, cert) == NULL ||
+	    swarm_secret(a->swarm, key) == NULL);
+}
+
+/*
  * Re-reads one service and all its tasks; returns 1 once converged, 0
  * before, POLL_NOT_FOLLOWED for a service dovetail does not route.
  */
@@ -448,6 +487,11 @@ poll_service(struct agent *a, const char *id)
 	}
 	swarm_replace_service(a->swarm, id, fresh);
 	swarm_free(fresh);
+	if (new_secret(a, id) && fetch_into(a, "/secrets", swarm_parse_secrets,
+	    a->swarm, &cause) == -1) {
+		docker_down(a, cause);
+		return 0;
+	}
 	apply_doomed(a);
 	a->metrics.docker_ok_ms = mono_ms();
 	a->dirty = 1;

@@ -889,13 +889,35 @@ label_too_long(const struct service *s, const struct desired_opts *o)
 	return NULL;
 }
 
+/*
+ * Why the service may not use the secrets its ssl_cert and ssl_key name
+ * (new; *label says which), or NULL (tenancy.c).
+ */
+static char *
+secret_refused(const struct swarm *sw, const struct desired_opts *o,
+    const struct routed *r, const char **label)
+{
+	int strict = o->tenancy != NULL && o->tenancy->strict;
+	char *message;
+
+	*label = "ssl_cert";
+	message = tenancy_secret_refused(sw, r->svc, r->spec.ssl_cert, strict);
+	if (message == NULL) {
+		*label = "ssl_key";
+		message = tenancy_secret_refused(sw, r->svc, r->spec.ssl_key,
+		    strict);
+	}
+	return message;
+}
+
 /* Reads one service's labels, certificate and servers into r. */
 static int
 route_service(struct desired *d, const struct swarm *sw,
     const struct desired_opts *o, struct routed *r)
 {
 	struct problem pb;
-	char *message, *label, *long_label;
+	const char *label;
+	char *message, *full, *long_label;
 	size_t i;
 	int rc;
 
@@ -946,6 +968,9 @@ route_service(struct desired *d, const struct swarm *sw,
 	} else if (r->spec.ssl_cert != NULL &&
 	    (message = sni_list_too_long(&r->spec)) != NULL) {
 		label = "hosts";
+	} else if (r->spec.ssl_cert != NULL &&
+	    (message = secret_refused(sw, o, r, &label)) != NULL) {
+		/* secret_refused set the label */
 	} else if (r->spec.ssl_cert != NULL) {
 		r->cert = o->certs == NULL ? NULL : cert_store_find(o->certs,
 		    r->spec.ssl_cert, r->spec.ssl_key);
@@ -966,9 +991,9 @@ route_service(struct desired *d, const struct swarm *sw,
 			    "backend_mode" : "network";
 	}
 	if (message != NULL) {
-		label = xasprintf("%s.%s", o->prefix, label);
-		add_problem(d, r->svc->name, label, message);
-		free(label);
+		full = xasprintf("%s.%s", o->prefix, label);
+		add_problem(d, r->svc->name, full, message);
+		free(full);
 		free_servers(r->servers, r->nservers);
 		route_spec_free(&r->spec);
 		memset(r, 0, sizeof(*r));

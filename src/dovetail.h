@@ -158,6 +158,8 @@ struct service {
 	int replicated;
 	uint64_t replicas;
 	char *created;		/* CreatedAt, sortable, or NULL */
+	char **secrets;		/* ContainerSpec.Secrets[].SecretName, sorted */
+	size_t nsecrets;
 };
 enum task_state {
 	TASK_OTHER = 0,
@@ -194,6 +196,10 @@ struct network {
 	char *id;
 	char *name;
 };
+struct secret {
+	char *name;
+	char *stack;	/* its com.docker.stack.namespace label, or NULL */
+};
 struct swarm {
 	struct network *networks;	/* sorted by id; may be empty */
 	size_t nnetworks;
@@ -203,6 +209,8 @@ struct swarm {
 	size_t ntasks;
 	struct node *nodes;		/* sorted by id */
 	size_t nnodes;
+	struct secret *secrets;		/* sorted by name; no data, ever */
+	size_t nsecrets;
 };
 enum docker_event_kind {
 	EVENT_OTHER = 0,
@@ -226,6 +234,9 @@ int swarm_parse_services(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_tasks(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_nodes(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_networks(struct swarm *, const char *, size_t, char **cause);
+int swarm_parse_secrets(struct swarm *, const char *, size_t, char **cause);
+const struct secret *swarm_secret(const struct swarm *, const char *name);
+int service_has_secret(const struct service *, const char *name);
 const char *swarm_network_name(const struct swarm *, const char *id_or_name);
 void swarm_replace_service(struct swarm *, const char *service_id,
     struct swarm *fresh);
@@ -397,6 +408,8 @@ struct tenancy *tenancy_new(struct tenant *, size_t,
 void tenancy_check(struct tenancy *, struct tenant *);
 void tenancy_free(struct tenancy *);
 void tenancy_decide(struct tenant *, size_t, const struct tenancy_opts *);
+char *tenancy_secret_refused(const struct swarm *, const struct service *,
+    const char *name, int strict);
 
 struct desired_opts {
 	const char *prefix;

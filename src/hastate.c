@@ -76,6 +76,29 @@ next_line(char **cursor)
 	return line;
 }
 
+/*
+ * -1 with *cause when a reply holds a byte that must never come back into
+ * a runtime command built from its names (';' ends a command, '\\'
+ * escapes, control characters): HAProxy holds only names dovetail gave
+ * it, so such a reply is not trusted at all.
+ */
+static int
+reply_unsafe(const char *text, const char *what, char **cause)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)text; *p != '\0'; p++) {
+		if (*p == ';' || *p == '\\' || *p == 0x7f ||
+		    (*p < 0x20 && *p != '\n' && *p != '\t')) {
+			*cause = xasprintf("%s: the reply holds byte 0x%02x, "
+			    "which no name dovetail gives HAProxy holds",
+			    what, *p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Splits line (modified) on blanks; returns the number of fields. */
 static size_t
 split_fields(char *line, char **fields, size_t max)
@@ -181,6 +204,8 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 	int have_header = 0, rc = 0, max;
 
 	memset(&c, 0, sizeof(c));
+	if (reply_unsafe(text, "show servers state", cause) == -1)
+		return -1;
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0')
@@ -247,6 +272,8 @@ hastate_parse_backends(struct running *r, const char *text, char **cause)
 {
 	char *copy, *line, *next;
 
+	if (reply_unsafe(text, "show backend", cause) == -1)
+		return -1;
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0' || line[0] == '#')
@@ -283,6 +310,8 @@ hastate_parse_map(struct running *r, enum map_kind m, const char *text,
 	char *copy, *line, *next, *f[4];
 	size_t n;
 
+	if (reply_unsafe(text, "show map", cause) == -1)
+		return -1;
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0')
@@ -307,6 +336,8 @@ hastate_parse_certs(struct running *r, const char *text, char **cause)
 {
 	char *copy, *line, *next;
 
+	if (reply_unsafe(text, "show ssl cert", cause) == -1)
+		return -1;
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0' || line[0] == '#')
@@ -338,6 +369,8 @@ hastate_parse_crt_list(struct running *r, const char *text, char **cause)
 {
 	char *copy, *line, *next, *sp, *base;
 
+	if (reply_unsafe(text, "show ssl crt-list", cause) == -1)
+		return -1;
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0' || line[0] == '#')

@@ -153,7 +153,8 @@ health_part(struct buf *b, const char *name, long long ok_ms,
 
 /*
  * The services not routed, which do not make dovetail unhealthy: how many,
- * how many for a host of another group, and the first warnings.
+ * how many for a host of another group, how many HAProxy refused, and the
+ * first warnings.
  */
 static void
 health_refused(struct buf *b, const struct metrics *m)
@@ -161,7 +162,8 @@ health_refused(struct buf *b, const struct metrics *m)
 	size_t i, n = m->nrefused == NULL ? 0 : *m->nrefused;
 
 	buf_addf(b, ",\"refused\":{\"services\":%zu,\"host_owner\":%zu,"
-	    "\"warnings\":[", n, m->refused_owner);
+	    "\"haproxy\":%zu,\"warnings\":[", n, m->refused_owner,
+	    m->refused_haproxy);
 	for (i = 0; i < n && i < HEALTH_MAX_REFUSED; i++) {
 		buf_adds(b, i == 0 ? "\"" : ",\"");
 		json_escape(b, (*m->refused)[i], 400);

@@ -178,6 +178,9 @@ service_free_fields(struct service *s)
 		free(s->vips[i].addr);
 	}
 	free(s->vips);
+	for (i = 0; i < s->nsecrets; i++)
+		free(s->secrets[i]);
+	free(s->secrets);
 }
 
 void
@@ -249,6 +252,20 @@ free_networks(struct swarm *sw)
 	sw->nnetworks = 0;
 }
 
+static void
+free_secrets(struct swarm *sw)
+{
+	size_t i;
+
+	for (i = 0; i < sw->nsecrets; i++) {
+		free(sw->secrets[i].name);
+		free(sw->secrets[i].stack);
+	}
+	free(sw->secrets);
+	sw->secrets = NULL;
+	sw->nsecrets = 0;
+}
+
 void
 swarm_free(struct swarm *sw)
 {
@@ -257,6 +274,7 @@ swarm_free(struct swarm *sw)
 	if (sw == NULL)
 		return;
 	free_networks(sw);
+	free_secrets(sw);
 	free_services(sw);
 	free_tasks(sw);
 	for (i = 0; i < sw->nnodes; i++)
@@ -306,7 +324,7 @@ static int
 parse_service(json_t *js, void *elem)
 {
 	struct service *s = elem;
-	json_t *labels, *v, *nets, *vips, *replicas;
+	json_t *labels, *v, *nets, *vips, *secrets, *replicas;
 	const char *key, *id, *name;
 	size_t i, n;
 
@@ -359,6 +377,19 @@ parse_service(json_t *js, void *elem)
 			    xstrdup(jstr(v, "NetworkID"));
 			s->nvips++;
 		}
+	}
+
+	/* The secrets the service's own tasks are given, by name. */
+	secrets = jget(js, "Spec.TaskTemplate.ContainerSpec.Secrets");
+	if (json_is_array(secrets) && (n = json_array_size(secrets)) > 0) {
+		s->secrets = xreallocarray(NULL, n, sizeof(char *));
+		json_array_foreach(secrets, i, v) {
+			if (jstr(v, "SecretName") != NULL)
+				s->secrets[s->nsecrets++] =
+				    xstrdup(jstr(v, "SecretName"));
+		}
+		sort_array(s->secrets, s->nsecrets, sizeof(char *),
+		    str_cmp_ptr);
 	}
 
 	replicas = jget(js, "Spec.Mode.Replicated.Replicas");
@@ -585,6 +616,69 @@ swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
 	sw->networks = out;
 	sw->nnetworks = n;
 	return 0;
+}
+
+static int
+secret_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct secret *)a)->name,
+	    ((const struct secret *)b)->name);
+}
+
+static int
+parse_secret(json_t *js, void *elem)
+{
+	struct secret *sec = elem;
+	const char *stack;
+
+	if (jstr(js, "Spec.Name") == NULL)
+		return -1;
+	sec->name = xstrdup(jstr(js, "Spec.Name"));
+	/* A label name holds dots: not a path for jget. */
+	stack = json_string_value(json_object_get(jget(js, "Spec.Labels"),
+	    "com.docker.stack.namespace"));
+	sec->stack = stack == NULL || *stack == '\0' ? NULL : xstrdup(stack);
+	return 0;
+}
+
+/*
+ * Replaces the secrets of sw with those of Docker's GET /secrets array:
+ * their names and stacks, which is all Docker says of them (never the
+ * data).
+ */
+int
+swarm_parse_secrets(struct swarm *sw, const char *text, size_t len,
+    char **cause)
+{
+	void *out;
+	size_t n;
+
+	if (parse_array(text, len, sizeof(struct secret), parse_secret,
+	    secret_cmp, &out, &n, cause) == -1)
+		return -1;
+	free_secrets(sw);
+	sw->secrets = out;
+	sw->nsecrets = n;
+	return 0;
+}
+
+/* Borrowed Docker secret of that name, or NULL. */
+const struct secret *
+swarm_secret(const struct swarm *sw, const char *name)
+{
+	struct secret key;
+
+	key.name = (char *)name;
+	return find_in_array(&key, sw->secrets, sw->nsecrets,
+	    sizeof(*sw->secrets), secret_cmp);
+}
+
+/* Whether the service's spec gives its tasks the secret of that name. */
+int
+service_has_secret(const struct service *s, const char *name)
+{
+	return find_in_array(&name, s->secrets, s->nsecrets, sizeof(char *),
+	    str_cmp_ptr) != NULL;
 }
 
 /*

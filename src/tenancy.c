@@ -280,3 +280,43 @@ tenancy_decide(struct tenant *v, size_t n, const struct tenancy_opts *o)
 		tenancy_check(t, t->order[i]);
 	tenancy_free(t);
 }
+
+/*
+ * Why a service may not use the Docker secret of that name as its
+ * certificate or key (new), or NULL when it may.  dovetail lends a
+ * service no secret its creator could not give it anyway: a secret its
+ * own spec gives its tasks, or one of its own stack
+ * (com.docker.stack.namespace on the secret, as "docker stack deploy"
+ * sets it).  A secret of no stack, or a file in secrets_dir that is no
+ * Docker secret, is shared by the services of no stack, as it always
+ * was, unless tenancy is strict.
+ */
+char *
+tenancy_secret_refused(const struct swarm *sw, const struct service *s,
+    const char *name, int strict)
+{
+	const struct secret *sec;
+	const char *mine, *theirs;
+
+	if (service_has_secret(s, name))
+		return NULL;
+	mine = stack_of(s);
+	sec = swarm_secret(sw, name);
+	theirs = sec == NULL ? NULL : sec->stack;
+	if (theirs != NULL && mine != NULL && strcmp(theirs, mine) == 0)
+		return NULL;
+	if (theirs == NULL && mine == NULL && !strict)
+		return NULL;
+	if (theirs != NULL)
+		return xasprintf("the secret \"%s\" belongs to stack \"%s\": "
+		    "only its services, or a service given the secret "
+		    "(--secret %s), may use it", name, theirs, name);
+	if (mine != NULL)
+		return xasprintf("the secret \"%s\" belongs to no stack: a "
+		    "service of stack \"%s\" may use it only when given the "
+		    "secret (--secret %s, or secrets: in the stack file)",
+		    name, mine, name);
+	return xasprintf("with strict tenancy a service may use only a "
+	    "secret of its stack or one it is given (--secret %s); \"%s\" "
+	    "is neither", name, name);
+}

@@ -1041,6 +1041,19 @@ START_TEST(test_hastate_backends_and_map)
 	ck_assert_int_eq(hastate_parse_map(r, MAP_SNI, "Unknown map "
 	    "identifier\n", &cause), -1);
 	free(cause);
+	/* Nothing that would end or escape a runtime command comes back. */
+	ck_assert_int_eq(hastate_parse_map(r, MAP_SNI, "0x1 a.local/;shutdown "
+	    "svc-a\n", &cause), -1);
+	ck_assert_str_eq(cause, "show map: the reply holds byte 0x3b, which "
+	    "no name dovetail gives HAProxy holds");
+	free(cause);
+	ck_assert_int_eq(hastate_parse_backends(r, "svc\\x\n", &cause), -1);
+	free(cause);
+	ck_assert_int_eq(hastate_parse_crt_list(r, "/x/a.pem a\rb\n", &cause),
+	    -1);
+	free(cause);
+	ck_assert_uint_eq(r->nmap[MAP_SNI], 0);
+	ck_assert_uint_eq(r->nbackends, 2);
 	running_free(r);
 }
 END_TEST
@@ -1668,7 +1681,7 @@ START_TEST(test_health_render)
 	ck_assert_ptr_nonnull(strstr(b.data,
 	    "\"error\":\"haproxy: \\\"x\\\"\\u000a?\""));
 	ck_assert_ptr_nonnull(strstr(b.data, "\"refused\":{\"services\":0,"
-	    "\"host_owner\":0,\"warnings\":[]}"));
+	    "\"host_owner\":0,\"haproxy\":0,\"warnings\":[]}"));
 	/* Refused services are listed, and do not make it unhealthy. */
 	refused = xcalloc(25, sizeof(char *));
 	for (i = 0; i < 25; i++)
@@ -1678,18 +1691,22 @@ START_TEST(test_health_render)
 	m.nrefused = &nrefused;
 	m.problems = 25;
 	m.refused_owner = 3;
+	m.refused_haproxy = 2;
 	m.haproxy_ok_ms = 9000;
 	buf_reset(&b);
 	health_render(&b, &m, 10000, 4000, &ok);
 	ck_assert_int_eq(ok, 1);
 	ck_assert_ptr_nonnull(strstr(b.data, "\"refused\":{\"services\":25,"
-	    "\"host_owner\":3,\"warnings\":[\"service s00: \\\"why\\\"\","));
+	    "\"host_owner\":3,\"haproxy\":2,\"warnings\":[\"service s00: "
+	    "\\\"why\\\"\","));
 	ck_assert_ptr_nonnull(strstr(b.data, "s19"));
 	ck_assert_ptr_null(strstr(b.data, "s20"));
 	buf_reset(&b);
 	metrics_render(&b, &m);
 	ck_assert_ptr_nonnull(strstr(b.data,
-	    "dovetail_refused_services{reason=\"label\"} 22\n"));
+	    "dovetail_refused_services{reason=\"label\"} 20\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_refused_services{reason=\"haproxy\"} 2\n"));
 	ck_assert_ptr_nonnull(strstr(b.data,
 	    "dovetail_refused_services{reason=\"host_owner\"} 3\n"));
 	for (i = 0; i < 25; i++)
@@ -1773,6 +1790,71 @@ decide(struct tsvc *v, size_t n, struct tenant *out,
 	}
 	tenancy_decide(out, n, o);
 }
+
+/* The secrets a service may use as its certificate, from Docker's JSON. */
+START_TEST(test_tenancy_secrets)
+{
+	const char *services = "["
+	    "{\"ID\":\"a\",\"Spec\":{\"Name\":\"a_web\",\"Labels\":"
+	    "{\"com.docker.stack.namespace\":\"a\"},\"TaskTemplate\":"
+	    "{\"ContainerSpec\":{\"Secrets\":[{\"SecretName\":\"z\"},"
+	    "{\"SecretName\":\"plain\"},{\"SecretID\":\"no-name\"}]}}}},"
+	    "{\"ID\":\"b\",\"Spec\":{\"Name\":\"b_web\",\"Labels\":"
+	    "{\"com.docker.stack.namespace\":\"b\"}}},"
+	    "{\"ID\":\"c\",\"Spec\":{\"Name\":\"loose\"}}]";
+	const char *secrets = "["
+	    "{\"ID\":\"1\",\"Spec\":{\"Name\":\"a_cert\",\"Labels\":"
+	    "{\"com.docker.stack.namespace\":\"a\"}}},"
+	    "{\"ID\":\"2\",\"Spec\":{\"Name\":\"plain\",\"Labels\":{}}},"
+	    "{\"ID\":\"3\",\"Spec\":{\"Name\":\"empty\",\"Labels\":"
+	    "{\"com.docker.stack.namespace\":\"\"}}},"
+	    "{\"ID\":\"4\",\"Spec\":{\"Labels\":{}}}]";
+	struct swarm *sw = swarm_new();
+	const struct service *a, *b, *loose;
+	char *cause = NULL, *why;
+
+	ck_assert_int_eq(swarm_parse_services(sw, services, strlen(services),
+	    &cause), 0);
+	ck_assert_int_eq(swarm_parse_secrets(sw, secrets, strlen(secrets),
+	    &cause), 0);
+	ck_assert_uint_eq(sw->nsecrets, 3);	/* the nameless one dropped */
+	ck_assert_str_eq(sw->secrets[0].name, "a_cert");
+	ck_assert_str_eq(sw->secrets[0].stack, "a");
+	ck_assert_ptr_null(swarm_secret(sw, "empty")->stack);
+	ck_assert_ptr_null(swarm_secret(sw, "nope"));
+	a = swarm_service(sw, "a");
+	b = swarm_service(sw, "b");
+	loose = swarm_service(sw, "c");
+	ck_assert_uint_eq(a->nsecrets, 2);
+	ck_assert_str_eq(a->secrets[0], "plain");	/* sorted */
+	ck_assert(service_has_secret(a, "z"));
+	ck_assert(!service_has_secret(b, "z"));
+
+	/* Its own stack's, or one it is given. */
+	ck_assert_ptr_null(tenancy_secret_refused(sw, a, "a_cert", 0));
+	ck_assert_ptr_null(tenancy_secret_refused(sw, a, "plain", 1));
+	ck_assert_ptr_null(tenancy_secret_refused(sw, a, "z", 1));
+	/* Another stack's: refused to every other service. */
+	why = tenancy_secret_refused(sw, b, "a_cert", 0);
+	ck_assert_str_eq(why, "the secret \"a_cert\" belongs to stack \"a\": "
+	    "only its services, or a service given the secret (--secret "
+	    "a_cert), may use it");
+	free(why);
+	why = tenancy_secret_refused(sw, loose, "a_cert", 0);
+	ck_assert_ptr_nonnull(why);
+	free(why);
+	/* No stack: shared by services of no stack, unless strict. */
+	ck_assert_ptr_null(tenancy_secret_refused(sw, loose, "plain", 0));
+	ck_assert_ptr_null(tenancy_secret_refused(sw, loose, "a-file", 0));
+	why = tenancy_secret_refused(sw, b, "plain", 0);
+	ck_assert_ptr_nonnull(strstr(why, "belongs to no stack"));
+	free(why);
+	why = tenancy_secret_refused(sw, loose, "plain", 1);
+	ck_assert_ptr_nonnull(strstr(why, "strict tenancy"));
+	free(why);
+	swarm_free(sw);
+}
+END_TEST
 
 START_TEST(test_tenancy_rules)
 {
@@ -2023,6 +2105,7 @@ suite_units(void)
 	tc = tcase_create("tenancy");
 	tcase_add_test(tc, test_sortable_time);
 	tcase_add_test(tc, test_tenancy_rules);
+	tcase_add_test(tc, test_tenancy_secrets);
 	tcase_add_test(tc, test_config_pins);
 	tcase_add_test(tc, test_config_documented);
 	suite_add_tcase(s, tc);

@@ -804,6 +804,14 @@ cp "$CERTS/vic.crt" "$CERTS/vic.key" "$SECRETS/"
 cp "$CERTS/vic-evil.crt" "$CERTS/vic-evil.key" "$SECRETS/"
 FP_VIC=$(fingerprint "$CERTS/vic.crt")
 S=com.docker.stack.namespace
+# The victim's certificate is a Docker secret of its stack, as docker stack
+# deploy makes one (dovetail reads the file from secrets_dir, as from a
+# secret given to its own service): a service of another stack naming it
+# is refused.
+for f in vic.crt vic.key; do
+	dk secret rm "$f" >/dev/null 2>&1 || true
+	dk secret create --label "$S=vic" "$f" "$CERTS/$f" >/dev/null
+done
 app vic 1 --label "$S=vic" --label "$L.hosts=v.acc.local,v2.acc.local" \
 	--label "$L.port=8080" --label "$L.ssl_cert=vic.crt" --label "$L.ssl_key=vic.key"
 check "tenancy: the victim is routed on both hosts" lab_wait 60 seen_is v2.acc.local /a "vic /a"
@@ -844,6 +852,10 @@ creating+=($!)
 # Of no stack: not the victim's group either.
 app loose-thief 1 --label "$L.hosts=v.acc.local" --label "$L.port=8080" &
 creating+=($!)
+# Its own host, the victim's certificate.
+app evil-secret 1 "${ev[@]}" --label "$L.hosts=e2.evil.local" \
+	--label "$L.ssl_cert=vic.crt" --label "$L.ssl_key=vic.key" &
+creating+=($!)
 wait "${creating[@]}"
 app after-evil 1 --label "$S=late" --label "$L.hosts=late.acc.local" --label "$L.port=8080"
 check "tenancy: a service created after the hostile ones is routed" \
@@ -864,6 +876,10 @@ for t in "evil-redir|redirects|host v.acc.local|vic (stack vic)" \
 		lab_wait 30 refused_is "$name" "$label" "$what" "$owner"
 	check "... and $name is in none of the generated files" not_in_generated "$name"
 done
+check "tenancy: evil-secret may not use the victim's certificate, and the warning says whose it is" \
+	lab_wait 30 grep -q -F "warning: service evil-secret: label $L.ssl_cert: the secret \"vic.crt\" belongs to stack \"vic\"" "$LOG"
+check "... and evil-secret is in none of the generated files" not_in_generated evil-secret
+is "... and its host gets no crt-list line: the certificate any unknown name gets" "$(served_fp e2.evil.local)" "$(served_fp nobody.local)"
 sleep 2
 touch "$LAB_DIR/vic-load.stop"
 wait "$vic_load_pid"
@@ -880,7 +896,7 @@ metric() { curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" | awk -
 is "tenancy: /metrics counts the services refused for another group's host" \
 	"$(metric 'dovetail_refused_services{reason="host_owner"}')" 8
 check "tenancy: /healthz lists their warnings, and stays healthy" sh -c \
-	"curl -s --max-time 5 http://127.0.0.1:$METRICS_PORT/healthz | grep -q '\"host_owner\":8,.*service 0evil: label $L.hosts: host v.acc.local belongs to service vic.*\"status\":\"ok\"'"
+	"curl -s --max-time 5 http://127.0.0.1:$METRICS_PORT/healthz | grep -q '\"host_owner\":8,\"haproxy\":0,.*service 0evil: label $L.hosts: host v.acc.local belongs to service vic.*\"status\":\"ok\"'"
 is "tenancy: the attackers caused no reload (one, for the service after them)" \
 	"$(($(reloads) - r0))" 1
 

@@ -76,6 +76,9 @@ struct agent {
 
 	struct swarm *swarm;
 	int have_snapshot;
+	uint64_t sync_hash;	/* Docker's replies the model was built from */
+	int sync_hash_valid;	/* 0: the model changed since, by an event */
+	uint64_t secrets_hash;	/* the list of secrets in the model */
 	long long next_full_sync;
 	long long next_fast_poll;
 	struct fastpoll *fast;
@@ -260,94 +263,208 @@ fetch_into(struct agent *a, const char *path,
 }
 
 /*
- * Services with default_backend but no hosts label: a second query, as
- * Docker's label filters are ANDed.
+ * Whether a doomed task's time is up: the model, in which it is marked,
+ * is then built again from Docker's replies.
  */
 static int
-fetch_default_services(struct agent *a, struct swarm *sw, char **cause)
+doom_expired(const struct agent *a)
 {
-	struct swarm *more = swarm_new();
-	char *label, *f, *path;
-	int rc;
+	long long now = mono_ms();
+	size_t i;
 
-	label = xasprintf("%s.default_backend", a->cfg->label_prefix);
-	f = filter_query("label", label);
-	path = xasprintf("/services?%s", f);
-	rc = fetch_into(a, path, swarm_parse_services, more, cause);
-	if (rc == 0)
-		swarm_merge_services(sw, more);
-	swarm_free(more);
-	free(label);
-	free(f);
-	free(path);
-	return rc;
+	for (i = 0; i < a->ndoomed; i++)
+		if (now >= a->doomed[i].until)
+			return 1;
+	return 0;
 }
 
 /*
  * Docker's list of secrets (names and stacks, never the data), which
  * decides who may use which certificate (tenancy.c): read into sw when a
- * service of sw names one.
+ * service of sw names one.  *changed says whether sw's list changed.
  */
 static int
-fetch_secrets(struct agent *a, struct swarm *sw, char **cause)
+fetch_secrets(struct agent *a, struct swarm *sw, int *changed, char **cause)
 {
 	const char *cert, *key;
+	struct buf out;
+	char *why;
+	uint64_t h;
 	size_t i;
+	int rc;
 
+	*changed = 0;
 	for (i = 0; i < sw->nservices; i++)
 		if (labels_secrets(&sw->services[i], a->cfg->label_prefix,
 		    a->cfg->service_cluster, &cert, &key))
-			return fetch_into(a, "/secrets", swarm_parse_secrets,
-			    sw, cause);
-	return 0;
+			break;
+	if (i == sw->nservices)
+		return 0;
+	buf_init(&out);
+	rc = docker_get(a->docker, "/secrets", &out, cause);
+	if (rc == 0) {
+		h = hash_bytes(out.data == NULL ? "" : out.data, out.len,
+		    HASH_INIT);
+		if (sw == a->swarm && h == a->secrets_hash)
+			goto done;
+		if (swarm_parse_secrets(sw, out.data == NULL ? "[]" : out.data,
+		    out.data == NULL ? 2 : out.len, &why) == -1) {
+			*cause = xasprintf("/secrets: %s", why);
+			free(why);
+			rc = -1;
+			goto done;
+		}
+		a->secrets_hash = h;
+		*changed = 1;
+	}
+done:
+	buf_free(&out);
+	return rc;
 }
 
-/* Reads every labelled service, running task and node. */
+/*
+ * Docker's replies of one full read, kept raw until they are known to
+ * differ from the last ones.
+ */
+enum reply_kind {
+	REPLY_SERVICES = 0,
+	REPLY_DEFAULT_SERVICES,	/* default_backend without hosts: Docker
+				 * ANDs label filters, so a second query */
+	REPLY_TASKS,
+	REPLY_NODES,
+	REPLY_NETWORKS,
+	REPLY_COUNT
+};
+
+static int (*const reply_parse[REPLY_COUNT])(struct swarm *, const char *,
+    size_t, char **) = {
+	swarm_parse_services, swarm_parse_services, swarm_parse_tasks,
+	swarm_parse_nodes, swarm_parse_networks,
+};
+
+/* GET of each reply's path into out[]; -1 with *cause on the first error. */
+static int
+fetch_replies(struct agent *a, struct buf *out, char **cause)
+{
+	char *label, *dlabel, *q[REPLY_COUNT], *path, *why;
+	int i, rc = 0;
+
+	label = xasprintf("%s.hosts", a->cfg->label_prefix);
+	dlabel = xasprintf("%s.default_backend", a->cfg->label_prefix);
+	q[REPLY_SERVICES] = filter_query("label", label);
+	q[REPLY_DEFAULT_SERVICES] = filter_query("label", dlabel);
+	q[REPLY_TASKS] = filter_query("desired-state", "running");
+	q[REPLY_NODES] = NULL;
+	q[REPLY_NETWORKS] = filter_query("scope", "swarm");
+	for (i = 0; i < REPLY_COUNT; i++) {
+		path = xasprintf("/%s%s%s", i == REPLY_TASKS ? "tasks" :
+		    i == REPLY_NODES ? "nodes" : i == REPLY_NETWORKS ?
+		    "networks" : "services", q[i] == NULL ? "" : "?",
+		    q[i] == NULL ? "" : q[i]);
+		if (rc == 0 && (rc = docker_get(a->docker, path, &out[i],
+		    &why)) == -1) {
+			*cause = xasprintf("%s: %s", path, why);
+			free(why);
+		}
+		free(path);
+		free(q[i]);
+	}
+	free(label);
+	free(dlabel);
+	return rc;
+}
+
+/* What identifies a set of replies: equal replies build an equal model. */
+static uint64_t
+replies_hash(const struct buf *out)
+{
+	uint64_t h = HASH_INIT;
+	int i;
+
+	for (i = 0; i < REPLY_COUNT; i++) {
+		h = hash_bytes(out[i].data == NULL ? "" : out[i].data,
+		    out[i].len, h);
+		h = hash_bytes("\n", 1, h);
+	}
+	return h;
+}
+
+/* New swarm model from the replies, or NULL with *cause. */
+static struct swarm *
+parse_replies(const struct buf *out, char **cause)
+{
+	static const char *const names[REPLY_COUNT] = { "/services",
+	    "/services (default_backend)", "/tasks", "/nodes", "/networks" };
+	struct swarm *fresh = swarm_new(), *more = swarm_new();
+	char *why;
+	int i;
+
+	for (i = 0; i < REPLY_COUNT; i++) {
+		if (reply_parse[i](i == REPLY_DEFAULT_SERVICES ? more : fresh,
+		    out[i].data == NULL ? "[]" : out[i].data,
+		    out[i].data == NULL ? 2 : out[i].len, &why) == -1) {
+			*cause = xasprintf("%s: %s", names[i], why);
+			free(why);
+			swarm_free(fresh);
+			swarm_free(more);
+			return NULL;
+		}
+	}
+	swarm_merge_services(fresh, more);
+	swarm_free(more);
+	return fresh;
+}
+
+/*
+ * Reads every labelled service, running task and node.  When Docker's
+ * replies are the same bytes as at the last full read and no event has
+ * changed the model since, the model stands: nothing is parsed, built or
+ * reconciled again for a swarm that did not change.
+ */
 static int
 full_sync(struct agent *a)
 {
-	struct swarm *fresh;
-	char *label, *fs, *ft, *fn, *ps, *pt, *pn, *cause = NULL;
-	int rc;
+	struct swarm *fresh = NULL;
+	struct buf out[REPLY_COUNT];
+	char *cause = NULL;
+	uint64_t h = 0;
+	int i, rc, same = 0, changed = 0;
 
-	label = xasprintf("%s.hosts", a->cfg->label_prefix);
-	fn = filter_query("scope", "swarm");
-	pn = xasprintf("/networks?%s", fn);
-	fs = filter_query("label", label);
-	ft = filter_query("desired-state", "running");
-	ps = xasprintf("/services?%s", fs);
-	pt = xasprintf("/tasks?%s", ft);
-	fresh = swarm_new();
-	rc = fetch_into(a, ps, swarm_parse_services, fresh, &cause);
+	for (i = 0; i < REPLY_COUNT; i++)
+		buf_init(&out[i]);
+	rc = fetch_replies(a, out, &cause);
+	if (rc == 0) {
+		h = replies_hash(out);
+		same = a->have_snapshot && a->sync_hash_valid &&
+		    h == a->sync_hash && !doom_expired(a);
+		if (!same && (fresh = parse_replies(out, &cause)) == NULL)
+			rc = -1;
+	}
+	for (i = 0; i < REPLY_COUNT; i++)
+		buf_free(&out[i]);
 	if (rc == 0)
-		rc = fetch_default_services(a, fresh, &cause);
-	if (rc == 0)
-		rc = fetch_into(a, pt, swarm_parse_tasks, fresh, &cause);
-	if (rc == 0)
-		rc = fetch_into(a, "/nodes", swarm_parse_nodes, fresh, &cause);
-	if (rc == 0)
-		rc = fetch_into(a, pn, swarm_parse_networks, fresh, &cause);
-	if (rc == 0)
-		rc = fetch_secrets(a, fresh, &cause);
-	free(label);
-	free(fs);
-	free(ft);
-	free(ps);
-	free(pt);
-	free(fn);
-	free(pn);
+		rc = fetch_secrets(a, same ? a->swarm : fresh, &changed,
+		    &cause);
 	if (rc == -1) {
 		swarm_free(fresh);
 		docker_down(a, cause);
 		return -1;
 	}
+	a->metrics.docker_ok_ms = mono_ms();
+	a->metrics.last_sync_unix = (long long)time(NULL);
+	if (same) {
+		log_debug("docker: the swarm did not change%s", changed ?
+		    ", its secrets did" : "");
+		a->dirty |= changed;
+		return 0;
+	}
 	log_debug("docker: %zu labelled service(s), %zu running task(s), "
 	    "%zu node(s)", fresh->nservices, fresh->ntasks, fresh->nnodes);
 	swarm_free(a->swarm);
 	a->swarm = fresh;
+	a->sync_hash = h;
+	a->sync_hash_valid = 1;
 	apply_doomed(a);
-	a->metrics.docker_ok_ms = mono_ms();
-	a->metrics.last_sync_unix = (long long)time(NULL);
 	a->have_snapshot = 1;
 	a->dirty = 1;
 	return 0;
@@ -487,6 +604,7 @@ poll_service(struct agent *a, const char *id)
 	}
 	swarm_replace_service(a->swarm, id, fresh);
 	swarm_free(fresh);
+	a->sync_hash_valid = 0;
 	if (new_secret(a, id) && fetch_into(a, "/secrets", swarm_parse_secrets,
 	    a->swarm, &cause) == -1) {
 		docker_down(a, cause);
@@ -568,6 +686,7 @@ doom_task(struct agent *a, const char *task_id)
 	a->doomed[a->ndoomed].until = mono_ms() + a->cfg->converge_timeout_ms;
 	a->ndoomed++;
 	apply_doomed(a);
+	a->sync_hash_valid = 0;
 	a->dirty = 1;
 }
 

@@ -138,3 +138,20 @@ find_in_array(const void *key, const void *base, size_t n, size_t size,
 		return NULL;
 	return bsearch(key, base, n, size, cmp);
 }
+
+/*
+ * FNV-1a, 64 bits, continuing from h (HASH_INIT to start): to tell
+ * whether Docker's replies changed without keeping them.
+ */
+uint64_t
+hash_bytes(const void *data, size_t len, uint64_t h)
+{
+	const unsigned char *p = data;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= UINT64_C(1099511628211);
+	}
+	return h;
+}

@@ -808,9 +808,11 @@ S=com.docker.stack.namespace
 # deploy makes one (dovetail reads the file from secrets_dir, as from a
 # secret given to its own service): a service of another stack naming it
 # is refused.
-for f in vic.crt vic.key; do
-	dk secret rm "$f" >/dev/null 2>&1 || true
-	dk secret create --label "$S=vic" "$f" "$CERTS/$f" >/dev/null
+# evil-cert's own certificate for the victim's host is a secret of its own
+# stack, so that what refuses it is the host's owner.
+for f in vic.crt:vic vic.key:vic vic-evil.crt:evil vic-evil.key:evil; do
+	dk secret rm "${f%:*}" >/dev/null 2>&1 || true
+	dk secret create --label "$S=${f#*:}" "${f%:*}" "$CERTS/${f%:*}" >/dev/null
 done
 app vic 1 --label "$S=vic" --label "$L.hosts=v.acc.local,v2.acc.local" \
 	--label "$L.port=8080" --label "$L.ssl_cert=vic.crt" --label "$L.ssl_key=vic.key"

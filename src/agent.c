@@ -1667,7 +1667,7 @@ control_open(struct agent *a, char **cause)
 	}
 	s = ctl_listen(path, control_request, a, cause);
 	if (s != NULL) {
-		log_info("control socket %s: dovetailctl answered there", path);
+		log_info("control socket %s: listening for dovetailctl", path);
 		ctl_close(a->ctl);
 		a->ctl = s;
 	}

@@ -123,10 +123,12 @@ ctl_parse_request(const char *line, size_t len, struct ctl_request *req,
 	return -1;
 }
 
-/* A reply's first line. */
+/* A reply's first line; the error kept to one line of printable text. */
 void
 ctl_reply_head(struct buf *b, enum ctl_status status, const char *error)
 {
+	const unsigned char *p;
+
 	switch (status) {
 	case CTL_STATUS_OK:
 		buf_adds(b, "ok\n");
@@ -136,7 +138,12 @@ ctl_reply_head(struct buf *b, enum ctl_status status, const char *error)
 		break;
 	default:
 		buf_adds(b, "error: ");
-		str_escape(b, error, 400);
+		for (p = (const unsigned char *)error; *p != '\0'; p++) {
+			if (*p < 0x20 || *p > 0x7e)
+				buf_addf(b, "\\x%02x", *p);
+			else
+				buf_addc(b, (char)*p);
+		}
 		buf_addc(b, '\n');
 		break;
 	}

@@ -161,7 +161,7 @@ START_TEST(test_ctl_reply_status)
 	ctl_reply_head(&b, CTL_STATUS_OK, NULL);
 	ctl_reply_head(&b, CTL_STATUS_UNROUTED, NULL);
 	ctl_reply_head(&b, CTL_STATUS_ERROR, "bad \"x\"\nnext");
-	ck_assert_str_eq(b.data, "ok\nunrouted\nerror: bad \\\"x\\\"\\nnext\n");
+	ck_assert_str_eq(b.data, "ok\nunrouted\nerror: bad \"x\"\\x0anext\n");
 	buf_free(&b);
 }
 END_TEST
@@ -656,7 +656,7 @@ START_TEST(test_ctl_server)
 	ck_assert_str_eq(reply, "ok\ncmd 1 json 1\n");
 	free(reply);
 	reply = ask(s, path, "hello\n", 6);
-	ck_assert_str_eq(reply, "error: unknown command \\\"hello\\\"; the "
+	ck_assert_str_eq(reply, "error: unknown command \"hello\"; the "
 	    "commands are: show routes, show services, show certs, show "
 	    "reloads, reload, log verbose, log brief (each may end in "
 	    "json)\n");

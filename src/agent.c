@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,9 @@ struct agent {
 	size_t nquarantine;
 	char **problems;	/* reported label problems, sorted */
 	size_t nproblems;
+	struct ctl_server *ctl;	/* dovetailctl's socket, or NULL */
+	struct running *seen;	/* what HAProxy ran at the last read */
+	struct ctl_reloads reloads;	/* the last reloads, for dovetailctl */
 };
 
 static void apply_doomed(struct agent *);
@@ -1509,6 +1513,17 @@ prune_certs(struct agent *a, const struct desired *d)
 	closedir(dir);
 }
 
+/* A reload tried, for dovetailctl's "show reloads". */
+static void
+record_reload(struct agent *a, const char *why, long long started,
+    const char *error)
+{
+	long long ms = mono_ms() - started;
+
+	ctl_reloads_add(&a->reloads, (long long)time(NULL) - ms / 1000,
+	    (unsigned)ms, why, error);
+}
+
 /*
  * Makes HAProxy equal to the snapshot.  Returns 0 when HAProxy (or, when
  * it does not answer, the file on disk) now matches, -1 otherwise.
@@ -1526,7 +1541,8 @@ reconcile(struct agent *a)
 	char *sides[NSIDE];
 	const char *why;
 	char *cause;
-	int rc = -1, i, checked;
+	long long started;
+	int rc = -1, i, checked, retried;
 
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
@@ -1586,7 +1602,16 @@ reconcile(struct agent *a)
 
 	settle_pending_reload(a);
 	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
+		/* A file refused already is not tried, nor recorded, again. */
+		retried = a->refused_config == NULL ||
+		    strcmp(a->refused_config, config.data) != 0;
+		started = mono_ms();
 		checked = write_checked(a, d, config.data, sides);
+		if (checked != 0 && retried)
+			record_reload(a, why, started, checked == -2 ?
+			    "haproxy -c refused the file; the services it "
+			    "names are in quarantine" : "the file was not "
+			    "written, or haproxy -c refused it");
 		if (checked == -2)
 			goto out;
 		if (checked == -1)
@@ -1596,6 +1621,7 @@ reconcile(struct agent *a)
 		log_backend_changes(d, r);
 		if (haproxy_reload(a->cfg->master_socket, RELOAD_TIMEOUT_MS,
 		    &cause) == -1) {
+			record_reload(a, why, started, cause);
 			report_once(&a->reload_error, xasprintf("haproxy: "
 			    "reload failed: %s; retrying", cause));
 			a->metrics.reloads_failed++;
@@ -1603,6 +1629,7 @@ reconcile(struct agent *a)
 			a->next_reconcile = mono_ms() + 2000;
 			goto plan;
 		}
+		record_reload(a, why, started, NULL);
 		report_clear(&a->reload_error, "haproxy: reloads work again");
 		a->metrics.reloads_ok++;
 		a->reload_pending = 0;
@@ -1633,7 +1660,11 @@ plan:
 out:
 	update_status(a, d, rc);
 	plan_free(&p);
-	running_free(r);
+	/* Kept for dovetailctl: the servers' states as HAProxy said. */
+	if (r != NULL) {
+		running_free(a->seen);
+		a->seen = r;
+	}
 	desired_free(a->last);
 	a->last = d;
 	buf_free(&config);
@@ -1734,6 +1765,79 @@ setup_paths(struct agent *a)
 	buf_free(&b);
 }
 
+/* ---- dovetailctl ---- */
+
+static enum ctl_status
+control_request(void *arg, const struct ctl_request *req, int uid,
+    struct buf *body)
+{
+	struct agent *a = arg;
+	struct ctl_state in;
+	struct ctl_snapshot sn;
+	enum ctl_status st;
+	int level;
+
+	switch (req->cmd) {
+	case CTL_RELOAD:
+		log_info("control: uid %d asks to reload the configuration",
+		    uid);
+		got_hup = 1;
+		buf_adds(body, req->json ? "{\"reload\": \"requested\"}\n" :
+		    "reload requested: dovetail reads its configuration "
+		    "again\n");
+		return CTL_STATUS_OK;
+	case CTL_LOG_VERBOSE:
+	case CTL_LOG_BRIEF:
+		level = req->cmd == CTL_LOG_BRIEF ? LOG_LEVEL_INFO :
+		    log_enabled(LOG_LEVEL_TRACE) ? LOG_LEVEL_TRACE :
+		    LOG_LEVEL_DEBUG;
+		log_set_verbosity(level);
+		log_info("control: uid %d sets logging %s", uid,
+		    req->cmd == CTL_LOG_BRIEF ? "brief" : "verbose");
+		buf_addf(body, req->json ? "{\"log\": \"%s\"}\n" :
+		    "logging %s\n", req->cmd == CTL_LOG_BRIEF ? "brief" :
+		    "verbose");
+		return CTL_STATUS_OK;
+	default:
+		break;
+	}
+	memset(&in, 0, sizeof(in));
+	in.desired = a->last;
+	in.swarm = a->swarm;
+	in.seen = a->seen;
+	in.quarantine = a->quarantine;
+	in.nquarantine = a->nquarantine;
+	in.reloads = &a->reloads;
+	in.prefix = a->cfg->label_prefix;
+	in.cluster = a->cfg->service_cluster;
+	ctl_snapshot_build(&sn, &in);
+	ctl_render(body, &sn, req->cmd, req->json);
+	st = ctl_snapshot_status(&sn);
+	ctl_snapshot_free(&sn);
+	return st;
+}
+
+/* Opens the control socket the configuration names; -1 with *cause. */
+static int
+control_open(struct agent *a, char **cause)
+{
+	struct ctl_server *s;
+	char *path = config_control_path(a->cfg);
+
+	if (a->ctl != NULL && strcmp(ctl_path(a->ctl), path) == 0) {
+		free(path);
+		return 0;
+	}
+	s = ctl_listen(path, control_request, a, cause);
+	if (s != NULL) {
+		log_info("control socket %s: listening for dovetailctl", path);
+		ctl_close(a->ctl);
+		a->ctl = s;
+	}
+	free(path);
+	return s == NULL ? -1 : 0;
+}
+
 /*
  * SIGHUP: the file is parsed into a fresh config with the command-line
  * options applied again on top; only when all of it is valid does it
@@ -1778,6 +1882,12 @@ reread_config(struct agent *a)
 	a->docker_up = 0;
 	a->docker_retry_at = 0;
 	a->metrics.health_window_ms = a->cfg->poll_interval_ms + 1000;
+	/* A new control socket; the old one stays when it cannot be made. */
+	if (control_open(a, &cause) == -1) {
+		log_warnx("SIGHUP: %s; dovetailctl still answered on %s", cause,
+		    ctl_path(a->ctl));
+		free(cause);
+	}
 	/* The operator may have fixed what HAProxy refused: try again. */
 	while (a->nquarantine > 0)
 		unquarantine(a, 0);
@@ -1794,6 +1904,9 @@ agent_free(struct agent *a)
 	size_t i;
 
 	metrics_stop(a->http);
+	ctl_close(a->ctl);
+	running_free(a->seen);
+	ctl_reloads_free(&a->reloads);
 	docker_free(a->docker);
 	swarm_free(a->swarm);
 	desired_free(a->last);
@@ -1845,8 +1958,10 @@ agent_run(struct config *cfg, const char *config_path,
 	struct agent a;
 	struct docker_event ev;
 	long long now, next;
+	struct pollfd fds[2 + CTL_MAX_CLIENTS + 1];
 	char drain[64];
-	int rc = 0, fds[2];
+	size_t nfds;
+	int rc = 0;
 
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
@@ -1890,6 +2005,16 @@ agent_run(struct config *cfg, const char *config_path,
 		}
 		log_info("serving /metrics and /healthz on %s", cfg->listen);
 	}
+	{
+		char *cause;
+
+		if (control_open(&a, &cause) == -1) {
+			log_warnx("%s", cause);
+			free(cause);
+			agent_free(&a);
+			return 1;
+		}
+	}
 	log_info("started: docker %s, haproxy runtime %s, file %s",
 	    cfg->docker_url, cfg->runtime_socket, cfg->haproxy_config);
 	while (!got_term) {
@@ -1920,6 +2045,7 @@ agent_run(struct config *cfg, const char *config_path,
 			next = earliest(next, a.next_fast_poll);
 		} else
 			next = earliest(next, a.docker_retry_at);
+		next = earliest(next, ctl_deadline(a.ctl));
 		now = mono_ms();
 		next = next <= now ? 0 : next - now;
 		if (next > 60000)
@@ -1927,11 +2053,16 @@ agent_run(struct config *cfg, const char *config_path,
 		/* libmicrohttpd's own connection timeouts need a tick. */
 		if (a.http != NULL && next > 1000)
 			next = 1000;
-		fds[0] = wake_pipe[0];
-		fds[1] = metrics_fd(a.http);
-		if (docker_wait(a.docker, fds, 2, (int)next) == -1)
+		fds[0].fd = wake_pipe[0];
+		fds[0].events = POLLIN;
+		fds[1].fd = metrics_fd(a.http);
+		fds[1].events = POLLIN;
+		nfds = 2 + ctl_pollfds(a.ctl, fds + 2,
+		    sizeof(fds) / sizeof(fds[0]) - 2);
+		if (docker_wait(a.docker, fds, nfds, (int)next) == -1)
 			log_warnx("docker: waiting on the event stream failed");
 		metrics_run(a.http);
+		ctl_run(a.ctl, mono_ms());
 		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 			;
 	}

@@ -66,6 +66,8 @@ const struct config_key config_keys[] = {
 	  "N", "size limit of one label's value" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },
+	{ "agent", "control_socket", "agent-control-socket", "", "PATH",
+	  "dovetailctl's socket (empty: dovetail.sock beside the file)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
 	  "full resynchronisation period" },
 	{ "agent", "converge_interval", "agent-converge-interval", "50ms",
@@ -123,6 +125,7 @@ config_free(struct config *c)
 	free(c->https_bind);
 	free(c->secrets_dir);
 	free(c->listen);
+	free(c->control_socket);
 	free(c);
 }
 
@@ -432,6 +435,15 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			return -1;
 		}
 		replace(&c->listen, v);
+	} else if (strcmp(o, "agent-control-socket") == 0) {
+		if (*v != '\0' && (v[0] != '/' ||
+		    strlen(v) >= CONFIG_SOCKET_PATH_MAX)) {
+			*cause = xasprintf("control_socket \"%s\" is not an "
+			    "absolute path shorter than %d bytes", esc(v),
+			    CONFIG_SOCKET_PATH_MAX);
+			return -1;
+		}
+		replace(&c->control_socket, v);
 	} else if (strcmp(o, "routing-http-bind") == 0 ||
 	    strcmp(o, "routing-https-bind") == 0) {
 		if ((*v != '\0' || strcmp(k->key, "http_bind") == 0) &&
@@ -598,4 +610,13 @@ config_state_path(const struct config *c, const char *suffix)
 	if (len > 4 && strcmp(p + len - 4, ".cfg") == 0)
 		len -= 4;
 	return xasprintf("%.*s.%s", (int)len, p, suffix);
+}
+
+/* Where the control socket is (new): the key, or beside the file. */
+char *
+config_control_path(const struct config *c)
+{
+	if (*c->control_socket != '\0')
+		return xstrdup(c->control_socket);
+	return config_state_path(c, "sock");
 }

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,24 +456,30 @@ docker_events_active(const struct docker *d)
 
 /*
  * Waits up to timeout_ms for the event stream or one of the nfds
- * descriptors (the agent's own) to be readable, then moves the stream
- * along.  Returns -1 on a curl failure.
+ * descriptors (the agent's own) to be ready for what its events ask
+ * (POLLIN, POLLOUT; fd -1 is skipped), then moves the stream along.
+ * Returns -1 on a curl failure.
  */
 int
-docker_wait(struct docker *d, const int *fds, size_t nfds, int timeout_ms)
+docker_wait(struct docker *d, const struct pollfd *fds, size_t nfds,
+    int timeout_ms)
 {
-	struct curl_waitfd wfd[4];
+	struct curl_waitfd wfd[DOCKER_WAIT_MAX];
 	struct CURLMsg *msg;
 	unsigned n = 0;
 	size_t i;
 	int running, left;
 	long status = 0;
 
-	for (i = 0; i < nfds && n < 4; i++) {
-		if (fds[i] == -1)
+	for (i = 0; i < nfds && n < DOCKER_WAIT_MAX; i++) {
+		if (fds[i].fd == -1)
 			continue;
-		wfd[n].fd = fds[i];
-		wfd[n].events = CURL_WAIT_POLLIN;
+		wfd[n].fd = fds[i].fd;
+		wfd[n].events = 0;
+		if (fds[i].events & POLLIN)
+			wfd[n].events |= CURL_WAIT_POLLIN;
+		if (fds[i].events & POLLOUT)
+			wfd[n].events |= CURL_WAIT_POLLOUT;
 		wfd[n].revents = 0;
 		n++;
 	}

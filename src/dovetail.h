@@ -71,6 +71,8 @@ enum log_level {
 	LOG_LEVEL_TRACE,
 };
 void log_init(int verbosity);
+void log_set_verbosity(int);
+int log_get_verbosity(void);
 void log_warn(const char *, ...) DT_PRINTF(1, 2);
 void log_warnx(const char *, ...) DT_PRINTF(1, 2);
 void log_info(const char *, ...) DT_PRINTF(1, 2);
@@ -109,6 +111,7 @@ struct config {
 	struct host_pin *pins;		/* host_pins */
 	size_t npins;
 	char *listen;		/* metrics and health, "" = off */
+	char *control_socket;	/* "" = beside haproxy_config */
 	unsigned poll_interval_ms;
 	unsigned converge_interval_ms;
 	unsigned converge_timeout_ms;
@@ -138,6 +141,9 @@ int config_validate(const struct config *, char **cause);
 int config_parse_duration(const char *, unsigned *ms);
 int config_check_bind(const char *);
 char *config_state_path(const struct config *, const char *suffix);
+char *config_control_path(const struct config *);
+/* sun_path's size on Linux: a UNIX socket's path is shorter. */
+#define CONFIG_SOCKET_PATH_MAX 108
 
 /* swarm.c: Docker Engine JSON to the swarm model (no I/O) */
 struct kv {
@@ -609,7 +615,10 @@ const char *docker_endpoint(const struct docker *);
 int docker_events_open(struct docker *, long since, char **cause);
 void docker_events_close(struct docker *);
 int docker_events_active(const struct docker *);
-int docker_wait(struct docker *, const int *fds, size_t nfds,
+/* The descriptors docker_wait watches besides its own, at most. */
+#define DOCKER_WAIT_MAX 16
+struct pollfd;
+int docker_wait(struct docker *, const struct pollfd *fds, size_t nfds,
     int timeout_ms);
 int docker_event_next(struct docker *, struct docker_event *);
 int docker_events_feed(struct buf *, const char *, size_t);
@@ -656,6 +665,133 @@ struct metrics_server *metrics_listen(const char *, const struct metrics *,
 int metrics_fd(const struct metrics_server *);
 void metrics_run(struct metrics_server *);
 void metrics_stop(struct metrics_server *);
+
+/* control.c: dovetailctl's requests over a UNIX socket, in the loop */
+enum ctl_cmd {
+	CTL_SHOW_ROUTES = 1,
+	CTL_SHOW_SERVICES,
+	CTL_SHOW_CERTS,
+	CTL_SHOW_RELOADS,
+	CTL_RELOAD,
+	CTL_LOG_VERBOSE,
+	CTL_LOG_BRIEF,
+};
+struct ctl_request {
+	enum ctl_cmd cmd;
+	int json;		/* the request ended in "json" */
+};
+/* A request is one line of at most this many bytes, newline included. */
+#define CTL_REQUEST_MAX 256
+#define CTL_MAX_CLIENTS 8
+#define CTL_CLIENT_TIMEOUT_MS 5000
+/* What a reply's first line says, and dovetailctl's exit status. */
+enum ctl_status {
+	CTL_STATUS_OK = 0,	/* "ok": every labelled service is routed */
+	CTL_STATUS_UNROUTED = 1,	/* "unrouted": some service is not */
+	CTL_STATUS_ERROR = 2,	/* "error: ...": the request failed */
+};
+extern const char *const ctl_command_names[];
+int ctl_parse_request(const char *, size_t, struct ctl_request *,
+    char **cause);
+void ctl_reply_head(struct buf *, enum ctl_status, const char *error);
+enum ctl_status ctl_reply_status(const char *reply, const char **body,
+    char **error);
+/* Fills body and returns the status; body is the reply after its head. */
+typedef enum ctl_status (*ctl_handler)(void *, const struct ctl_request *,
+    int uid, struct buf *body);
+struct ctl_server;
+struct ctl_server *ctl_listen(const char *path, ctl_handler, void *,
+    char **cause);
+const char *ctl_path(const struct ctl_server *);
+size_t ctl_pollfds(const struct ctl_server *, struct pollfd *, size_t max);
+long long ctl_deadline(const struct ctl_server *);
+void ctl_run(struct ctl_server *, long long now_ms);
+void ctl_close(struct ctl_server *);
+
+/* ctlreply.c: a snapshot of the agent's state, as tables or JSON (no I/O) */
+enum ctl_service_state {
+	CTL_ROUTED = 0,
+	CTL_WAITING,		/* routed, but no task to send requests to */
+	CTL_REFUSED,		/* a label problem, or a host of another group */
+	CTL_QUARANTINED,	/* haproxy -c refused its part of the file */
+	CTL_IGNORED,		/* another service_cluster's */
+};
+struct ctl_server_row {
+	const char *task;	/* the server's name: task id (service id) */
+	const char *node;	/* host name, or NULL */
+	const char *addr;	/* "ADDR:PORT" */
+	const char *state;	/* UP, DOWN, NOLB, DRAIN, MAINT, or NULL */
+};
+struct ctl_route {
+	const char *route;	/* "host/path/", an SNI host, or "*" */
+	const char *kind;	/* "http", "passthrough" or "default" */
+	const char *backend;
+	const char *services;	/* names, comma-separated */
+	const struct ctl_server_row *servers;
+	size_t nservers;
+};
+struct ctl_service {
+	const char *name;
+	enum ctl_service_state state;
+	const char *backend;	/* or NULL */
+	size_t nservers;
+	const char *label;	/* the label refused, or NULL */
+	const char *reason;	/* or NULL */
+};
+struct ctl_cert {
+	const char *file;
+	const char *service;
+	const char *hosts;	/* comma-separated */
+	const char *cert_secret;
+	const char *key_secret;
+	int is_default;
+};
+struct ctl_reload {
+	long long unix_time;	/* when it started */
+	unsigned ms;		/* check, reload and the new worker */
+	char *reason;
+	char *error;		/* NULL: it worked */
+};
+#define CTL_RELOADS_KEPT 20
+struct ctl_reloads {
+	struct ctl_reload v[CTL_RELOADS_KEPT];	/* oldest first */
+	size_t n;
+};
+struct ctl_snapshot {
+	int synced;		/* dovetail has built a desired state */
+	struct ctl_route *routes;
+	size_t nroutes;
+	struct ctl_service *services;
+	size_t nservices;
+	struct ctl_cert *certs;
+	size_t ncerts;
+	const struct ctl_reload *reloads;	/* borrowed, oldest first */
+	size_t nreloads;
+	/* Built by ctl_snapshot_build: the storage the rows point into. */
+	struct ctl_server_row *rows;
+	size_t nrows;
+	char **pool;
+	size_t npool;
+};
+struct ctl_state {
+	const struct desired *desired;	/* NULL before the first reconcile */
+	const struct swarm *swarm;
+	const struct running *seen;	/* HAProxy's last read, or NULL */
+	const struct problem *quarantine;
+	size_t nquarantine;
+	const struct ctl_reloads *reloads;
+	const char *prefix;
+	const char *cluster;
+};
+void ctl_snapshot_build(struct ctl_snapshot *, const struct ctl_state *);
+void ctl_snapshot_free(struct ctl_snapshot *);
+enum ctl_status ctl_snapshot_status(const struct ctl_snapshot *);
+const char *ctl_service_state_name(enum ctl_service_state);
+void ctl_render(struct buf *, const struct ctl_snapshot *, enum ctl_cmd,
+    int json);
+void ctl_reloads_add(struct ctl_reloads *, long long unix_time,
+    unsigned ms, const char *reason, const char *error);
+void ctl_reloads_free(struct ctl_reloads *);
 
 /* notify.c: the systemd notify protocol */
 int notify_send(const char *);

@@ -28,6 +28,19 @@ log_init(int verbosity)
 	log_timestamps = getenv("JOURNAL_STREAM") == NULL;
 }
 
+/* The control socket's "log verbose" and "log brief", at run time. */
+void
+log_set_verbosity(int verbosity)
+{
+	log_verbosity = verbosity;
+}
+
+int
+log_get_verbosity(void)
+{
+	return log_verbosity;
+}
+
 int
 log_enabled(enum log_level level)
 {

@@ -37,6 +37,7 @@ main(void)
 	log_init(-1);	/* the tests provoke warnings on purpose */
 	sr = srunner_create(suite_units());
 	srunner_add_suite(sr, suite_golden());
+	srunner_add_suite(sr, suite_control());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

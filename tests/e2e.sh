@@ -15,6 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 DOVETAIL=${1:-${DOVETAIL:-$here/../build/src/dovetail}}
 DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
+# dovetailctl is built beside dovetail.
+DOVETAILCTL=${DOVETAILCTL:-$(dirname "$DOVETAIL")/dovetailctl}
 HTTP_PORT=${E2E_HTTP_PORT:-18080}
 METRICS_PORT=${E2E_METRICS_PORT:-19180}
 # shellcheck source=tests/results.sh
@@ -286,6 +288,86 @@ check "each bad service is logged once" test "$(grep -c 'service badport: label'
 check "nothing of a bad label reaches the file" sh -c "! grep -q -e 'del map' -e badport -e badnet '$GEN' '$MAP'"
 check "a bad service's host is not routed" test "$(status badport.local)" = 503
 
+# ---- dovetailctl ------------------------------------------------------------------
+
+CTL_SOCK=$LAB_DIR/dovetail.sock
+ctl() { "$DOVETAILCTL" -c "$CONF" "$@"; }
+# ctl_status CMD...: dovetailctl's exit status, its output dropped.
+ctl_status() { ctl "$@" >/dev/null 2>&1; echo $?; }
+# ctl_raw BYTES-FILE: what the control socket answers to those bytes.
+ctl_raw() { socat -t 5 - "UNIX-CONNECT:$CTL_SOCK" <"$1" 2>/dev/null; }
+# ctl_routes_up HOST NAME: every running task of NAME is a line of HOST's
+# route in "show routes", on its node, UP in HAProxy; no other line.
+ctl_routes_up() {
+	local out tasks t n=0
+	out=$(ctl show routes | grep "^$1/ ")
+	tasks=$(dk service ps -q --no-trunc --filter desired-state=running "$2")
+	[ -n "$tasks" ] || return 1
+	for t in $tasks; do
+		printf '%s\n' "$out" | grep -Eq "^$1/ +http +$2 +svc-$2 +$t +[^ ]+ +127\.0\.0\.1:[0-9]+ +UP\$" || return 1
+		n=$((n + 1))
+	done
+	[ "$(printf '%s\n' "$out" | grep -c .)" -eq "$n" ]
+}
+# ctl_json_service NAME FIELD: one field of NAME in "show services json".
+ctl_json_service() {
+	ctl -j show services | python3 -c 'import json, sys
+for s in json.load(sys.stdin)["services"]:
+    if s["service"] == sys.argv[1]:
+        print(s[sys.argv[2]])' "$1" "$2"
+}
+ctl_says() { ctl "$1" "$2" | grep -Eq "$3"; }
+
+check "the control socket is beside the file, mode 660" \
+	test "$(stat -c '%F %a' "$CTL_SOCK")" = "socket 660"
+check "show routes: good.local's route lists each running task, UP" \
+	lab_wait 15 ctl_routes_up good.local good
+# ctl_route_nodes HOST: the NODE column of HOST's lines, one per line.
+ctl_route_nodes() { ctl show routes | awk -v r="$1/" '$1 == r { print $6 }' | sort -u; }
+is "show routes: ... with the node the tasks run on" \
+	"$(ctl_route_nodes good.local)" "$(dk node ls --format '{{.Hostname}}' | head -n 1)"
+check "show services: good is routed with 2 servers" \
+	ctl_says show services '^good +routed +svc-good +2 +- +-$'
+check "show services: badport is refused, naming the label and the value" \
+	ctl_says show services '^badport +refused +- +- +com\.docker\.lb\.port +"80a"'
+check "show services: badnet is refused, naming the network label" \
+	ctl_says show services '^badnet +refused +- +- +com\.docker\.lb\.network +network "nowhere"'
+is "show services json: badport's state" "$(ctl_json_service badport state)" refused
+is "show services json: badport's label" "$(ctl_json_service badport label)" com.docker.lb.port
+is "dovetailctl exits 1 while some service is refused" "$(ctl_status show services)" 1
+check "show reloads: the reloads so far, with their reason" \
+	ctl_says show reloads '^[0-9T:-]+Z +ok +[0-9]+ms +frontends or backends changed'
+check "show certs answers (no TLS service here)" ctl_says show certs '^FILE +SERVICE'
+is "reload exits 0" "$(ctl_status reload)" 0
+check "... and dovetail reads its configuration again, as on SIGHUP" \
+	lab_wait 10 grep -q "SIGHUP: configuration $CONF reloaded" "$LOG"
+is "log brief exits 0" "$(ctl_status log brief)" 0
+check "... and is logged" lab_wait 5 grep -q "control: uid [0-9]* sets logging brief" "$LOG"
+is "log verbose exits 0" "$(ctl_status log verbose)" 0
+printf 'bogus request\n' >"$LAB_DIR/ctl-bogus"
+check "a garbage request gets an error line" \
+	sh -c "socat -t 5 - 'UNIX-CONNECT:$CTL_SOCK' <'$LAB_DIR/ctl-bogus' | grep -qx 'error: unknown command \"bogus request\".*'"
+is "dovetailctl exits 2 on an unknown command" "$(ctl_status frobnicate)" 2
+head -c 4096 /dev/urandom >"$LAB_DIR/ctl-noise"
+ctl_raw "$LAB_DIR/ctl-noise" >/dev/null
+head -c 300 /dev/zero | tr '\0' a >"$LAB_DIR/ctl-long"
+check "a request longer than 255 bytes gets an error line" \
+	sh -c "socat -t 5 - 'UNIX-CONNECT:$CTL_SOCK' <'$LAB_DIR/ctl-long' | grep -qx 'error: request longer than 255 bytes'"
+# Ten clients that say nothing hold the 8 slots for 5 s at most.
+idle_pids=
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	sleep 8 | socat - "UNIX-CONNECT:$CTL_SOCK" >/dev/null 2>&1 &
+	idle_pids="$idle_pids $!"
+done
+is "with silent clients holding every slot, a request is answered within 10 s" \
+	"$(timeout 10 "$DOVETAILCTL" -c "$CONF" show services >/dev/null 2>&1; echo $?)" 1
+for p in $idle_pids; do wait "$p" 2>/dev/null; done
+check "after garbage and silent clients, dovetail keeps answering" \
+	ctl_says show services '^good +routed'
+check "... and keeps routing" routes_exactly good.local good 2
+is "dovetailctl without a daemon's socket exits 2" \
+	"$("$DOVETAILCTL" -s "$LAB_DIR/nothing.sock" show routes >/dev/null 2>&1; echo $?)" 2
+
 # ---- a service HAProxy refuses: left out, the others go on -------------------
 
 lab_demo_service clash 1 --label com.docker.lb.hosts=clash.local \
@@ -306,7 +388,12 @@ check "its labels changed, it is tried again" \
 check "... and refused again, once more named" lab_wait 30 eval \
 	'[ "$(grep -c "warning: service clash: HAProxy refuses its part" "$LOG")" = 2 ]'
 check "... while the service after it still routes" routes_exactly after-clash.local after-clash 1
+check "dovetailctl shows it quarantined, with HAProxy's reason" \
+	ctl_says show services "^clash +quarantined +- +- +- +HAProxy refuses its part of the file"
 dk service rm clash after-clash >/dev/null
+dk service rm badport badhost badnet >/dev/null
+check "with the bad services gone, dovetailctl exits 0: every labelled service is routed" \
+	lab_wait 30 eval '[ "$(ctl_status show services)" = 0 ]'
 
 # ---- draining, retries, health checks -----------------------------------------
 

@@ -234,9 +234,11 @@ if [ -n "$deb" ]; then
 	check "lintian reports no error" \
 		sh -c "[ $lintian_rc -ne 2 ] && ! printf '%s\n' \"\$1\" | grep -q '^E:'" _ "$lintian_out"
 	deb_has() { dpkg-deb -c "$deb" | awk '{ print $6 }' | grep -qx "./$1"; }
-	for f in usr/sbin/dovetail etc/dovetail/dovetail.conf lib/systemd/system/dovetail.service \
+	for f in usr/sbin/dovetail usr/sbin/dovetailctl etc/dovetail/dovetail.conf \
+		lib/systemd/system/dovetail.service \
 		lib/systemd/system/haproxy.service.d/dovetail.conf usr/lib/tmpfiles.d/dovetail.conf \
-		usr/share/man/man8/dovetail.8.gz usr/share/man/man5/dovetail.conf.5.gz \
+		usr/share/man/man8/dovetail.8.gz usr/share/man/man8/dovetailctl.8.gz \
+		usr/share/man/man5/dovetail.conf.5.gz \
 		usr/share/man/man7/dovetail-labels.7.gz \
 		usr/share/doc/dovetail/haproxy/haproxy.cfg usr/share/doc/dovetail/README.Debian; do
 		check "the package holds /$f" deb_has "$f"

@@ -89,7 +89,7 @@ rm -rf "$tmp_vg"
 
 step "man pages"
 record mandoc -Tlint -Wwarning "$top/man/dovetail.8" "$top/man/dovetail.conf.5" \
-	"$top/man/dovetail-labels.7"
+	"$top/man/dovetail-labels.7" "$top/man/dovetailctl.8"
 
 step "golden HAProxy files pass haproxy -c"
 tmp=$(mktemp -d)

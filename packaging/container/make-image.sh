@@ -113,6 +113,7 @@ if [ "$what" = dovetail ]; then
 	) >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; exit 1; }
 	# The freshly built binary, not one that may be installed here.
 	copy_with_libs "$work/stage/usr/sbin/dovetail" /usr/sbin/dovetail
+	copy_with_libs "$work/stage/usr/sbin/dovetailctl" /usr/sbin/dovetailctl
 	install -D -m 644 "$here/dovetail.conf" "$root/etc/dovetail/dovetail.conf"
 	install -m 755 "$here/dovetail-healthcheck" "$root/usr/local/bin/dovetail-healthcheck"
 	settings='"User":"10001:10001",'$path_env',"Entrypoint":["/usr/sbin/dovetail"],"Cmd":["-c","/etc/dovetail/dovetail.conf"],"StopSignal":"SIGTERM","Healthcheck":{"Test":["CMD","/usr/local/bin/dovetail-healthcheck"],"Interval":30000000000,"Timeout":30000000000,"StartPeriod":60000000000,"Retries":3}'

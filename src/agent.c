@@ -620,6 +620,32 @@ poll_service(struct agent *a, const char *id)
 	return converged(a->swarm, id);
 }
 
+/*
+ * A server that was up at the last read of HAProxy and is down now, its
+ * task failing its health checks: its service's tasks are read at once,
+ * as Docker reports no event when a task fails on another node and is
+ * started again elsewhere.
+ */
+static void
+poll_fallen(struct agent *a, const struct running *r)
+{
+	const struct rserver **fallen;
+	size_t i, j, n;
+
+	n = hastate_fallen(a->seen, r, &fallen);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < a->swarm->ntasks; j++)
+			if (strcmp(a->swarm->tasks[j].id, fallen[i]->name) == 0)
+				break;
+		if (j == a->swarm->ntasks)
+			continue;
+		log_debug("haproxy: server %s/%s went down: reading its "
+		    "service's tasks", fallen[i]->backend, fallen[i]->name);
+		fast_add(a, a->swarm->tasks[j].service_id);
+	}
+	free(fallen);
+}
+
 static void
 fast_polls(struct agent *a)
 {
@@ -1641,6 +1667,7 @@ reconcile(struct agent *a)
 			goto out;
 	}
 plan:
+	poll_fallen(a, r);
 	read_committed(a, d, r);
 	plan_build(&p, d, a->last, r, &a->ro);
 	/* Refused ones wait: the full read's reconcile comes back to them. */
@@ -1937,6 +1964,30 @@ agent_free(struct agent *a)
 	free(a->status);
 }
 
+/*
+ * When Docker is asked whether it is there: once per poll interval
+ * without any other answer from it, as the full read is much rarer.
+ */
+static long long
+next_ping(const struct agent *a)
+{
+	return a->metrics.docker_ok_ms + a->cfg->poll_interval_ms;
+}
+
+static void
+docker_ping(struct agent *a)
+{
+	struct buf out;
+	char *cause;
+
+	buf_init(&out);
+	if (docker_get(a->docker, "/_ping", &out, &cause) == -1)
+		docker_down(a, cause);
+	else
+		a->metrics.docker_ok_ms = mono_ms();
+	buf_free(&out);
+}
+
 static long long
 earliest(long long a, long long b)
 {
@@ -2033,7 +2084,9 @@ agent_run(struct config *cfg, const char *config_path,
 			handle_event(&a, &ev);
 		if (a.docker_up && now >= a.next_full_sync &&
 		    full_sync(&a) == 0)
-			a.next_full_sync = mono_ms() + cfg->poll_interval_ms;
+			a.next_full_sync = mono_ms() + a.cfg->audit_interval_ms;
+		if (a.docker_up && now >= next_ping(&a))
+			docker_ping(&a);
 		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)
 			fast_polls(&a);
 		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile))
@@ -2043,6 +2096,7 @@ agent_run(struct config *cfg, const char *config_path,
 		if (a.docker_up) {
 			next = earliest(next, a.next_full_sync);
 			next = earliest(next, a.next_fast_poll);
+			next = earliest(next, next_ping(&a));
 		} else
 			next = earliest(next, a.docker_retry_at);
 		next = earliest(next, ctl_deadline(a.ctl));

@@ -69,7 +69,9 @@ const struct config_key config_keys[] = {
 	{ "agent", "control_socket", "agent-control-socket", "", "PATH",
 	  "dovetailctl's socket (empty: dovetail.sock beside the file)" },
 	{ "agent", "poll_interval", "agent-poll-interval", "3s", "DURATION",
-	  "full resynchronisation period" },
+	  "period of the comparison with HAProxy's state" },
+	{ "agent", "audit_interval", "agent-audit-interval", "30s",
+	  "DURATION", "period of the full read of the swarm" },
 	{ "agent", "converge_interval", "agent-converge-interval", "50ms",
 	  "DURATION", "task polling period of a service that just changed" },
 	{ "agent", "converge_timeout", "agent-converge-timeout", "60s",
@@ -473,6 +475,8 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			c->docker_timeout_ms = ms;
 		else if (strcmp(k->key, "poll_interval") == 0)
 			c->poll_interval_ms = ms;
+		else if (strcmp(k->key, "audit_interval") == 0)
+			c->audit_interval_ms = ms;
 		else if (strcmp(k->key, "converge_interval") == 0)
 			c->converge_interval_ms = ms;
 		else

@@ -68,7 +68,7 @@ server_state(const struct running *seen, const char *backend,
 	if (r->admin & SRV_ADMIN_DRAIN_MASK)
 		return "DRAIN";
 	switch (r->op) {
-	case 0:
+	case SRV_OP_STOPPED:
 		return "DOWN";
 	case 3:
 		return "NOLB";

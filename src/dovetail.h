@@ -113,6 +113,7 @@ struct config {
 	char *listen;		/* metrics and health, "" = off */
 	char *control_socket;	/* "" = beside haproxy_config */
 	unsigned poll_interval_ms;
+	unsigned audit_interval_ms;
 	unsigned converge_interval_ms;
 	unsigned converge_timeout_ms;
 	unsigned docker_timeout_ms;
@@ -507,6 +508,8 @@ struct proc_info {
 };
 #define SRV_ADMIN_MAINT_MASK 0x23u	/* forced, inherited, resolution */
 #define SRV_ADMIN_DRAIN_MASK 0x18u
+#define SRV_OP_STOPPED 0u		/* srv_op_state: down */
+#define SRV_OP_RUNNING 2u		/* up */
 struct running *running_new(void);
 void running_free(struct running *);
 int hastate_parse_servers(struct running *, const char *, char **cause);
@@ -523,6 +526,8 @@ int running_has_backend(const struct running *, const char *);
 int rmapent_cmp(const void *, const void *);
 int rserver_cmp(const void *, const void *);
 int rserver_in_maint(const struct rserver *);
+size_t hastate_fallen(const struct running *, const struct running *,
+    const struct rserver ***);
 
 /* plan.c: desired versus running, as runtime commands (no I/O) */
 enum cmd_kind {

@@ -396,6 +396,37 @@ hastate_parse_crt_list(struct running *r, const char *text, char **cause)
 }
 
 /*
+ * The servers that were up at the earlier read and are down now, out of
+ * maintenance: a task that stopped answering its health checks.  Docker
+ * says nothing of a task that fails on another node, so this is how such
+ * a task's service comes to be read again.  Returns how many; *out (new
+ * array, free it) borrows the servers of now.
+ */
+size_t
+hastate_fallen(const struct running *before, const struct running *now,
+    const struct rserver ***out)
+{
+	const struct rserver *s, *was;
+	size_t i, n = 0;
+
+	*out = NULL;
+	if (before == NULL || now == NULL)
+		return 0;
+	for (i = 0; i < now->nservers; i++) {
+		s = &now->servers[i];
+		if (s->op != SRV_OP_STOPPED || rserver_in_maint(s))
+			continue;
+		was = find_in_array(s, before->servers, before->nservers,
+		    sizeof(*before->servers), rserver_cmp);
+		if (was == NULL || was->op != SRV_OP_RUNNING)
+			continue;
+		*out = xreallocarray(*out, n + 1, sizeof(**out));
+		(*out)[n++] = s;
+	}
+	return n;
+}
+
+/*
  * Reads the master CLI's "show proc": the master line carries the reload
  * count and, on 2.6, "[failed: N]"; the first worker line under
  * "# workers" is the newest worker.

@@ -1022,6 +1022,46 @@ START_TEST(test_hastate_servers)
 }
 END_TEST
 
+/* A server's fall is what tells of a task failing on another node. */
+START_TEST(test_hastate_fallen)
+{
+	struct rserver was[] = {
+		{ (char *)"b", (char *)"down", NULL, 0, 0, SRV_OP_RUNNING, 1 },
+		{ (char *)"b", (char *)"gone", NULL, 0, 0, SRV_OP_RUNNING, 1 },
+		{ (char *)"b", (char *)"maint", NULL, 0, 0, SRV_OP_RUNNING, 1 },
+		{ (char *)"b", (char *)"never", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+		{ (char *)"b", (char *)"up", NULL, 0, 0, SRV_OP_RUNNING, 1 },
+	};
+	struct rserver now[] = {
+		{ (char *)"b", (char *)"down", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+		{ (char *)"b", (char *)"maint", NULL, 0, 0x01, SRV_OP_STOPPED,
+		    1 },
+		{ (char *)"b", (char *)"never", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+		{ (char *)"b", (char *)"new", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+		{ (char *)"b", (char *)"up", NULL, 0, 0, SRV_OP_RUNNING, 1 },
+		{ (char *)"c", (char *)"down", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+	};
+	struct running before, after;
+	const struct rserver **fallen;
+
+	memset(&before, 0, sizeof(before));
+	memset(&after, 0, sizeof(after));
+	before.servers = was;
+	before.nservers = 5;
+	after.servers = now;
+	after.nservers = 6;
+	/* Only b/down: up before, down now, not put in maintenance. */
+	ck_assert_uint_eq(hastate_fallen(&before, &after, &fallen), 1);
+	ck_assert_str_eq(fallen[0]->backend, "b");
+	ck_assert_str_eq(fallen[0]->name, "down");
+	free(fallen);
+	ck_assert_uint_eq(hastate_fallen(NULL, &after, &fallen), 0);
+	ck_assert_ptr_null(fallen);
+	ck_assert_uint_eq(hastate_fallen(&after, &after, &fallen), 0);
+	free(fallen);
+}
+END_TEST
+
 START_TEST(test_hastate_backends_and_map)
 {
 	struct running *r = running_new();
@@ -2112,6 +2152,7 @@ suite_units(void)
 
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
+	tcase_add_test(tc, test_hastate_fallen);
 	tcase_add_test(tc, test_hastate_backends_and_map);
 	tcase_add_test(tc, test_hastate_proc);
 	tcase_add_test(tc, test_reply_classes);

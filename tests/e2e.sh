@@ -316,7 +316,9 @@ for s in json.load(sys.stdin)["services"]:
     if s["service"] == sys.argv[1]:
         print(s[sys.argv[2]])' "$1" "$2"
 }
-ctl_says() { ctl "$1" "$2" | grep -Eq "$3"; }
+# ctl_says CMD ARG REGEX: the reply has a line matching REGEX (whatever the
+# exit status, which says whether every service is routed).
+ctl_says() { local out; out=$(ctl "$1" "$2"); printf '%s\n' "$out" | grep -Eq "$3"; }
 
 check "the control socket is beside the file, mode 660" \
 	test "$(stat -c '%F %a' "$CTL_SOCK")" = "socket 660"

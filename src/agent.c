@@ -100,6 +100,8 @@ struct agent {
 	struct metrics_server *http;
 	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
+	int in_sync;		/* HAProxy and the files matched last */
+	long long next_rebuild;	/* when last is built again regardless */
 	char *disk_config;	/* what the file on disk holds */
 	struct hold hold;	/* commands HAProxy refused, held back */
 	/* Services whose part of the file haproxy -c refused, left out
@@ -1551,27 +1553,18 @@ record_reload(struct agent *a, const char *why, long long started,
 }
 
 /*
- * Makes HAProxy equal to the snapshot.  Returns 0 when HAProxy (or, when
- * it does not answer, the file on disk) now matches, -1 otherwise.
+ * New desired state of the swarm, its file into config and its maps and
+ * crt-list into side[] (initialised buffers); the label problems logged.
  */
-static int
-reconcile(struct agent *a)
+static struct desired *
+build(struct agent *a, struct buf *config, struct buf *side)
 {
 	struct desired_opts dopts;
 	struct tenancy_opts tenancy;
 	struct cert_store certs;
 	struct desired *d;
-	struct running *r = NULL;
-	struct plan p;
-	struct buf config, side[NSIDE];
-	char *sides[NSIDE];
-	const char *why;
-	char *cause;
-	long long started;
-	int rc = -1, i, checked, retried;
+	int i;
 
-	a->dirty = 0;
-	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
 	load_certs(a, &certs);
 	memset(&dopts, 0, sizeof(dopts));
 	dopts.prefix = a->cfg->label_prefix;
@@ -1584,22 +1577,67 @@ reconcile(struct agent *a)
 	dopts.tenancy = &tenancy;
 	dopts.max_hosts = a->cfg->max_hosts;
 	dopts.max_label_bytes = a->cfg->max_label_bytes;
+	dopts.check_rate = a->cfg->check_rate;
+	dopts.check_inter = a->last != NULL ? a->last->check_inter : 0;
 	prune_quarantine(a);
 	dopts.excluded = a->quarantine;
 	dopts.nexcluded = a->nquarantine;
 	d = desired_build(a->swarm, &dopts);
 	cert_store_free(&certs);
 	report_problems(a, d);
-	buf_init(&config);
-	render_config(&config, d, &a->ro);
+	render_config(config, d, &a->ro);
 	for (i = 0; i < NSIDE; i++) {
-		buf_init(&side[i]);
 		if (i == SIDE_CRT_LIST)
 			render_crt_list(&side[i], d, a->certs_dir);
 		else
 			render_map(&side[i], d, i);
-		sides[i] = side[i].data;
 	}
+	return d;
+}
+
+/*
+ * Makes HAProxy equal to the snapshot.  Returns 0 when HAProxy (or, when
+ * it does not answer, the file on disk) now matches, -1 otherwise.
+ */
+static int
+reconcile(struct agent *a)
+{
+	struct desired *d;
+	struct running *r = NULL;
+	struct plan p;
+	struct buf config, side[NSIDE];
+	char *sides[NSIDE];
+	const char *why;
+	char *cause;
+	long long started;
+	int rc = -1, i, checked, retried, reuse;
+
+	/*
+	 * Nothing changed since a reconcile that left HAProxy in sync: what
+	 * it built stands, and only HAProxy's state is read and compared.
+	 * The whole is built again after a change, and once per
+	 * audit_interval for what no event tells (certificate files).
+	 */
+	reuse = !a->dirty && a->in_sync && a->last != NULL &&
+	    mono_ms() < a->next_rebuild;
+	a->dirty = 0;
+	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
+	buf_init(&config);
+	for (i = 0; i < NSIDE; i++)
+		buf_init(&side[i]);
+	if (reuse) {
+		d = a->last;
+		buf_adds(&config, a->disk_config);
+		for (i = 0; i < NSIDE; i++)
+			buf_adds(&side[i], a->disk_side[i] == NULL ? "" :
+			    a->disk_side[i]);
+	} else {
+		d = build(a, &config, side);
+		a->next_rebuild = mono_ms() + a->cfg->audit_interval_ms;
+	}
+	a->in_sync = 0;
+	for (i = 0; i < NSIDE; i++)
+		sides[i] = side[i].data;
 	memset(&p, 0, sizeof(p));
 
 	if (read_running(a, &r) == -1) {
@@ -1692,8 +1730,11 @@ out:
 		running_free(a->seen);
 		a->seen = r;
 	}
-	desired_free(a->last);
-	a->last = d;
+	a->in_sync = rc == 0 && r != NULL;
+	if (!reuse) {
+		desired_free(a->last);
+		a->last = d;
+	}
 	buf_free(&config);
 	for (i = 0; i < NSIDE; i++)
 		buf_free(&side[i]);

@@ -42,6 +42,8 @@ const struct config_key config_keys[] = {
 	  "the user's HAProxy file loaded before it, for checks" },
 	{ "haproxy", "binary", "haproxy-binary", "/usr/sbin/haproxy", "FILE",
 	  "HAProxy binary used for configuration checks" },
+	{ "haproxy", "check_rate", "haproxy-check-rate", "1000", "N",
+	  "health checks per second of all servers together, at most" },
 	{ "routing", "label_prefix", "routing-label-prefix", "com.docker.lb",
 	  "PREFIX", "prefix of the service labels dovetail reads" },
 	{ "routing", "service_cluster", "routing-service-cluster", "", "NAME",
@@ -341,6 +343,12 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 		if (parse_count(v, 1, 65536, &c->docker_max_reply_mb) == -1) {
 			*cause = xasprintf("max_reply \"%s\" is not a number "
 			    "of megabytes from 1 to 65536", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "haproxy-check-rate") == 0) {
+		if (parse_count(v, 10, 1000000, &c->check_rate) == -1) {
+			*cause = xasprintf("check_rate \"%s\" is not a number "
+			    "from 10 to 1000000", esc(v));
 			return -1;
 		}
 	} else if (strcmp(o, "routing-max-hosts") == 0) {

@@ -1058,6 +1058,10 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	}
 	sort_array(d->problems, d->nproblems, sizeof(*d->problems),
 	    problem_cmp);
+	for (i = 0; i < d->nbackends; i++)
+		d->nservers += d->backends[i].nservers;
+	d->check_inter = desired_check_inter(d->nservers,
+	    LIMIT(o->check_rate, DT_CHECK_RATE), o->check_inter);
 
 	for (i = 0; i < nrouted; i++) {
 		free_servers(routed[i].servers, routed[i].nservers);
@@ -1065,6 +1069,36 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	}
 	free(routed);
 	return d;
+}
+
+/* Seconds of spacing for n servers checked at rate per second at most. */
+static unsigned
+spacing(size_t n, unsigned rate)
+{
+	size_t s = (n + rate - 1) / rate;
+
+	return s < 1 ? 1 : s > DT_CHECK_INTER_MAX ? DT_CHECK_INTER_MAX :
+	    (unsigned)s;
+}
+
+/*
+ * Seconds between two health checks of each server, so that HAProxy's
+ * checks of all servers together stay within rate per second: 1 s up to
+ * rate servers, 2 s up to twice as many, and so on, 60 s at most.  A
+ * spacing change rewrites every server line, which is a reload, so the
+ * spacing goes up as soon as the servers need it but down only when a
+ * quarter more servers would still fit the lower one: a count that goes
+ * back and forth across a boundary reloads once, not each time.
+ */
+unsigned
+desired_check_inter(size_t n, unsigned rate, unsigned prev)
+{
+	unsigned want = spacing(n, rate), room;
+
+	if (prev <= want)
+		return want;
+	room = spacing(n + n / 4, rate);
+	return room < prev ? room : prev;
 }
 
 /* Whether some host passes TLS through to its tasks (by SNI). */

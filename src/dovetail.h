@@ -29,8 +29,8 @@
  * task.  The pool settings are HAProxy's own defaults for a server in the
  * file, written out so both kinds are the same on every version.
  */
-#define DT_SERVER_OPTIONS \
-	"check inter 1s fall 2 rise 1 observe layer4 error-limit 1 " \
+#define DT_SERVER_OPTIONS_FMT \
+	"check inter %us fall 2 rise 1 observe layer4 error-limit 1 " \
 	"on-error mark-down pool-purge-delay 5s pool-max-conn -1"
 
 /* xmalloc.c: allocation that dies on out-of-memory */
@@ -120,6 +120,7 @@ struct config {
 	unsigned docker_max_reply_mb;
 	unsigned max_hosts;
 	unsigned max_label_bytes;
+	unsigned check_rate;
 };
 struct config_key {
 	const char *section;
@@ -395,6 +396,8 @@ struct desired {
 	size_t nrefused_haproxy;	/* problems: excluded, HAProxy refused */
 	size_t nservices;		/* services routed */
 	size_t nhosts;			/* host names routed */
+	size_t nservers;		/* in all backends */
+	unsigned check_inter;		/* seconds between health checks */
 };
 /* tenancy.c: who may route which host (pure) */
 struct tenancy_opts {
@@ -430,12 +433,17 @@ struct desired_opts {
 	size_t nexcluded;
 	unsigned max_hosts;		/* per service; 0: DT_MAX_HOSTS */
 	unsigned max_label_bytes;	/* 0: DT_MAX_LABEL_BYTES */
+	unsigned check_rate;		/* checks/s; 0: DT_CHECK_RATE */
+	unsigned check_inter;		/* the last file's spacing; 0: none */
 };
+#define DT_CHECK_RATE 1000
+#define DT_CHECK_INTER_MAX 60
 #define DT_MAX_HOSTS 5000
 #define DT_MAX_LABEL_BYTES 131072
 struct desired *desired_build(const struct swarm *,
     const struct desired_opts *);
 void desired_free(struct desired *);
+unsigned desired_check_inter(size_t nservers, unsigned rate, unsigned prev);
 const struct dbackend *desired_backend(const struct desired *, const char *);
 int dcert_cmp(const void *, const void *);
 int desired_https(const struct desired *);
@@ -465,8 +473,8 @@ void render_skeleton(struct buf *, const char *config_text);
 unsigned render_default_server_line(const char *text);
 char *render_services_at(const char *text, unsigned line);
 void render_server_addr(struct buf *, const struct dserver *);
-void render_server_args(struct buf *, const struct dbackend *,
-    const struct dserver *);
+void render_server_args(struct buf *, const struct desired *,
+    const struct dbackend *, const struct dserver *);
 
 /* hastate.c: parsing HAProxy runtime replies (no I/O) */
 struct rserver {

@@ -44,25 +44,26 @@ plan_free(struct plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* New "ADDR:PORT", and the server's options when d is given. */
 static char *
-addr_port(const struct dbackend *be, const struct dserver *s,
-    int with_options)
+addr_port(const struct desired *d, const struct dbackend *be,
+    const struct dserver *s)
 {
 	struct buf b;
 
 	buf_init(&b);
-	if (with_options)
-		render_server_args(&b, be, s);
+	if (d != NULL)
+		render_server_args(&b, d, be, s);
 	else
 		render_server_addr(&b, s);
 	return buf_steal(&b);
 }
 
 static void
-plan_add_server(struct plan *p, const struct dbackend *be,
-    const struct dserver *s)
+plan_add_server(struct plan *p, const struct desired *d,
+    const struct dbackend *be, const struct dserver *s)
 {
-	char *args = addr_port(be, s, 1), *ap = addr_port(be, s, 0);
+	char *args = addr_port(d, be, s), *ap = addr_port(NULL, be, s);
 
 	plan_add(p, CMD_ADD_SERVER, xasprintf("add server %s/%s %s",
 	    be->name, s->name, args), xasprintf("service %s: backend %s: "
@@ -83,7 +84,7 @@ plan_update_server(struct plan *p, const struct dbackend *be,
 	char *ap;
 
 	if (strcmp(r->addr, s->addr) != 0 || r->port != s->port) {
-		ap = addr_port(be, s, 0);
+		ap = addr_port(NULL, be, s);
 		plan_add(p, CMD_SET_ADDR, xasprintf("set server %s/%s addr "
 		    "%s port %u", be->name, s->name, s->addr, s->port),
 		    xasprintf("service %s: backend %s: server %s moved to %s",
@@ -165,8 +166,9 @@ first_rserver(const struct running *r, const char *name)
 }
 
 static void
-plan_servers(struct plan *p, const struct dbackend *be,
-    const struct desired *prev, const struct running *r, int removals)
+plan_servers(struct plan *p, const struct desired *d,
+    const struct dbackend *be, const struct desired *prev,
+    const struct running *r, int removals)
 {
 	size_t i = 0, j, end;
 	int c;
@@ -184,7 +186,7 @@ plan_servers(struct plan *p, const struct dbackend *be,
 			c = strcmp(be->servers[i].name, r->servers[j].name);
 		if (c < 0) {
 			if (!removals)
-				plan_add_server(p, be, &be->servers[i]);
+				plan_add_server(p, d, be, &be->servers[i]);
 			i++;
 		} else if (c > 0) {
 			if (removals)
@@ -404,7 +406,7 @@ plan_build(struct plan *p, const struct desired *d,
 
 	for (i = 0; i < d->nbackends; i++) {
 		if (running_has_backend(r, d->backends[i].name))
-			plan_servers(p, &d->backends[i], prev, r, 0);
+			plan_servers(p, d, &d->backends[i], prev, r, 0);
 	}
 	plan_tls(p, d, r, o);
 	for (m = 0; m < MAP_COUNT; m++)
@@ -412,7 +414,7 @@ plan_build(struct plan *p, const struct desired *d,
 			plan_map(p, d, r, m, o->map_paths[m]);
 	for (i = 0; i < d->nbackends; i++) {
 		if (running_has_backend(r, d->backends[i].name))
-			plan_servers(p, &d->backends[i], prev, r, 1);
+			plan_servers(p, d, &d->backends[i], prev, r, 1);
 	}
 }
 

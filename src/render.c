@@ -39,13 +39,13 @@ render_server_addr(struct buf *b, const struct dserver *s)
  * tasks are checked with a TLS handshake.
  */
 void
-render_server_args(struct buf *b, const struct dbackend *be,
-    const struct dserver *s)
+render_server_args(struct buf *b, const struct desired *d,
+    const struct dbackend *be, const struct dserver *s)
 {
 	render_server_addr(b, s);
 	if (s->weight >= 0)
 		buf_addf(b, " weight %d", s->weight);
-	buf_adds(b, " " DT_SERVER_OPTIONS);
+	buf_addf(b, " " DT_SERVER_OPTIONS_FMT, d->check_inter);
 	if (be->tcp)
 		buf_adds(b, " check-ssl verify none");
 }
@@ -78,8 +78,8 @@ render_balance(struct buf *b, const struct dbackend *be)
 }
 
 static void
-render_backend(struct buf *b, const struct dbackend *be,
-    const struct render_opts *o)
+render_backend(struct buf *b, const struct desired *d,
+    const struct dbackend *be, const struct render_opts *o)
 {
 	size_t i;
 
@@ -130,7 +130,7 @@ render_backend(struct buf *b, const struct dbackend *be,
 servers:
 	for (i = 0; i < be->nservers; i++) {
 		buf_addf(b, SERVER_LINE "%s ", be->servers[i].name);
-		render_server_args(b, be, &be->servers[i]);
+		render_server_args(b, d, be, &be->servers[i]);
 		buf_addc(b, '\n');
 	}
 }
@@ -260,8 +260,8 @@ render_config(struct buf *b, const struct desired *d,
 	 * until a reload: a dovetail with other options must reload once,
 	 * so the options are part of the skeleton.
 	 */
-	buf_adds(b, "# Every server, here and added at run time: "
-	    DT_SERVER_OPTIONS "\n");
+	buf_addf(b, "# Every server, here and added at run time: "
+	    DT_SERVER_OPTIONS_FMT "\n", d->check_inter);
 	/*
 	 * Nothing here may depend on the hosts or servers: everything
 	 * outside the server lines is the skeleton, and a skeleton change
@@ -281,7 +281,7 @@ render_config(struct buf *b, const struct desired *d,
 	    "\"text/html\" string \"%s\"\n", no_route_page);
 
 	for (i = 0; i < d->nbackends; i++)
-		render_backend(b, &d->backends[i], o);
+		render_backend(b, d, &d->backends[i], o);
 }
 
 void

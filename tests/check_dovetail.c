@@ -1023,6 +1023,25 @@ START_TEST(test_hastate_servers)
 END_TEST
 
 /* A server's fall is what tells of a task failing on another node. */
+/* Health checks of all servers together stay within the rate. */
+START_TEST(test_check_inter)
+{
+	ck_assert_uint_eq(desired_check_inter(0, 1000, 0), 1);
+	ck_assert_uint_eq(desired_check_inter(1000, 1000, 0), 1);
+	ck_assert_uint_eq(desired_check_inter(1001, 1000, 0), 2);
+	ck_assert_uint_eq(desired_check_inter(10000, 1000, 1), 10);
+	ck_assert_uint_eq(desired_check_inter(1000000, 1000, 0), 60);
+	/* Up at once; down only with a quarter to spare. */
+	ck_assert_uint_eq(desired_check_inter(2001, 1000, 2), 3);
+	ck_assert_uint_eq(desired_check_inter(2000, 1000, 3), 3);
+	ck_assert_uint_eq(desired_check_inter(1700, 1000, 3), 3);
+	ck_assert_uint_eq(desired_check_inter(1600, 1000, 3), 2);
+	ck_assert_uint_eq(desired_check_inter(10, 1000, 10), 1);
+	/* Never over the rate, whatever the last spacing. */
+	ck_assert_uint_eq(desired_check_inter(9000, 1000, 3), 9);
+}
+END_TEST
+
 START_TEST(test_hastate_fallen)
 {
 	struct rserver was[] = {
@@ -1269,6 +1288,7 @@ check_add_server_twin(int tcp, int weight)
 	be.tcp = tcp;
 	d.backends = &be;
 	d.nbackends = 1;
+	d.check_inter = 7;
 	buf_init(&text);
 	render_config(&text, &d, &ro);
 	line = strstr(text.data, "\n\tserver t1 ");
@@ -1276,7 +1296,8 @@ check_add_server_twin(int tcp, int weight)
 	line += strlen("\n\tserver t1 ");
 	len = strcspn(line, "\n");
 	ck_assert_ptr_nonnull(strstr(text.data, "\n# Every server, here and "
-	    "added at run time: " DT_SERVER_OPTIONS "\n"));
+	    "added at run time: check inter 7s fall 2 "));
+	ck_assert_ptr_nonnull(strstr(line, " check inter 7s fall 2 "));
 
 	ck_assert_int_eq(hastate_parse_backends(r, "# name\nsvc-a\n", &cause),
 	    0);
@@ -1290,7 +1311,7 @@ check_add_server_twin(int tcp, int weight)
 	ck_assert_ptr_nonnull(strstr(add, " [2001:db8::7]:8080 "));
 	ck_assert_ptr_nonnull(strstr(add, " pool-purge-delay 5s "
 	    "pool-max-conn -1"));
-	ck_assert_ptr_nonnull(strstr(add, " check inter 1s fall 2 rise 1 "));
+	ck_assert_ptr_nonnull(strstr(add, " check inter 7s fall 2 rise 1 "));
 	if (weight >= 0)
 		ck_assert_ptr_nonnull(strstr(add, " weight 30 "));
 	else
@@ -2153,6 +2174,7 @@ suite_units(void)
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
 	tcase_add_test(tc, test_hastate_fallen);
+	tcase_add_test(tc, test_check_inter);
 	tcase_add_test(tc, test_hastate_backends_and_map);
 	tcase_add_test(tc, test_hastate_proc);
 	tcase_add_test(tc, test_reply_classes);

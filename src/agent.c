@@ -628,6 +628,7 @@ poll_service(struct agent *a, const char *id)
  * as Docker reports no event when a task fails on another node and is
  * started again elsewhere.
  */
+#define FALLEN_POLLS_MAX 16
 static void
 poll_fallen(struct agent *a, const struct running *r)
 {
@@ -635,6 +636,13 @@ poll_fallen(struct agent *a, const struct running *r)
 	size_t i, j, n;
 
 	n = hastate_fallen(a->seen, r, &fallen);
+	if (n > FALLEN_POLLS_MAX) {
+		/* A node gone, most likely: one full read, not n polls. */
+		log_info("haproxy: %zu servers went down at once: reading the "
+		    "whole swarm", n);
+		a->next_full_sync = 0;
+		n = 0;
+	}
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < a->swarm->ntasks; j++)
 			if (strcmp(a->swarm->tasks[j].id, fallen[i]->name) == 0)

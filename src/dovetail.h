@@ -485,6 +485,7 @@ struct rserver {
 	unsigned admin;
 	unsigned op;
 	int weight;		/* user weight */
+	unsigned check_result;	/* srv_check_result; 0: none yet */
 };
 struct rmapent {
 	char *key;
@@ -518,6 +519,8 @@ struct proc_info {
 #define SRV_ADMIN_DRAIN_MASK 0x18u
 #define SRV_OP_STOPPED 0u		/* srv_op_state: down */
 #define SRV_OP_RUNNING 2u		/* up */
+#define SRV_CHECK_PASSED 3u		/* srv_check_result */
+#define SRV_CHECK_CONDPASS 4u
 struct running *running_new(void);
 void running_free(struct running *);
 int hastate_parse_servers(struct running *, const char *, char **cause);

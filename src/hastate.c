@@ -153,6 +153,7 @@ rmapent_cmp(const void *a, const void *b)
 struct state_cols {
 	int be_name, srv_name, srv_addr, srv_op_state, srv_admin_state,
 	    srv_port, srv_uweight;
+	int srv_check_result;	/* optional */
 };
 
 static int
@@ -162,7 +163,8 @@ header_cols(char *header, struct state_cols *c, char **cause)
 	size_t n, i;
 
 	c->be_name = c->srv_name = c->srv_addr = c->srv_op_state =
-	    c->srv_admin_state = c->srv_port = c->srv_uweight = -1;
+	    c->srv_admin_state = c->srv_port = c->srv_uweight =
+	    c->srv_check_result = -1;
 	n = split_fields(header, f, STATE_MAX_FIELDS);
 	/* f[0] is "#" */
 	for (i = 1; i < n; i++) {
@@ -182,6 +184,8 @@ header_cols(char *header, struct state_cols *c, char **cause)
 			c->srv_port = col;
 		else if (strcmp(f[i], "srv_uweight") == 0)
 			c->srv_uweight = col;
+		else if (strcmp(f[i], "srv_check_result") == 0)
+			c->srv_check_result = col;
 	}
 	if (c->be_name < 0 || c->srv_name < 0 || c->srv_addr < 0 ||
 	    c->srv_op_state < 0 || c->srv_admin_state < 0 || c->srv_port < 0 ||
@@ -199,7 +203,7 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 	char *copy, *line, *next, *f[STATE_MAX_FIELDS];
 	struct state_cols c;
 	struct rserver *s;
-	unsigned long op, admin, port, weight;
+	unsigned long op, admin, port, weight, check;
 	size_t n;
 	int have_header = 0, rc = 0, max;
 
@@ -260,6 +264,10 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 		s->op = (unsigned)op;
 		s->admin = (unsigned)admin;
 		s->weight = (int)weight;
+		s->check_result = c.srv_check_result >= 0 &&
+		    (size_t)c.srv_check_result < n &&
+		    parse_ulong(f[c.srv_check_result], &check) == 0 &&
+		    check <= 255 ? (unsigned)check : 0;
 	}
 	free(copy);
 	sort_array(r->servers, r->nservers, sizeof(*r->servers), rserver_cmp);
@@ -396,8 +404,10 @@ hastate_parse_crt_list(struct running *r, const char *text, char **cause)
 }
 
 /*
- * The servers that were up at the earlier read and are down now, out of
- * maintenance: a task that stopped answering its health checks.  Docker
+ * The servers that were up, by a health check that passed, at the
+ * earlier read and are down now, out of maintenance: a task that stopped
+ * answering its health checks (not one that never answered: a new worker
+ * counts its servers up until their first check).  Docker
  * says nothing of a task that fails on another node, so this is how such
  * a task's service comes to be read again.  Returns how many; *out (new
  * array, free it) borrows the servers of now.
@@ -418,7 +428,9 @@ hastate_fallen(const struct running *before, const struct running *now,
 			continue;
 		was = find_in_array(s, before->servers, before->nservers,
 		    sizeof(*before->servers), rserver_cmp);
-		if (was == NULL || was->op != SRV_OP_RUNNING)
+		if (was == NULL || was->op != SRV_OP_RUNNING ||
+		    (was->check_result != SRV_CHECK_PASSED &&
+		    was->check_result != SRV_CHECK_CONDPASS))
 			continue;
 		*out = xreallocarray(*out, n + 1, sizeof(**out));
 		(*out)[n++] = s;

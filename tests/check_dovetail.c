@@ -990,7 +990,7 @@ static const char servers_state[] =
     "srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
     "4 svc-demo 1 t1 127.0.0.1 2 0 1 1 1 1 0 2 0 0 0 0 - 9999 - 0 0 - - 0\n"
     "4 svc-demo 2 t2 127.0.0.1 0 5 1 1 1 1 0 0 8 0 0 0 - 9998 - 0 0 - - 0\n"
-    "3 svc-a 1 t9 10.0.0.9 2 8 1 1 1 1 0 2 0 0 0 0 - 80 - 0 0 - - 0\n"
+    "3 svc-a 1 t9 10.0.0.9 2 8 1 1 1 15 3 2 0 0 0 0 - 80 - 0 0 - - 0\n"
     "\n";
 
 START_TEST(test_hastate_servers)
@@ -1011,6 +1011,9 @@ START_TEST(test_hastate_servers)
 	/* Admin state 8 = forced drain: not maintenance. */
 	ck_assert_int_eq(rserver_in_maint(&r->servers[0]), 0);
 	ck_assert_uint_eq(r->servers[0].admin & SRV_ADMIN_DRAIN_MASK, 8);
+	/* Its last health check passed; t1's has not run yet. */
+	ck_assert_uint_eq(r->servers[0].check_result, SRV_CHECK_PASSED);
+	ck_assert_uint_eq(r->servers[1].check_result, 0);
 	running_free(r);
 
 	r = running_new();
@@ -1045,20 +1048,30 @@ END_TEST
 START_TEST(test_hastate_fallen)
 {
 	struct rserver was[] = {
-		{ (char *)"b", (char *)"down", NULL, 0, 0, SRV_OP_RUNNING, 1 },
-		{ (char *)"b", (char *)"gone", NULL, 0, 0, SRV_OP_RUNNING, 1 },
-		{ (char *)"b", (char *)"maint", NULL, 0, 0, SRV_OP_RUNNING, 1 },
-		{ (char *)"b", (char *)"never", NULL, 0, 0, SRV_OP_STOPPED, 1 },
-		{ (char *)"b", (char *)"up", NULL, 0, 0, SRV_OP_RUNNING, 1 },
+		{ (char *)"b", (char *)"down", NULL, 0, 0, SRV_OP_RUNNING, 1,
+		    SRV_CHECK_PASSED },
+		{ (char *)"b", (char *)"gone", NULL, 0, 0, SRV_OP_RUNNING, 1,
+		    SRV_CHECK_PASSED },
+		{ (char *)"b", (char *)"maint", NULL, 0, 0, SRV_OP_RUNNING, 1,
+		    SRV_CHECK_PASSED },
+		{ (char *)"b", (char *)"never", NULL, 0, 0, SRV_OP_STOPPED, 1,
+		    2 },
+		/* Up as a new worker says of a server not checked yet. */
+		{ (char *)"b", (char *)"unchecked", NULL, 0, 0, SRV_OP_RUNNING,
+		    1, 0 },
+		{ (char *)"b", (char *)"up", NULL, 0, 0, SRV_OP_RUNNING, 1,
+		    SRV_CHECK_CONDPASS },
 	};
 	struct rserver now[] = {
-		{ (char *)"b", (char *)"down", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+		{ (char *)"b", (char *)"down", NULL, 0, 0, SRV_OP_STOPPED, 1, 0 },
 		{ (char *)"b", (char *)"maint", NULL, 0, 0x01, SRV_OP_STOPPED,
-		    1 },
-		{ (char *)"b", (char *)"never", NULL, 0, 0, SRV_OP_STOPPED, 1 },
-		{ (char *)"b", (char *)"new", NULL, 0, 0, SRV_OP_STOPPED, 1 },
-		{ (char *)"b", (char *)"up", NULL, 0, 0, SRV_OP_RUNNING, 1 },
-		{ (char *)"c", (char *)"down", NULL, 0, 0, SRV_OP_STOPPED, 1 },
+		    1, 0 },
+		{ (char *)"b", (char *)"never", NULL, 0, 0, SRV_OP_STOPPED, 1, 0 },
+		{ (char *)"b", (char *)"new", NULL, 0, 0, SRV_OP_STOPPED, 1, 0 },
+		{ (char *)"b", (char *)"unchecked", NULL, 0, 0, SRV_OP_STOPPED,
+		    1, 0 },
+		{ (char *)"b", (char *)"up", NULL, 0, 0, SRV_OP_RUNNING, 1, 0 },
+		{ (char *)"c", (char *)"down", NULL, 0, 0, SRV_OP_STOPPED, 1, 0 },
 	};
 	struct running before, after;
 	const struct rserver **fallen;
@@ -1066,10 +1079,10 @@ START_TEST(test_hastate_fallen)
 	memset(&before, 0, sizeof(before));
 	memset(&after, 0, sizeof(after));
 	before.servers = was;
-	before.nservers = 5;
+	before.nservers = 6;
 	after.servers = now;
-	after.nservers = 6;
-	/* Only b/down: up before, down now, not put in maintenance. */
+	after.nservers = 7;
+	/* Only b/down: checked up before, down now, not in maintenance. */
 	ck_assert_uint_eq(hastate_fallen(&before, &after, &fallen), 1);
 	ck_assert_str_eq(fallen[0]->backend, "b");
 	ck_assert_str_eq(fallen[0]->name, "down");

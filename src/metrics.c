@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "dovetail.h"
 
 #define HEALTH_MAX_REFUSED 20
+#define HEALTH_MAX_CERTS 20
 
 const double metrics_lag_buckets[METRICS_LAG_BUCKETS] = {
 	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -52,6 +54,46 @@ gauge(struct buf *b, const char *name, const char *help, double v)
 {
 	buf_addf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help,
 	    name, name, v);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void
+label_value(struct buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_addf(b, "\\%c", *s);
+		else if (*s == '\n')
+			buf_adds(b, "\\n");
+		else
+			buf_addc(b, *s);
+	}
+}
+
+/*
+ * When each certificate dovetail serves expires, as a Unix time: alert
+ * on "dovetail_certificate_expiry_timestamp_seconds - time() < 14 * 86400".
+ * A certificate libcrypto could not read has no sample.
+ */
+static void
+metrics_certs(struct buf *b, const struct metrics *m)
+{
+	const struct desired *d = m->desired == NULL ? NULL : *m->desired;
+	size_t i;
+
+	buf_adds(b, "# HELP dovetail_certificate_expiry_timestamp_seconds "
+	    "Unix time at which each certificate served expires (notAfter)."
+	    "\n# TYPE dovetail_certificate_expiry_timestamp_seconds gauge\n");
+	for (i = 0; d != NULL && i < d->ncerts; i++) {
+		if (!d->certs[i].info.parsed)
+			continue;
+		buf_adds(b, "dovetail_certificate_expiry_timestamp_seconds"
+		    "{service=\"");
+		label_value(b, d->certs[i].service);
+		buf_adds(b, "\",file=\"");
+		label_value(b, d->certs[i].file);
+		buf_addf(b, "\"} %lld\n", d->certs[i].info.not_after);
+	}
 }
 
 /* The Prometheus text exposition of m. */
@@ -105,6 +147,7 @@ metrics_render(struct buf *b, const struct metrics *m)
 	    m->refused_haproxy);
 	gauge(b, "dovetail_last_sync_timestamp_seconds", "Unix time of the "
 	    "last full read of the swarm.", (double)m->last_sync_unix);
+	metrics_certs(b, m);
 }
 
 /* A JSON string body: quotes and controls escaped, non-ASCII as '?'. */
@@ -173,12 +216,44 @@ health_refused(struct buf *b, const struct metrics *m)
 }
 
 /*
+ * The certificates served that expire within cert_warn_days of now, or
+ * have expired: named, not counted against dovetail's health.
+ */
+static void
+health_certs(struct buf *b, const struct metrics *m, long long now)
+{
+	const struct desired *d = m->desired == NULL ? NULL : *m->desired;
+	const struct dcert *c;
+	enum cert_expiry e;
+	size_t i, n = 0;
+
+	buf_addf(b, ",\"certificates\":{\"served\":%zu,\"warn_days\":%u,"
+	    "\"expiring\":[", d == NULL ? 0 : d->ncerts, m->cert_warn_days);
+	for (i = 0; d != NULL && i < d->ncerts; i++) {
+		c = &d->certs[i];
+		e = tls_expiry(&c->info, now, m->cert_warn_days);
+		if (e == CERT_VALID)
+			continue;
+		if (n++ == HEALTH_MAX_CERTS)
+			break;
+		buf_adds(b, n == 1 ? "{\"service\":\"" : ",{\"service\":\"");
+		json_escape(b, c->service, 400);
+		buf_adds(b, "\",\"file\":\"");
+		json_escape(b, c->file, 400);
+		buf_addf(b, "\",\"days_left\":%lld,\"expired\":%s}",
+		    tls_days_left(c->info.not_after, now), e == CERT_EXPIRED ?
+		    "true" : "false");
+	}
+	buf_adds(b, "]}");
+}
+
+/*
  * The /healthz body; *ok is whether Docker and HAProxy were both reached
- * within window_ms of now_ms (monotonic).
+ * within window_ms of now_ms (monotonic).  now_unix dates certificates.
  */
 void
 health_render(struct buf *b, const struct metrics *m, long long now_ms,
-    unsigned window_ms, int *ok)
+    long long now_unix, unsigned window_ms, int *ok)
 {
 	*ok = 1;
 	buf_addc(b, '{');
@@ -190,6 +265,7 @@ health_render(struct buf *b, const struct metrics *m, long long now_ms,
 	    m->haproxy_error == NULL ? NULL : *m->haproxy_error, now_ms,
 	    window_ms, ok);
 	health_refused(b, m);
+	health_certs(b, m, now_unix);
 	buf_addf(b, ",\"status\":\"%s\"}\n", *ok ? "ok" : "unhealthy");
 }
 
@@ -240,8 +316,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		metrics_render(&body, s->m);
 		rc = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", &body);
 	} else if (strcmp(url, "/healthz") == 0) {
-		health_render(&body, s->m, mono_ms(), s->m->health_window_ms,
-		    &ok);
+		health_render(&body, s->m, mono_ms(), (long long)time(NULL),
+		    s->m->health_window_ms, &ok);
 		rc = reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "application/json", &body);
 	} else {

@@ -1902,6 +1902,18 @@ control_request(void *arg, const struct ctl_request *req, int uid,
 	return st;
 }
 
+/* The status page at / on [agent] listen. */
+static void
+status_page(void *arg, struct buf *b)
+{
+	struct agent *a = arg;
+	struct ctl_snapshot sn;
+
+	agent_snapshot(a, &sn);
+	status_render(b, &sn);
+	ctl_snapshot_free(&sn);
+}
+
 /* Opens the control socket the configuration names; -1 with *cause. */
 static int
 control_open(struct agent *a, char **cause)
@@ -2087,14 +2099,16 @@ agent_run(struct config *cfg, const char *config_path,
 	if (*cfg->listen != '\0') {
 		char *cause;
 
-		a.http = metrics_listen(cfg->listen, &a.metrics, &cause);
+		a.http = metrics_listen(cfg->listen, &a.metrics, status_page,
+		    &a, &cause);
 		if (a.http == NULL) {
 			log_warnx("%s", cause);
 			free(cause);
 			agent_free(&a);
 			return 1;
 		}
-		log_info("serving /metrics and /healthz on %s", cfg->listen);
+		log_info("serving the status page, /metrics and /healthz on "
+		    "%s", cfg->listen);
 	}
 	{
 		char *cause;

@@ -685,8 +685,10 @@ void metrics_observe_lag(struct metrics *, double seconds);
 void metrics_render(struct buf *, const struct metrics *);
 void health_render(struct buf *, const struct metrics *, long long now_ms,
     long long now_unix, unsigned window_ms, int *ok);
+/* Renders the status page at / into the buffer. */
+typedef void (*metrics_page)(void *, struct buf *);
 struct metrics_server *metrics_listen(const char *, const struct metrics *,
-    char **cause);
+    metrics_page, void *, char **cause);
 int metrics_fd(const struct metrics_server *);
 void metrics_run(struct metrics_server *);
 void metrics_stop(struct metrics_server *);
@@ -828,6 +830,9 @@ void ctl_render(struct buf *, const struct ctl_snapshot *, enum ctl_cmd,
 void ctl_reloads_add(struct ctl_reloads *, long long unix_time,
     unsigned ms, const char *reason, const char *error);
 void ctl_reloads_free(struct ctl_reloads *);
+
+/* status.c: the status page, a snapshot as HTML (no I/O) */
+void status_render(struct buf *, const struct ctl_snapshot *);
 
 /* notify.c: the systemd notify protocol */
 int notify_send(const char *);

@@ -1,5 +1,6 @@
 /*
- * /metrics (Prometheus text format) and /healthz over HTTP, served by
+ * The status page (/), /metrics (Prometheus text format) and /healthz
+ * over HTTP, served by
  * libmicrohttpd in epoll mode: its one descriptor joins the agent's loop,
  * so the agent stays single-threaded.  The rendering functions are pure
  * and take the clock as arguments.
@@ -26,6 +27,8 @@ const double metrics_lag_buckets[METRICS_LAG_BUCKETS] = {
 struct metrics_server {
 	struct MHD_Daemon *daemon;
 	const struct metrics *m;	/* borrowed */
+	metrics_page page;		/* renders /, or NULL */
+	void *page_arg;
 };
 
 void
@@ -282,6 +285,14 @@ reply(struct MHD_Connection *c, unsigned status, const char *type,
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	/* The page holds text from labels: no script, no fetch, no frame. */
+	if (strncmp(type, "text/html", 9) == 0) {
+		MHD_add_response_header(r, "Content-Security-Policy",
+		    "default-src 'none'; style-src 'unsafe-inline'; "
+		    "frame-ancestors 'none'; form-action 'none'");
+		MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	}
 	rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
@@ -312,6 +323,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		buf_adds(&body, "only GET and HEAD\n");
 		rc = reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", &body);
+	} else if (strcmp(url, "/") == 0 && s->page != NULL) {
+		s->page(s->page_arg, &body);
+		rc = reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", &body);
 	} else if (strcmp(url, "/metrics") == 0) {
 		metrics_render(&body, s->m);
 		rc = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", &body);
@@ -321,7 +335,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		rc = reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "application/json", &body);
 	} else {
-		buf_adds(&body, "not found: try /metrics or /healthz\n");
+		buf_adds(&body, "not found: try /, /metrics or /healthz\n");
 		rc = reply(c, MHD_HTTP_NOT_FOUND, "text/plain", &body);
 	}
 	buf_free(&body);
@@ -329,11 +343,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 }
 
 /*
- * Listens on bind ("ADDR:PORT", as config_check_bind accepts it).
+ * Listens on bind ("ADDR:PORT", as config_check_bind accepts it); page
+ * (may be NULL) renders the status page at / when it is asked for.
  * Returns the server (new), or NULL with *cause.
  */
 struct metrics_server *
-metrics_listen(const char *bind, const struct metrics *m, char **cause)
+metrics_listen(const char *bind, const struct metrics *m, metrics_page page,
+    void *page_arg, char **cause)
 {
 	struct metrics_server *s;
 	struct sockaddr_storage ss;
@@ -369,6 +385,8 @@ metrics_listen(const char *bind, const struct metrics *m, char **cause)
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->m = m;
+	s->page = page;
+	s->page_arg = page_arg;
 	s->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
 	    on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,

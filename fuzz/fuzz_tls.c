@@ -1,7 +1,8 @@
 /*
  * A certificate and a key file (Docker secrets) combined into the PEM
  * HAProxy loads: the input is the certificate, a NUL byte, then the key.
- * What tls_combine returns travels in one runtime API payload.
+ * What tls_combine returns travels in one runtime API payload, and
+ * what tls_cert_info reads of it is bounded.
  */
 #include "config.h"
 
@@ -16,6 +17,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *cert, *key;
 	size_t cert_len, key_len;
 	char *pem, *cause;
+	struct cert_info ci;
 
 	nul = memchr(data, '\0', size);
 	cert = (const char *)data;
@@ -38,6 +40,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; pem[i] != '\0'; i++)
 		FUZZ_ASSERT(pem[i] == '\n' || (pem[i] >= 0x20 &&
 		    pem[i] <= 0x7e));
+	/* What libcrypto reads of it, for dovetailctl and /metrics. */
+	if (tls_cert_info(pem, &ci, &cause) == -1) {
+		FUZZ_ASSERT(!ci.parsed && ci.subject == NULL);
+		free(cause);
+	} else
+		FUZZ_ASSERT(ci.parsed && ci.nnames <= 1000);
+	cert_info_free(&ci);
 	free(pem);
 	return 0;
 }

@@ -36,7 +36,7 @@ echo "==> installing packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends build-essential autoconf \
-	automake libtool pkg-config libcurl4-openssl-dev libjansson-dev \
+	automake libtool pkg-config libcurl4-openssl-dev libjansson-dev libssl-dev \
 	libinih-dev libmicrohttpd-dev docker.io haproxy busybox-static socat curl >/dev/null
 
 echo "==> building dovetail"

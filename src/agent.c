@@ -46,6 +46,14 @@ struct doomed {
 #define SIDE_CRT_LIST MAP_COUNT
 #define NSIDE (MAP_COUNT + 1)
 
+/* A certificate warned of: again a day later, or once it is renewed. */
+struct cert_warned {
+	char *file;
+	long long not_after;
+	long long at;		/* Unix time of the warning */
+};
+#define CERT_WARN_EVERY (24 * 3600)
+
 /* A combined certificate and what haproxy -c said of it (NULL: fine). */
 struct cert_check {
 	char *pem;
@@ -114,6 +122,8 @@ struct agent {
 	struct ctl_server *ctl;	/* dovetailctl's socket, or NULL */
 	struct running *seen;	/* what HAProxy ran at the last read */
 	struct ctl_reloads reloads;	/* the last reloads, for dovetailctl */
+	struct cert_warned *warned;	/* sorted by file */
+	size_t nwarned;
 };
 
 static void apply_doomed(struct agent *);
@@ -794,6 +804,70 @@ handle_event(struct agent *a, const struct docker_event *ev)
 }
 
 /* ---- HAProxy ---- */
+
+static int
+cert_warned_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct cert_warned *)a)->file,
+	    ((const struct cert_warned *)b)->file);
+}
+
+/*
+ * Warns of each certificate served that expires within cert_warn_days,
+ * or has expired: once, then once a day while it stays so.  Only the
+ * certificates still served are remembered.
+ */
+static void
+warn_certs(struct agent *a, const struct desired *d)
+{
+	struct cert_warned *kept, key, *old;
+	long long now = (long long)time(NULL), days;
+	enum cert_expiry e;
+	const char *cn;
+	char when[32];
+	size_t i, n = 0;
+
+	kept = xcalloc(d->ncerts + 1, sizeof(*kept));
+	for (i = 0; i < d->ncerts; i++) {
+		const struct dcert *c = &d->certs[i];
+
+		e = tls_expiry(&c->info, now, a->cfg->cert_warn_days);
+		if (e == CERT_VALID)
+			continue;
+		key.file = c->file;
+		old = find_in_array(&key, a->warned, a->nwarned,
+		    sizeof(*a->warned), cert_warned_cmp);
+		kept[n].file = xstrdup(c->file);
+		kept[n].not_after = c->info.not_after;
+		kept[n].at = old == NULL ? 0 : old->at;
+		if (old == NULL || old->not_after != c->info.not_after ||
+		    now - old->at >= CERT_WARN_EVERY) {
+			kept[n].at = now;
+			days = tls_days_left(c->info.not_after, now);
+			ctl_time(when, sizeof(when), c->info.not_after);
+			cn = c->info.subject;
+			if (e == CERT_EXPIRED)
+				log_warnx("certificate %s of service %s%s%s%s "
+				    "expired %s: clients refuse it; renew its "
+				    "secret", c->file, esc(c->service), cn ==
+				    NULL ? "" : " (CN ", cn == NULL ? "" :
+				    esc(cn), cn == NULL ? "" : ")", when);
+			else
+				log_warnx("certificate %s of service %s%s%s%s "
+				    "expires %s, in %lld day%s: renew its "
+				    "secret", c->file, esc(c->service), cn ==
+				    NULL ? "" : " (CN ", cn == NULL ? "" :
+				    esc(cn), cn == NULL ? "" : ")", when, days,
+				    days == 1 ? "" : "s");
+		}
+		n++;
+	}
+	for (i = 0; i < a->nwarned; i++)
+		free(a->warned[i].file);
+	free(a->warned);
+	a->warned = kept;
+	a->nwarned = n;
+}
 
 /* Logs each label problem once, when it first appears. */
 static void
@@ -1743,6 +1817,7 @@ out:
 		desired_free(a->last);
 		a->last = d;
 	}
+	warn_certs(a, d);
 	buf_free(&config);
 	for (i = 0; i < NSIDE; i++)
 		buf_free(&side[i]);
@@ -1841,14 +1916,33 @@ setup_paths(struct agent *a)
 	buf_free(&b);
 }
 
-/* ---- dovetailctl ---- */
+/* ---- dovetailctl and the status page ---- */
+
+/* The agent's state now, for dovetailctl and the status page. */
+static void
+agent_snapshot(struct agent *a, struct ctl_snapshot *sn)
+{
+	struct ctl_state in;
+
+	memset(&in, 0, sizeof(in));
+	in.desired = a->last;
+	in.swarm = a->swarm;
+	in.seen = a->seen;
+	in.quarantine = a->quarantine;
+	in.nquarantine = a->nquarantine;
+	in.reloads = &a->reloads;
+	in.prefix = a->cfg->label_prefix;
+	in.cluster = a->cfg->service_cluster;
+	in.now = (long long)time(NULL);
+	in.cert_warn_days = a->cfg->cert_warn_days;
+	ctl_snapshot_build(sn, &in);
+}
 
 static enum ctl_status
 control_request(void *arg, const struct ctl_request *req, int uid,
     struct buf *body)
 {
 	struct agent *a = arg;
-	struct ctl_state in;
 	struct ctl_snapshot sn;
 	enum ctl_status st;
 	int level;
@@ -1877,20 +1971,23 @@ control_request(void *arg, const struct ctl_request *req, int uid,
 	default:
 		break;
 	}
-	memset(&in, 0, sizeof(in));
-	in.desired = a->last;
-	in.swarm = a->swarm;
-	in.seen = a->seen;
-	in.quarantine = a->quarantine;
-	in.nquarantine = a->nquarantine;
-	in.reloads = &a->reloads;
-	in.prefix = a->cfg->label_prefix;
-	in.cluster = a->cfg->service_cluster;
-	ctl_snapshot_build(&sn, &in);
+	agent_snapshot(a, &sn);
 	ctl_render(body, &sn, req->cmd, req->json);
 	st = ctl_snapshot_status(&sn);
 	ctl_snapshot_free(&sn);
 	return st;
+}
+
+/* The status page at / on [agent] listen. */
+static void
+status_page(void *arg, struct buf *b)
+{
+	struct agent *a = arg;
+	struct ctl_snapshot sn;
+
+	agent_snapshot(a, &sn);
+	status_render(b, &sn);
+	ctl_snapshot_free(&sn);
 }
 
 /* Opens the control socket the configuration names; -1 with *cause. */
@@ -1958,6 +2055,7 @@ reread_config(struct agent *a)
 	a->docker_up = 0;
 	a->docker_retry_at = 0;
 	a->metrics.health_window_ms = a->cfg->poll_interval_ms + 1000;
+	a->metrics.cert_warn_days = a->cfg->cert_warn_days;
 	/* A new control socket; the old one stays when it cannot be made. */
 	if (control_open(a, &cause) == -1) {
 		log_warnx("SIGHUP: %s; dovetailctl still answered on %s", cause,
@@ -2006,6 +2104,9 @@ agent_free(struct agent *a)
 		free(a->checks[i].error);
 	}
 	free(a->checks);
+	for (i = 0; i < a->nwarned; i++)
+		free(a->warned[i].file);
+	free(a->warned);
 	free(a->docker_error);
 	free(a->haproxy_error);
 	free(a->reload_error);
@@ -2093,17 +2194,21 @@ agent_run(struct config *cfg, const char *config_path,
 	a.metrics.refused = &a.problems;
 	a.metrics.nrefused = &a.nproblems;
 	a.metrics.health_window_ms = cfg->poll_interval_ms + 1000;
+	a.metrics.desired = (const struct desired *const *)&a.last;
+	a.metrics.cert_warn_days = cfg->cert_warn_days;
 	if (*cfg->listen != '\0') {
 		char *cause;
 
-		a.http = metrics_listen(cfg->listen, &a.metrics, &cause);
+		a.http = metrics_listen(cfg->listen, &a.metrics, status_page,
+		    &a, &cause);
 		if (a.http == NULL) {
 			log_warnx("%s", cause);
 			free(cause);
 			agent_free(&a);
 			return 1;
 		}
-		log_info("serving /metrics and /healthz on %s", cfg->listen);
+		log_info("serving the status page, /metrics and /healthz on "
+		    "%s", cfg->listen);
 	}
 	{
 		char *cause;

@@ -66,6 +66,8 @@ const struct config_key config_keys[] = {
 	  "host names one service may route" },
 	{ "routing", "max_label_bytes", "routing-max-label-bytes", "131072",
 	  "N", "size limit of one label's value" },
+	{ "routing", "cert_warn_days", "routing-cert-warn-days", "14", "DAYS",
+	  "warn of a certificate this many days before it expires" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },
 	{ "agent", "control_socket", "agent-control-socket", "", "PATH",
@@ -361,6 +363,12 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 		if (parse_count(v, 256, 16777216, &c->max_label_bytes) == -1) {
 			*cause = xasprintf("max_label_bytes \"%s\" is not a "
 			    "number from 256 to 16777216", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "routing-cert-warn-days") == 0) {
+		if (parse_count(v, 0, 3650, &c->cert_warn_days) == -1) {
+			*cause = xasprintf("cert_warn_days \"%s\" is not a "
+			    "number of days from 0 to 3650", esc(v));
 			return -1;
 		}
 	} else if (strncmp(o, "docker-tls-", 11) == 0) {

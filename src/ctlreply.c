@@ -274,6 +274,10 @@ build_certs(struct ctl_snapshot *sn, const struct ctl_state *in)
 		c->service = dc->service;
 		c->hosts = join(sn, dc->snis, dc->nsnis);
 		c->is_default = d->default_pem == dc->pem;
+		c->parsed = dc->info.parsed;
+		c->subject = dc->info.subject;
+		c->names = join(sn, dc->info.names, dc->info.nnames);
+		c->not_after = dc->info.not_after;
 		for (j = 0, svc = NULL; j < in->swarm->nservices; j++)
 			if (strcmp(in->swarm->services[j].name,
 			    dc->service) == 0)
@@ -295,6 +299,8 @@ ctl_snapshot_build(struct ctl_snapshot *sn, const struct ctl_state *in)
 
 	memset(sn, 0, sizeof(*sn));
 	sn->synced = in->desired != NULL;
+	sn->now = in->now;
+	sn->cert_warn_days = in->cert_warn_days;
 	if (in->reloads != NULL) {
 		sn->reloads = in->reloads->v;
 		sn->nreloads = in->reloads->n;
@@ -325,6 +331,18 @@ ctl_snapshot_free(struct ctl_snapshot *sn)
 	free(sn->certs);
 	free(sn->rows);
 	memset(sn, 0, sizeof(*sn));
+}
+
+/* Whether the certificate is expired, expiring or neither at sn->now. */
+enum cert_expiry
+ctl_cert_expiry(const struct ctl_snapshot *sn, const struct ctl_cert *c)
+{
+	struct cert_info ci;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.parsed = c->parsed;
+	ci.not_after = c->not_after;
+	return tls_expiry(&ci, sn->now, sn->cert_warn_days);
 }
 
 /*
@@ -498,32 +516,53 @@ text_services(struct buf *b, const struct ctl_snapshot *sn)
 	table_print(b, &t);
 }
 
+/* "12", "3 (expiring)", "-2 (expired)", or "unknown". */
+static void
+days_text(char *out, size_t len, const struct ctl_snapshot *sn,
+    const struct ctl_cert *c)
+{
+	enum cert_expiry e = ctl_cert_expiry(sn, c);
+
+	if (!c->parsed)
+		snprintf(out, len, "unknown");
+	else
+		snprintf(out, len, "%lld%s%s%s", tls_days_left(c->not_after,
+		    sn->now), e == CERT_VALID ? "" : " (", e == CERT_VALID ?
+		    "" : tls_expiry_name(e), e == CERT_VALID ? "" : ")");
+}
+
 static void
 text_certs(struct buf *b, const struct ctl_snapshot *sn)
 {
-	static const char *const h[] = { "FILE", "SERVICE", "HOSTS",
-	    "CERT SECRET", "KEY SECRET", "DEFAULT", NULL };
+	static const char *const h[] = { "FILE", "SERVICE", "SUBJECT",
+	    "HOSTS", "EXPIRES", "DAYS LEFT", "CERT SECRET", "KEY SECRET",
+	    "DEFAULT", NULL };
 	struct table t = { 0, NULL, 0 };
+	char when[32], days[48];
 	size_t i;
 
 	header(&t, h);
 	for (i = 0; i < sn->ncerts; i++) {
 		const struct ctl_cert *c = &sn->certs[i];
 
+		ctl_time(when, sizeof(when), c->not_after);
+		days_text(days, sizeof(days), sn, c);
 		cell(&t, c->file);
 		cell(&t, c->service);
+		cell(&t, c->subject);
 		cell(&t, c->hosts);
+		cell(&t, c->parsed ? when : NULL);
+		cell(&t, days);
 		cell(&t, c->cert_secret);
 		cell(&t, c->key_secret);
 		cell(&t, c->is_default ? "yes" : "no");
 	}
 	table_print(b, &t);
-	buf_adds(b, "(subject and expiry not shown: dovetail is built "
-	    "without a certificate parser)\n");
 }
 
-static void
-utc(char *out, size_t len, long long unix_time)
+/* unix_time as "2006-01-02T15:04:05Z". */
+void
+ctl_time(char *out, size_t len, long long unix_time)
 {
 	time_t t = (time_t)unix_time;
 	struct tm tm;
@@ -547,7 +586,7 @@ text_reloads(struct buf *b, const struct ctl_snapshot *sn)
 	for (i = 0; i < sn->nreloads; i++) {
 		const struct ctl_reload *r = &sn->reloads[i];
 
-		utc(when, sizeof(when), r->unix_time);
+		ctl_time(when, sizeof(when), r->unix_time);
 		snprintf(took, sizeof(took), "%ums", r->ms);
 		cell(&t, when);
 		cell(&t, r->error == NULL ? "ok" : "failed");
@@ -627,18 +666,28 @@ static json_t *
 json_certs(const struct ctl_snapshot *sn)
 {
 	json_t *a = json_array();
+	json_t *o;
+	char when[32];
 	size_t i;
 
 	for (i = 0; i < sn->ncerts; i++) {
 		const struct ctl_cert *c = &sn->certs[i];
 
-		json_array_append_new(a, json_pack("{s:o,s:o,s:o,s:o,s:o,"
-		    "s:b}", "file", jstr(c->file), "service", jstr(c->service),
+		ctl_time(when, sizeof(when), c->not_after);
+		o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o}",
+		    "file", jstr(c->file), "service", jstr(c->service),
 		    "hosts", jstr(c->hosts), "cert_secret",
 		    jstr(c->cert_secret), "key_secret", jstr(c->key_secret),
-		    "default", c->is_default));
+		    "default", c->is_default, "subject", jstr(c->subject),
+		    "names", c->parsed ? jstr(c->names) : json_null(),
+		    "not_after", c->parsed ? json_string(when) : json_null(),
+		    "days_left", c->parsed ? json_integer((json_int_t)
+		    tls_days_left(c->not_after, sn->now)) : json_null(),
+		    "expiry", c->parsed ? json_string(tls_expiry_name(
+		    ctl_cert_expiry(sn, c))) : json_null());
+		json_array_append_new(a, o);
 	}
-	return json_pack("{s:o,s:b}", "certs", a, "parsed", 0);
+	return json_pack("{s:o}", "certs", a);
 }
 
 static json_t *
@@ -651,7 +700,7 @@ json_reloads(const struct ctl_snapshot *sn)
 	for (i = 0; i < sn->nreloads; i++) {
 		const struct ctl_reload *r = &sn->reloads[i];
 
-		utc(when, sizeof(when), r->unix_time);
+		ctl_time(when, sizeof(when), r->unix_time);
 		json_array_append_new(a, json_pack("{s:s,s:b,s:I,s:o,s:o}",
 		    "started", when, "ok", r->error == NULL, "ms",
 		    (json_int_t)r->ms, "reason", jstr(r->reason), "error",

@@ -816,6 +816,7 @@ build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 		c->file = xasprintf("svc-%s.pem", r->svc->name);
 		c->service = xstrdup(r->svc->name);
 		c->pem = xstrdup(r->cert->pem);
+		cert_info_copy(&c->info, &r->cert->info);
 		names = cert_names(&r->spec, &c->nsnis);
 		c->snis = copy_strings(names, c->nsnis);
 		free(names);
@@ -1193,6 +1194,7 @@ desired_free(struct desired *d)
 		free(d->certs[i].service);
 		free(d->certs[i].pem);
 		free_strings(d->certs[i].snis, d->certs[i].nsnis);
+		cert_info_free(&d->certs[i].info);
 	}
 	free(d->certs);
 	for (i = 0; i < d->nproblems; i++)

@@ -121,6 +121,7 @@ struct config {
 	unsigned max_hosts;
 	unsigned max_label_bytes;
 	unsigned check_rate;
+	unsigned cert_warn_days;
 };
 struct config_key {
 	const char *section;
@@ -318,11 +319,24 @@ int label_parse_path(const char *, char **);
 int label_parse_bool(const char *, int *);
 
 /* tls.c: certificate and key files to what HAProxy loads (no I/O) */
+struct cert_info {
+	int parsed;		/* 0: libcrypto read no certificate */
+	char *subject;		/* the subject's common name, or NULL */
+	char **names;		/* its DNS subjectAltNames, in its order */
+	size_t nnames;
+	long long not_after;	/* Unix time it expires */
+};
+enum cert_expiry {
+	CERT_VALID = 0,
+	CERT_EXPIRING,		/* within the warning window */
+	CERT_EXPIRED,
+};
 struct cert_pair {
 	char *cert;		/* secret names */
 	char *key;
 	char *pem;		/* combined, checked; NULL on error */
 	char *error;		/* why not, or NULL */
+	struct cert_info info;	/* of pem */
 };
 struct cert_store {
 	struct cert_pair *pairs;	/* sorted by cert, then key */
@@ -330,6 +344,13 @@ struct cert_store {
 };
 char *tls_combine(const char *cert, size_t, const char *key, size_t,
     char **cause);
+int tls_cert_info(const char *pem, struct cert_info *, char **cause);
+void cert_info_copy(struct cert_info *, const struct cert_info *);
+void cert_info_free(struct cert_info *);
+long long tls_days_left(long long not_after, long long now);
+enum cert_expiry tls_expiry(const struct cert_info *, long long now,
+    unsigned warn_days);
+const char *tls_expiry_name(enum cert_expiry);
 const struct cert_pair *cert_store_find(const struct cert_store *,
     const char *cert, const char *key);
 struct secret_io {
@@ -380,6 +401,7 @@ struct dcert {
 	char *pem;
 	char **snis;		/* sorted */
 	size_t nsnis;
+	struct cert_info info;	/* what pem's certificate says */
 };
 struct desired {
 	struct dbackend *backends;	/* sorted by name */
@@ -668,6 +690,9 @@ struct metrics {
 	/* Borrowed: the warnings of the services not routed, sorted. */
 	char **const *refused;
 	const size_t *nrefused;
+	/* Borrowed: the desired state last built, for its certificates. */
+	const struct desired *const *desired;
+	unsigned cert_warn_days;
 	unsigned health_window_ms;
 };
 struct metrics_server;
@@ -675,9 +700,11 @@ extern const double metrics_lag_buckets[METRICS_LAG_BUCKETS];
 void metrics_observe_lag(struct metrics *, double seconds);
 void metrics_render(struct buf *, const struct metrics *);
 void health_render(struct buf *, const struct metrics *, long long now_ms,
-    unsigned window_ms, int *ok);
+    long long now_unix, unsigned window_ms, int *ok);
+/* Renders the status page at / into the buffer. */
+typedef void (*metrics_page)(void *, struct buf *);
 struct metrics_server *metrics_listen(const char *, const struct metrics *,
-    char **cause);
+    metrics_page, void *, char **cause);
 int metrics_fd(const struct metrics_server *);
 void metrics_run(struct metrics_server *);
 void metrics_stop(struct metrics_server *);
@@ -761,6 +788,10 @@ struct ctl_cert {
 	const char *cert_secret;
 	const char *key_secret;
 	int is_default;
+	int parsed;		/* 0: what follows is unknown */
+	const char *subject;	/* the certificate's common name, or NULL */
+	const char *names;	/* its DNS names, comma-separated */
+	long long not_after;	/* Unix time it expires */
 };
 struct ctl_reload {
 	long long unix_time;	/* when it started */
@@ -775,6 +806,8 @@ struct ctl_reloads {
 };
 struct ctl_snapshot {
 	int synced;		/* dovetail has built a desired state */
+	long long now;		/* Unix time, for the days to expiry */
+	unsigned cert_warn_days;
 	struct ctl_route *routes;
 	size_t nroutes;
 	struct ctl_service *services;
@@ -798,16 +831,24 @@ struct ctl_state {
 	const struct ctl_reloads *reloads;
 	const char *prefix;
 	const char *cluster;
+	long long now;		/* Unix time */
+	unsigned cert_warn_days;
 };
 void ctl_snapshot_build(struct ctl_snapshot *, const struct ctl_state *);
 void ctl_snapshot_free(struct ctl_snapshot *);
 enum ctl_status ctl_snapshot_status(const struct ctl_snapshot *);
 const char *ctl_service_state_name(enum ctl_service_state);
+enum cert_expiry ctl_cert_expiry(const struct ctl_snapshot *,
+    const struct ctl_cert *);
+void ctl_time(char *, size_t, long long unix_time);
 void ctl_render(struct buf *, const struct ctl_snapshot *, enum ctl_cmd,
     int json);
 void ctl_reloads_add(struct ctl_reloads *, long long unix_time,
     unsigned ms, const char *reason, const char *error);
 void ctl_reloads_free(struct ctl_reloads *);
+
+/* status.c: the status page, a snapshot as HTML (no I/O) */
+void status_render(struct buf *, const struct ctl_snapshot *);
 
 /* notify.c: the systemd notify protocol */
 int notify_send(const char *);

@@ -1,5 +1,6 @@
 /*
- * /metrics (Prometheus text format) and /healthz over HTTP, served by
+ * The status page (/), /metrics (Prometheus text format) and /healthz
+ * over HTTP, served by
  * libmicrohttpd in epoll mode: its one descriptor joins the agent's loop,
  * so the agent stays single-threaded.  The rendering functions are pure
  * and take the clock as arguments.
@@ -12,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "dovetail.h"
 
 #define HEALTH_MAX_REFUSED 20
+#define HEALTH_MAX_CERTS 20
 
 const double metrics_lag_buckets[METRICS_LAG_BUCKETS] = {
 	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -24,6 +27,8 @@ const double metrics_lag_buckets[METRICS_LAG_BUCKETS] = {
 struct metrics_server {
 	struct MHD_Daemon *daemon;
 	const struct metrics *m;	/* borrowed */
+	metrics_page page;		/* renders /, or NULL */
+	void *page_arg;
 };
 
 void
@@ -52,6 +57,46 @@ gauge(struct buf *b, const char *name, const char *help, double v)
 {
 	buf_addf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help,
 	    name, name, v);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void
+label_value(struct buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_addf(b, "\\%c", *s);
+		else if (*s == '\n')
+			buf_adds(b, "\\n");
+		else
+			buf_addc(b, *s);
+	}
+}
+
+/*
+ * When each certificate dovetail serves expires, as a Unix time: alert
+ * on "dovetail_certificate_expiry_timestamp_seconds - time() < 14 * 86400".
+ * A certificate libcrypto could not read has no sample.
+ */
+static void
+metrics_certs(struct buf *b, const struct metrics *m)
+{
+	const struct desired *d = m->desired == NULL ? NULL : *m->desired;
+	size_t i;
+
+	buf_adds(b, "# HELP dovetail_certificate_expiry_timestamp_seconds "
+	    "Unix time at which each certificate served expires (notAfter)."
+	    "\n# TYPE dovetail_certificate_expiry_timestamp_seconds gauge\n");
+	for (i = 0; d != NULL && i < d->ncerts; i++) {
+		if (!d->certs[i].info.parsed)
+			continue;
+		buf_adds(b, "dovetail_certificate_expiry_timestamp_seconds"
+		    "{service=\"");
+		label_value(b, d->certs[i].service);
+		buf_adds(b, "\",file=\"");
+		label_value(b, d->certs[i].file);
+		buf_addf(b, "\"} %lld\n", d->certs[i].info.not_after);
+	}
 }
 
 /* The Prometheus text exposition of m. */
@@ -105,6 +150,7 @@ metrics_render(struct buf *b, const struct metrics *m)
 	    m->refused_haproxy);
 	gauge(b, "dovetail_last_sync_timestamp_seconds", "Unix time of the "
 	    "last full read of the swarm.", (double)m->last_sync_unix);
+	metrics_certs(b, m);
 }
 
 /* A JSON string body: quotes and controls escaped, non-ASCII as '?'. */
@@ -173,12 +219,44 @@ health_refused(struct buf *b, const struct metrics *m)
 }
 
 /*
+ * The certificates served that expire within cert_warn_days of now, or
+ * have expired: named, not counted against dovetail's health.
+ */
+static void
+health_certs(struct buf *b, const struct metrics *m, long long now)
+{
+	const struct desired *d = m->desired == NULL ? NULL : *m->desired;
+	const struct dcert *c;
+	enum cert_expiry e;
+	size_t i, n = 0;
+
+	buf_addf(b, ",\"certificates\":{\"served\":%zu,\"warn_days\":%u,"
+	    "\"expiring\":[", d == NULL ? 0 : d->ncerts, m->cert_warn_days);
+	for (i = 0; d != NULL && i < d->ncerts; i++) {
+		c = &d->certs[i];
+		e = tls_expiry(&c->info, now, m->cert_warn_days);
+		if (e == CERT_VALID)
+			continue;
+		if (n++ == HEALTH_MAX_CERTS)
+			break;
+		buf_adds(b, n == 1 ? "{\"service\":\"" : ",{\"service\":\"");
+		json_escape(b, c->service, 400);
+		buf_adds(b, "\",\"file\":\"");
+		json_escape(b, c->file, 400);
+		buf_addf(b, "\",\"days_left\":%lld,\"expired\":%s}",
+		    tls_days_left(c->info.not_after, now), e == CERT_EXPIRED ?
+		    "true" : "false");
+	}
+	buf_adds(b, "]}");
+}
+
+/*
  * The /healthz body; *ok is whether Docker and HAProxy were both reached
- * within window_ms of now_ms (monotonic).
+ * within window_ms of now_ms (monotonic).  now_unix dates certificates.
  */
 void
 health_render(struct buf *b, const struct metrics *m, long long now_ms,
-    unsigned window_ms, int *ok)
+    long long now_unix, unsigned window_ms, int *ok)
 {
 	*ok = 1;
 	buf_addc(b, '{');
@@ -190,6 +268,7 @@ health_render(struct buf *b, const struct metrics *m, long long now_ms,
 	    m->haproxy_error == NULL ? NULL : *m->haproxy_error, now_ms,
 	    window_ms, ok);
 	health_refused(b, m);
+	health_certs(b, m, now_unix);
 	buf_addf(b, ",\"status\":\"%s\"}\n", *ok ? "ok" : "unhealthy");
 }
 
@@ -206,6 +285,14 @@ reply(struct MHD_Connection *c, unsigned status, const char *type,
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	/* The page holds text from labels: no script, no fetch, no frame. */
+	if (strncmp(type, "text/html", 9) == 0) {
+		MHD_add_response_header(r, "Content-Security-Policy",
+		    "default-src 'none'; style-src 'unsafe-inline'; "
+		    "frame-ancestors 'none'; form-action 'none'");
+		MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	}
 	rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
@@ -236,16 +323,19 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		buf_adds(&body, "only GET and HEAD\n");
 		rc = reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", &body);
+	} else if (strcmp(url, "/") == 0 && s->page != NULL) {
+		s->page(s->page_arg, &body);
+		rc = reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", &body);
 	} else if (strcmp(url, "/metrics") == 0) {
 		metrics_render(&body, s->m);
 		rc = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", &body);
 	} else if (strcmp(url, "/healthz") == 0) {
-		health_render(&body, s->m, mono_ms(), s->m->health_window_ms,
-		    &ok);
+		health_render(&body, s->m, mono_ms(), (long long)time(NULL),
+		    s->m->health_window_ms, &ok);
 		rc = reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "application/json", &body);
 	} else {
-		buf_adds(&body, "not found: try /metrics or /healthz\n");
+		buf_adds(&body, "not found: try /, /metrics or /healthz\n");
 		rc = reply(c, MHD_HTTP_NOT_FOUND, "text/plain", &body);
 	}
 	buf_free(&body);
@@ -253,11 +343,13 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 }
 
 /*
- * Listens on bind ("ADDR:PORT", as config_check_bind accepts it).
+ * Listens on bind ("ADDR:PORT", as config_check_bind accepts it); page
+ * (may be NULL) renders the status page at / when it is asked for.
  * Returns the server (new), or NULL with *cause.
  */
 struct metrics_server *
-metrics_listen(const char *bind, const struct metrics *m, char **cause)
+metrics_listen(const char *bind, const struct metrics *m, metrics_page page,
+    void *page_arg, char **cause)
 {
 	struct metrics_server *s;
 	struct sockaddr_storage ss;
@@ -293,6 +385,8 @@ metrics_listen(const char *bind, const struct metrics *m, char **cause)
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->m = m;
+	s->page = page;
+	s->page_arg = page_arg;
 	s->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
 	    on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,

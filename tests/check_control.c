@@ -184,7 +184,13 @@ static struct ctl_service services[] = {
 };
 static struct ctl_cert certs[] = {
 	{ "svc-web.pem", "web", "a.example,c.example", "web.crt", "web.key",
-	  1 },
+	  1, 1, "a.example", "a.example,c.example", 1700000000 + 100 * 86400 },
+	{ "svc-soon.pem", "soon", "s.example", "s.crt", "s.key", 0, 1,
+	  "s\x1b.example", "", 1700000000 + 3 * 86400 + 60 },
+	{ "svc-old.pem", "old", "o.example", "o.crt", "o.key", 0, 1, NULL,
+	  "o.example", 1700000000 - 60 },
+	{ "svc-odd.pem", "odd", "d.example", "d.crt", "d.key", 0, 0, NULL,
+	  "", 0 },
 };
 static struct ctl_reload reloads[] = {
 	{ 1700000000, 412, "frontends or backends changed", NULL },
@@ -202,7 +208,9 @@ fixed(struct ctl_snapshot *sn)
 	sn->services = services;
 	sn->nservices = 3;
 	sn->certs = certs;
-	sn->ncerts = 1;
+	sn->ncerts = 4;
+	sn->now = 1700000000;
+	sn->cert_warn_days = 14;
 	sn->reloads = reloads;
 	sn->nreloads = 2;
 }
@@ -326,12 +334,22 @@ START_TEST(test_ctl_render_certs)
 
 	fixed(&sn);
 	check_render(&sn, CTL_SHOW_CERTS, 0,
-	    "FILE         SERVICE  HOSTS                CERT SECRET  "
-	    "KEY SECRET  DEFAULT\n"
-	    "svc-web.pem  web      a.example,c.example  web.crt      "
-	    "web.key     yes\n"
-	    "(subject and expiry not shown: dovetail is built without a "
-	    "certificate parser)\n");
+	    "FILE          SERVICE  SUBJECT        HOSTS                "
+	    "EXPIRES               DAYS LEFT     CERT SECRET  KEY SECRET  "
+	    "DEFAULT\n"
+	    "svc-web.pem   web      a.example      a.example,c.example  "
+	    "2024-02-22T22:13:20Z  100           web.crt      web.key     "
+	    "yes\n"
+	    "svc-soon.pem  soon     s\\x1b.example  s.example            "
+	    "2023-11-17T22:14:20Z  3 (expiring)  s.crt        s.key       "
+	    "no\n"
+	    "svc-old.pem   old      -              o.example            "
+	    "2023-11-14T22:12:20Z  -1 (expired)  o.crt        o.key       "
+	    "no\n"
+	    "svc-odd.pem   odd      -              d.example            "
+	    "-                     unknown       d.crt        d.key       "
+	    "no\n");
+	sn.ncerts = 1;
 	check_render(&sn, CTL_SHOW_CERTS, 1,
 	    "{\n"
 	    "  \"certs\": [\n"
@@ -341,11 +359,50 @@ START_TEST(test_ctl_render_certs)
 	    "      \"hosts\": \"a.example,c.example\",\n"
 	    "      \"cert_secret\": \"web.crt\",\n"
 	    "      \"key_secret\": \"web.key\",\n"
-	    "      \"default\": true\n"
+	    "      \"default\": true,\n"
+	    "      \"subject\": \"a.example\",\n"
+	    "      \"names\": \"a.example,c.example\",\n"
+	    "      \"not_after\": \"2024-02-22T22:13:20Z\",\n"
+	    "      \"days_left\": 100,\n"
+	    "      \"expiry\": \"valid\"\n"
 	    "    }\n"
-	    "  ],\n"
-	    "  \"parsed\": false\n"
+	    "  ]\n"
 	    "}\n");
+	/* Expired, and unknown: what could not be read is null. */
+	sn.certs = &certs[2];
+	sn.ncerts = 2;
+	check_render(&sn, CTL_SHOW_CERTS, 1,
+	    "{\n"
+	    "  \"certs\": [\n"
+	    "    {\n"
+	    "      \"file\": \"svc-old.pem\",\n"
+	    "      \"service\": \"old\",\n"
+	    "      \"hosts\": \"o.example\",\n"
+	    "      \"cert_secret\": \"o.crt\",\n"
+	    "      \"key_secret\": \"o.key\",\n"
+	    "      \"default\": false,\n"
+	    "      \"subject\": null,\n"
+	    "      \"names\": \"o.example\",\n"
+	    "      \"not_after\": \"2023-11-14T22:12:20Z\",\n"
+	    "      \"days_left\": -1,\n"
+	    "      \"expiry\": \"expired\"\n"
+	    "    },\n"
+	    "    {\n"
+	    "      \"file\": \"svc-odd.pem\",\n"
+	    "      \"service\": \"odd\",\n"
+	    "      \"hosts\": \"d.example\",\n"
+	    "      \"cert_secret\": \"d.crt\",\n"
+	    "      \"key_secret\": \"d.key\",\n"
+	    "      \"default\": false,\n"
+	    "      \"subject\": null,\n"
+	    "      \"names\": null,\n"
+	    "      \"not_after\": null,\n"
+	    "      \"days_left\": null,\n"
+	    "      \"expiry\": null\n"
+	    "    }\n"
+	    "  ]\n"
+	    "}\n"
+);
 }
 END_TEST
 

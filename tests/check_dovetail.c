@@ -698,6 +698,109 @@ START_TEST(test_tls_combine)
 }
 END_TEST
 
+/* The combined PEM of a certificate and key file in tests/data (new). */
+static char *
+combined(const char *cert_file, const char *key_file)
+{
+	struct buf c, k;
+	char *path, *pem, *cause = NULL;
+
+	buf_init(&c);
+	buf_init(&k);
+	path = xasprintf("%s/%s", test_data_dir(), cert_file);
+	ck_assert_msg(file_read(path, &c, &cause) == 0, "%s", cause);
+	free(path);
+	path = xasprintf("%s/%s", test_data_dir(), key_file);
+	ck_assert_msg(file_read(path, &k, &cause) == 0, "%s", cause);
+	free(path);
+	pem = tls_combine(c.data, c.len, k.data, k.len, &cause);
+	ck_assert_msg(pem != NULL, "%s", cause);
+	buf_free(&c);
+	buf_free(&k);
+	return pem;
+}
+
+/* What the certificate dovetail serves says: subject, names, expiry. */
+START_TEST(test_tls_cert_info)
+{
+	struct cert_info ci, copy;
+	char *pem, *cause = NULL;
+
+	/* The golden cases' certificate: a CN and no names. */
+	pem = combined("golden/tls-plan/secrets/secure.crt",
+	    "golden/tls-plan/secrets/secure.key");
+	ck_assert_int_eq(tls_cert_info(pem, &ci, &cause), 0);
+	ck_assert_int_eq(ci.parsed, 1);
+	ck_assert_str_eq(ci.subject, "secure.example");
+	ck_assert_uint_eq(ci.nnames, 0);
+	/* notAfter=Nov 19 06:00:35 2036 GMT */
+	ck_assert_int_eq(ci.not_after, 2110687235LL);
+	cert_info_free(&ci);
+	free(pem);
+	/* A chain: the first certificate's, DNS names only, in order. */
+	pem = combined("certs/chain.crt", "certs/chain.key");
+	ck_assert_int_eq(tls_cert_info(pem, &ci, &cause), 0);
+	ck_assert_str_eq(ci.subject, "<b>&\"'.example");
+	ck_assert_uint_eq(ci.nnames, 2);
+	ck_assert_str_eq(ci.names[0], "a.example");
+	ck_assert_str_eq(ci.names[1], "*.b.example");
+	/* notAfter=Aug 27 20:50:19 2029 GMT, not the CA's (2036). */
+	ck_assert_int_eq(ci.not_after, 1882558219LL);
+	cert_info_copy(&copy, &ci);
+	cert_info_free(&ci);
+	ck_assert_str_eq(copy.names[1], "*.b.example");
+	ck_assert_str_eq(copy.subject, "<b>&\"'.example");
+	cert_info_free(&copy);
+	cert_info_free(NULL);
+	free(pem);
+	/* No common name. */
+	pem = combined("certs/nocn.crt", "certs/nocn.key");
+	ck_assert_int_eq(tls_cert_info(pem, &ci, &cause), 0);
+	ck_assert_ptr_null(ci.subject);
+	ck_assert_uint_eq(ci.nnames, 1);
+	ck_assert_str_eq(ci.names[0], "only.example");
+	cert_info_free(&ci);
+	free(pem);
+	/* Not a certificate libcrypto reads: all zero, and why. */
+	ck_assert_int_eq(tls_cert_info("-----BEGIN CERTIFICATE-----\nMIIB\n"
+	    "-----END CERTIFICATE-----\n", &ci, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "no certificate"));
+	ck_assert_int_eq(ci.parsed, 0);
+	ck_assert_ptr_null(ci.subject);
+	free(cause);
+	ck_assert_int_eq(tls_cert_info("", &ci, &cause), -1);
+	free(cause);
+}
+END_TEST
+
+/* Days to expiry round down; the warning window and expiry are exact. */
+START_TEST(test_tls_expiry)
+{
+	struct cert_info ci;
+	const long long now = 1700000000, day = 86400;
+
+	ck_assert_int_eq(tls_days_left(now + 10 * day, now), 10);
+	ck_assert_int_eq(tls_days_left(now + 10 * day - 1, now), 9);
+	ck_assert_int_eq(tls_days_left(now, now), 0);
+	ck_assert_int_eq(tls_days_left(now - 1, now), -1);
+	ck_assert_int_eq(tls_days_left(now - day, now), -1);
+	ck_assert_int_eq(tls_days_left(now - day - 1, now), -2);
+	memset(&ci, 0, sizeof(ci));
+	/* Unknown is never warned of. */
+	ck_assert_int_eq(tls_expiry(&ci, now, 14), CERT_VALID);
+	ci.parsed = 1;
+	ci.not_after = now + 14 * day;
+	ck_assert_int_eq(tls_expiry(&ci, now, 14), CERT_VALID);
+	ci.not_after = now + 14 * day - 1;
+	ck_assert_int_eq(tls_expiry(&ci, now, 14), CERT_EXPIRING);
+	ck_assert_int_eq(tls_expiry(&ci, now, 0), CERT_VALID);
+	ci.not_after = now;
+	ck_assert_int_eq(tls_expiry(&ci, now, 0), CERT_EXPIRED);
+	ck_assert_int_eq(tls_expiry(&ci, now, 14), CERT_EXPIRED);
+	ck_assert_str_eq(tls_expiry_name(CERT_EXPIRING), "expiring");
+}
+END_TEST
+
 /* Text around the blocks goes; what is left must fit one payload. */
 START_TEST(test_tls_size)
 {
@@ -1738,18 +1841,18 @@ START_TEST(test_health_render)
 
 	memset(&m, 0, sizeof(m));
 	buf_init(&b);
-	health_render(&b, &m, 10000, 4000, &ok);
+	health_render(&b, &m, 10000, 0, 4000, &ok);
 	ck_assert_int_eq(ok, 0);	/* never reached */
 	m.docker_ok_ms = 9000;
 	m.haproxy_ok_ms = 8000;
 	buf_reset(&b);
-	health_render(&b, &m, 10000, 4000, &ok);
+	health_render(&b, &m, 10000, 0, 4000, &ok);
 	ck_assert_int_eq(ok, 1);
 	ck_assert_ptr_nonnull(strstr(b.data, "\"status\":\"ok\""));
 	m.haproxy_ok_ms = 5000;
 	m.haproxy_error = &haproxy_error;
 	buf_reset(&b);
-	health_render(&b, &m, 10000, 4000, &ok);
+	health_render(&b, &m, 10000, 0, 4000, &ok);
 	ck_assert_int_eq(ok, 0);
 	ck_assert_ptr_nonnull(strstr(b.data, "\"docker\":{\"ok\":true"));
 	ck_assert_ptr_nonnull(strstr(b.data,
@@ -1768,7 +1871,7 @@ START_TEST(test_health_render)
 	m.refused_haproxy = 2;
 	m.haproxy_ok_ms = 9000;
 	buf_reset(&b);
-	health_render(&b, &m, 10000, 4000, &ok);
+	health_render(&b, &m, 10000, 0, 4000, &ok);
 	ck_assert_int_eq(ok, 1);
 	ck_assert_ptr_nonnull(strstr(b.data, "\"refused\":{\"services\":25,"
 	    "\"host_owner\":3,\"haproxy\":2,\"warnings\":[\"service s00: "
@@ -1786,6 +1889,71 @@ START_TEST(test_health_render)
 	for (i = 0; i < 25; i++)
 		free(refused[i]);
 	free(refused);
+	buf_free(&b);
+}
+END_TEST
+
+/* Certificates: when each expires, and /healthz names the ones soon. */
+START_TEST(test_metrics_certs)
+{
+	const long long now = 1700000000;
+	struct dcert dc[3];
+	struct desired d;
+	const struct desired *dp = &d;
+	struct metrics m;
+	struct buf b;
+	int ok;
+
+	memset(dc, 0, sizeof(dc));
+	dc[0].file = "svc-a.pem";
+	dc[0].service = "a\"\\\n";
+	dc[0].info.parsed = 1;
+	dc[0].info.not_after = now + 3 * 86400 + 5;
+	dc[1].file = "svc-b.pem";
+	dc[1].service = "b";
+	dc[1].info.parsed = 1;
+	dc[1].info.not_after = now + 300 * 86400;
+	dc[2].file = "svc-c.pem";
+	dc[2].service = "c";
+	memset(&d, 0, sizeof(d));
+	d.certs = dc;
+	d.ncerts = 3;
+	memset(&m, 0, sizeof(m));
+	buf_init(&b);
+	/* Before the first desired state: the family, and no sample. */
+	metrics_render(&b, &m);
+	ck_assert_ptr_nonnull(strstr(b.data, "# TYPE "
+	    "dovetail_certificate_expiry_timestamp_seconds gauge\n"));
+	ck_assert_ptr_null(strstr(b.data, "{service="));
+	health_render(&b, &m, 10000, now, 4000, &ok);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"certificates\":{\"served\":0,"
+	    "\"warn_days\":0,\"expiring\":[]}"));
+	buf_reset(&b);
+	m.desired = &dp;
+	m.cert_warn_days = 14;
+	metrics_render(&b, &m);
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_certificate_expiry_timestamp_seconds{service=\"a\\\"\\\\"
+	    "\\n\",file=\"svc-a.pem\"} 1700259205\n"
+	    "dovetail_certificate_expiry_timestamp_seconds{service=\"b\","
+	    "file=\"svc-b.pem\"} 1725920000\n"));
+	/* One not read has no sample. */
+	ck_assert_ptr_null(strstr(b.data, "svc-c.pem"));
+	buf_reset(&b);
+	m.docker_ok_ms = m.haproxy_ok_ms = 9000;
+	health_render(&b, &m, 10000, now, 4000, &ok);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"certificates\":{\"served\":3,"
+	    "\"warn_days\":14,\"expiring\":[{\"service\":\"a\\\"\\\\"
+	    "\\u000a\",\"file\":\"svc-a.pem\",\"days_left\":3,\"expired\":"
+	    "false}]}"));
+	/* Expired: listed, and still healthy. */
+	buf_reset(&b);
+	dc[1].info.not_after = now - 1;
+	health_render(&b, &m, 10000, now, 4000, &ok);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_ptr_nonnull(strstr(b.data, "{\"service\":\"b\",\"file\":"
+	    "\"svc-b.pem\",\"days_left\":-1,\"expired\":true}]}"));
 	buf_free(&b);
 }
 END_TEST
@@ -2165,6 +2333,8 @@ suite_units(void)
 	tcase_add_test(tc, test_tls_size);
 	tcase_add_test(tc, test_labels_default_only);
 	tcase_add_test(tc, test_tls_combine);
+	tcase_add_test(tc, test_tls_cert_info);
+	tcase_add_test(tc, test_tls_expiry);
 	tcase_add_test(tc, test_label_paths_and_bools);
 	tcase_add_test(tc, test_labels_long_host);
 	tcase_add_test(tc, test_labels_missing_port);
@@ -2203,6 +2373,7 @@ suite_units(void)
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_metrics_render);
 	tcase_add_test(tc, test_health_render);
+	tcase_add_test(tc, test_metrics_certs);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -188,6 +188,9 @@ run_case(const char *dir)
 		render_map(&out, d, MAP_REDIRECTS);
 		render_crt_list(&out, d, ro.certs_dir);
 		for (i = 0; i < d->ncerts; i++)
+			ck_assert_msg(d->certs[i].info.parsed, "%s: libcrypto "
+			    "did not read %s", dir, d->certs[i].file);
+		for (i = 0; i < d->ncerts; i++)
 			buf_addf(&out, "# %s: %zu bytes%s\n", d->certs[i].file,
 			    strlen(d->certs[i].pem), d->certs[i].pem ==
 			    d->default_pem ? ", the default" : "");

@@ -38,6 +38,7 @@ main(void)
 	sr = srunner_create(suite_units());
 	srunner_add_suite(sr, suite_golden());
 	srunner_add_suite(sr, suite_control());
+	srunner_add_suite(sr, suite_status());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

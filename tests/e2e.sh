@@ -370,6 +370,76 @@ check "... and keeps routing" routes_exactly good.local good 2
 is "dovetailctl without a daemon's socket exits 2" \
 	"$("$DOVETAILCTL" -s "$LAB_DIR/nothing.sock" show routes >/dev/null 2>&1; echo $?)" 2
 
+# ---- the status page in a browser -------------------------------------------------
+
+# A refused service whose label value holds every character HTML gives a
+# meaning to (a service name cannot): the page must show it as text.
+lab_demo_service badhtml 1 --label 'com.docker.lb.hosts=<b>x</b>&"'"'"'.local' \
+	--label com.docker.lb.port=8080 >/dev/null
+check "a label value with <>&\"' is refused" lab_wait 30 \
+	ctl_says show services '^badhtml +refused +- +- +com\.docker\.lb\.hosts'
+# Debian's Chromium, headless; installed when missing (run-all.sh lists it).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		-o DPkg::Lock::Timeout=300 --no-install-recommends chromium \
+		>"$LAB_DIR/chromium-install.log" 2>&1
+fi
+STATUS_URL=http://127.0.0.1:$METRICS_PORT/
+# browser ARGS...: headless Chromium on the status page, its own profile.
+browser() {
+	timeout 60 chromium --headless --no-sandbox --disable-gpu \
+		--hide-scrollbars --user-data-dir="$LAB_DIR/chromium" "$@" \
+		"$STATUS_URL" 2>>"$LAB_LOG_DIR/chromium.log"
+}
+# page_shows REGEX: the DOM Chromium built from the page matches (ERE).
+page_shows() { browser --dump-dom >"$LAB_DIR/status.dom" && grep -Eq -- "$1" "$LAB_DIR/status.dom"; }
+# page_servers_up HOST NAME: each running task of NAME is a server of
+# HOST's route on the page, UP.
+page_servers_up() {
+	local t tasks
+	tasks=$(dk service ps -q --no-trunc --filter desired-state=running "$2")
+	[ -n "$tasks" ] || return 1
+	browser --dump-dom >"$LAB_DIR/status.dom" || return 1
+	grep -q "<code>$1/</code>" "$LAB_DIR/status.dom" || return 1
+	for t in $tasks; do
+		grep -Eq "<span class=\"ok\">UP</span> <code>127\.0\.0\.1:[0-9]+</code> task <code>$t</code>" \
+			"$LAB_DIR/status.dom" || return 1
+	done
+}
+check "GET / is the status page, HTML, with a policy that allows no script" \
+	sh -c "curl -s -D - -o '$LAB_DIR/status.html' --max-time 5 '$STATUS_URL' |
+		tr -d '\r' | grep -qi '^content-security-policy: default-src .none.' &&
+		grep -q '^<!DOCTYPE html>' '$LAB_DIR/status.html'"
+if command -v chromium >/dev/null 2>&1; then
+	check "Chromium loads the status page" page_shows '<title>dovetail status</title>'
+	check "the page shows good.local's route with each running task as a server, UP" \
+		lab_wait 15 page_servers_up good.local good
+	check "the page shows the routed service with its backend" \
+		page_shows '<td data-label="Service">good</td><td data-label="State" class="ok">routed</td><td data-label="Backend">svc-good</td>'
+	check "the page shows badport refused, with its label and reason" \
+		page_shows '<td data-label="Service">badport</td><td data-label="State" class="bad">refused</td>.*<code>com\.docker\.lb\.port</code></td><td data-label="Reason">"80a" is not a port'
+	check "the page shows the label value with <>&\"' as text" \
+		page_shows '<td data-label="Service">badhtml</td>.*<td data-label="Reason">"&lt;b&gt;x&lt;/b&gt;&amp;'
+	check "... and no element came from it" sh -c "! grep -q '<b>x</b>' '$LAB_DIR/status.dom'"
+	check "the page lists the reloads" page_shows '<td data-label="Reason">frontends or backends changed</td>'
+	# png_size FILE: a PNG's width and height, from its IHDR chunk.
+png_size() {
+	python3 -c 'import struct, sys
+h = open(sys.argv[1], "rb").read(24)
+assert h[:8] == b"\x89PNG\r\n\x1a\n" and h[12:16] == b"IHDR"
+print(*struct.unpack(">II", h[16:24]))' "$1"
+}
+# A phone's screen; E2E_SCREENSHOT=docs/status.png refreshes the README's.
+	shot=${E2E_SCREENSHOT:-$LAB_LOG_DIR/status.png}
+	check "a phone-size screenshot of the page is a 412x900 PNG" \
+		sh -c "rm -f '$shot'; timeout 60 chromium --headless --no-sandbox --disable-gpu \
+			--hide-scrollbars --user-data-dir='$LAB_DIR/chromium' \
+			--screenshot='$shot' --window-size=412,900 '$STATUS_URL' \
+			2>>'$LAB_LOG_DIR/chromium.log' && png_size '$shot' | grep -qx '412 900'"
+else
+	check "chromium is installed for the status page test" false
+fi
+
 # ---- a service HAProxy refuses: left out, the others go on -------------------
 
 lab_demo_service clash 1 --label com.docker.lb.hosts=clash.local \
@@ -393,7 +463,7 @@ check "... while the service after it still routes" routes_exactly after-clash.l
 check "dovetailctl shows it quarantined, with HAProxy's reason" \
 	ctl_says show services "^clash +quarantined +- +- +- +HAProxy refuses its part of the file"
 dk service rm clash after-clash >/dev/null
-dk service rm badport badhost badnet >/dev/null
+dk service rm badport badhost badnet badhtml >/dev/null
 check "with the bad services gone, dovetailctl exits 0: every labelled service is routed" \
 	lab_wait 30 eval '[ "$(ctl_status show services)" = 0 ]'
 

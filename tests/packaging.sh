@@ -55,7 +55,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(build-essential autoconf automake libtool pkg-config
-	libcurl4-openssl-dev libjansson-dev libinih-dev libmicrohttpd-dev check debhelper
+	libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libmicrohttpd-dev check debhelper
 	dh-autoreconf fakeroot lintian systemd systemd-container mmdebstrap
 	adduser python3 docker.io haproxy
 	busybox-static socat curl ca-certificates procps util-linux)

@@ -24,9 +24,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 packages=(build-essential autoconf automake libtool pkg-config
-	libcurl4-openssl-dev libjansson-dev libinih-dev libmicrohttpd-dev check mandoc
+	libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libmicrohttpd-dev check mandoc
 	docker.io haproxy busybox-static socat curl openssl iproute2 procps
-	mmdebstrap clang valgrind)
+	mmdebstrap clang valgrind chromium)
 if [ "${DOVETAIL_SKIP_APT:-0}" != 1 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "run-all: run as root (it installs packages and starts dockerd)" >&2

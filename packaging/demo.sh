@@ -89,6 +89,9 @@ Each request is answered by one task with its container's hostname:
 
   curl -H 'Host: demo.local' http://127.0.0.1:$DEMO_PORT/
 
+HAProxy's metrics per backend (svc-demo): curl http://127.0.0.1:8405/metrics
+(its stats page: http://127.0.0.1:8405/stats)
+
 Try: DOCKER_HOST=$DOCKER_HOST docker service scale demo=5
      (no HAProxy reload: watch $LAB_LOG_DIR/dovetail.log)
 Stop everything: $0 stop

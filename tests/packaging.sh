@@ -240,7 +240,8 @@ if [ -n "$deb" ]; then
 		usr/share/man/man8/dovetail.8.gz usr/share/man/man8/dovetailctl.8.gz \
 		usr/share/man/man5/dovetail.conf.5.gz \
 		usr/share/man/man7/dovetail-labels.7.gz \
-		usr/share/doc/dovetail/haproxy/haproxy.cfg usr/share/doc/dovetail/README.Debian; do
+		usr/share/doc/dovetail/haproxy/haproxy.cfg usr/share/doc/dovetail/README.Debian \
+		usr/share/doc/dovetail/grafana/dovetail.json; do
 		check "the package holds /$f" deb_has "$f"
 	done
 	check "/etc/dovetail/dovetail.conf is a conffile" \

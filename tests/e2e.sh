@@ -235,6 +235,7 @@ hx_metric() {
 hx_metric_ge() { [ "$(hx_metric "$1")" -ge "$2" ] 2>/dev/null; }
 check "the test's base file has the shipped stats frontend" \
 	grep -q "bind 127.0.0.1:$STATS_PORT" "$BASE"
+status demo.local >/dev/null
 check "HAProxy's exporter counts the service's requests on its backend" \
 	hx_metric_ge 'haproxy_backend_http_requests_total{proxy="svc-demo"}' 1
 check "... and its one server up" \

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # One command from a fresh Debian 12 machine (as root) to dovetail routing a
 # demo service: installs the packages, builds dovetail, starts a one-node
 # swarm (unless a Docker swarm manager already answers), HAProxy in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * /metrics (Prometheus text format) and /healthz over HTTP, served by
  * libmicrohttpd in epoll mode: its one descriptor joins the agent's loop,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Checks that every metric a Grafana dashboard queries exists in live
 # Prometheus scrapes:
 #

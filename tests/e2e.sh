@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # End-to-end tests: the real dockerd in swarm mode, the real HAProxy and the
 # real dovetail, with real services created, scaled, updated and removed.
 # Traffic goes to 127.0.0.1 only (host-mode published ports and HAProxy's

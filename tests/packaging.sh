@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Tests of the ways dovetail is deployed (packaging/): the systemd unit, the
 # notify protocol it relies on, the Debian package (built, linted,
 # installed, used and purged here, and installed and run under a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * loadgen: steady HTTP load through HAProxy for bench/churn, recording
  * every request.  Three kinds of client run side by side:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* What the fuzz targets share: turning bytes into C strings, checks. */
 #include "config.h"
 

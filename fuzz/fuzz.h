@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer targets of dovetail's parsers of outside input.  Each target
  * is one fuzz_<name>.c with LLVMFuzzerTestOneInput; this header has what

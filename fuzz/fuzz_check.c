@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What "haproxy -c" prints and the HAProxy files dovetail reads: the
  * reason of a refused certificate, the default-server warning on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The INI configuration file, through config_load as dovetail reads it:
  * the bytes are a file in memory (memfd), opened by its /proc path.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Docker's other documents: /version, /info, an error body and one event
  * line, each parser on the same bytes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The Docker event stream's framing: the bytes arrive in pieces of any
  * size, and the events taken out must be the same whatever the pieces.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * HAProxy runtime API and master CLI replies: the same text through every
  * reply parser ("show servers state", "show backend", "show map", "show

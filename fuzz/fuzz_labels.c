@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Service labels: lines "key=value" become a service's labels, read as
  * the agent reads them.  What labels_parse accepts must be safe to write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * From Docker's JSON to what dovetail writes and tells HAProxy: the swarm
  * through desired_build to the rendered file, maps and crt-list, and,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Labels of several services straight to what dovetail writes and plans:
  * the input is blocks of "key=value" lines, one block (ended by an empty

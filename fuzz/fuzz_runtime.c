@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A whole runtime API session as HAProxy prints it in interactive mode:
  * split into replies at the prompts, then read as the state dovetail

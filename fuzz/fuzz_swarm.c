@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Docker's swarm JSON (services, tasks, nodes, networks, secrets): the
  * same bytes through every parser into one swarm, then the look-ups and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A certificate and a key file (Docker secrets) combined into the PEM
  * HAProxy loads: the input is the certificate, a NUL byte, then the key.

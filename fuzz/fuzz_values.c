@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Single values from the command line, the configuration file and the
  * labels: durations, binds, ports, paths, booleans, host names, and every

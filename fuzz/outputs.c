@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What fuzz_pipeline and fuzz_routes check in what dovetail writes and
  * tells HAProxy, from a desired state (and a running one, for the plan).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Builds the Debian package of dovetail from this source tree.
 #
 #   packaging/build-deb.sh [OUTDIR]

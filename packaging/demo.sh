@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # One command from a fresh Debian 12 machine (as root) to dovetail routing a
 # demo service: installs the packages, builds dovetail, starts a one-node
 # swarm (unless a Docker swarm manager already answers), HAProxy in
@@ -88,6 +89,9 @@ dovetail is routing the swarm service "demo" (2 tasks) through HAProxy.
 Each request is answered by one task with its container's hostname:
 
   curl -H 'Host: demo.local' http://127.0.0.1:$DEMO_PORT/
+
+HAProxy's metrics per backend (svc-demo): curl http://127.0.0.1:8405/metrics
+(its stats page: http://127.0.0.1:8405/stats)
 
 Try: DOCKER_HOST=$DOCKER_HOST docker service scale demo=5
      (no HAProxy reload: watch $LAB_LOG_DIR/dovetail.log)

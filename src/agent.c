@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The agent: one single-threaded loop that keeps HAProxy equal to the
  * swarm.  It is level-triggered: Docker events, timers and signals only

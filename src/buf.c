@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Growable byte buffers.  The data is always NUL-terminated so that a
  * buffer holding text can be passed where a C string is expected.

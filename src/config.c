@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The configuration: one table of keys shared by the INI file parser and
  * the command-line options, so that every key has exactly one long option

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The control socket dovetailctl talks to: a UNIX stream socket served in
  * the agent's one loop.  One request line per connection, one reply, then

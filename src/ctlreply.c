@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What dovetailctl is told: a snapshot of the agent's state (the desired
  * state it last built, the swarm it was built from, the servers' states

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The desired HAProxy state, computed from a swarm snapshot: which
  * backends exist, which servers (tasks) each holds, and which host routes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The Docker Engine API over libcurl: a UNIX socket, plain TCP, or TCP
  * with TLS.  Requests for state are synchronous with a time limit; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dovetail: keep one HAProxy equal to a Docker swarm.
  *

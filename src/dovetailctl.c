@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dovetailctl: asks the running dovetail over its control socket.  It
  * sends one request line, prints the reply's body and exits with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Parsing what the HAProxy runtime API and master CLI answer: "show
  * servers state", "show backend", "show map" and "show proc".  Pure.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Service labels to a route specification.  Labels are written by whoever
  * can create a service, so everything here is validated against what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Logging to standard error, one line per message, in the style of the
  * OpenBSD daemons: warn (with errno), warnx, info, debug, fatal.

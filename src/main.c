@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * dovetail: command line, configuration, then the agent.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The status page (/), /metrics (Prometheus text format) and /healthz
  * over HTTP, served by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The systemd notify protocol, spoken directly: one datagram per state
  * change to the socket named by $NOTIFY_SOCKET (a path, or an abstract

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The plan: what to tell the running HAProxy so that it equals the
  * desired state, as runtime API commands.  Pure.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Changing what HAProxy loads: files written atomically, checked with
  * "haproxy -c", and reloaded through the master CLI, with the reload

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The HAProxy file dovetail owns and its host map, rendered from the
  * desired state.  Pure: the same desired state always gives the same

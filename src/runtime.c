@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The HAProxy runtime API (stats socket) and master CLI, over UNIX
  * sockets.  Batches run in one session in interactive mode: every

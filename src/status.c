@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The status page served at / on [agent] listen: dovetailctl's snapshot
  * (services, the ones not routed first, routes, certificates, reloads)

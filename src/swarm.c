@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Docker Engine JSON to the swarm model.  No json_t leaves this file: the
  * rest of dovetail sees plain structs with copied strings.  Unknown or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Who may route which host on a swarm shared by several teams.  Pure: no
  * I/O, no clock, no globals.

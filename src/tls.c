@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Certificates for TLS termination: a certificate file and a key file
  * (Docker secrets) become the one PEM file HAProxy loads, and what the

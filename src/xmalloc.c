@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Allocation wrappers: out-of-memory is not a condition dovetail can
  * recover from, so it dies with a message instead of checking everywhere.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* Unit tests of dovetail's pure core, with check. */
 #ifndef DOVETAIL_CHECK_H
 #define DOVETAIL_CHECK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests of the control socket: request parsing, the reply's head
  * line and dovetailctl's exit status, each reply rendered from a fixed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests of the pure parts: configuration, labels (with a table of
  * hostile values), Docker JSON, HAProxy replies, rendering and the plan.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Golden directories: tests/data/golden/<case>/ holds a swarm (Docker's
  * JSON for services, tasks and nodes) and optionally what HAProxy runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests of the status page: a snapshot rendered as HTML, with every
  * string from the swarm escaped, the empty state, refused services shown

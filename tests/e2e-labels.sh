@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # End-to-end tests of the service labels (dovetail-labels(7)): the real
 # dockerd in swarm mode, the real HAProxy and the real dovetail, with real
 # requests through HAProxy's HTTP and HTTPS ports on 127.0.0.1.  Traffic

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # End-to-end tests: the real dockerd in swarm mode, the real HAProxy and the
 # real dovetail, with real services created, scaled, updated and removed.
 # Traffic goes to 127.0.0.1 only (host-mode published ports and HAProxy's
@@ -19,6 +20,7 @@ DOVETAIL=$(cd "$(dirname "$DOVETAIL")" && pwd)/$(basename "$DOVETAIL")
 DOVETAILCTL=${DOVETAILCTL:-$(dirname "$DOVETAIL")/dovetailctl}
 HTTP_PORT=${E2E_HTTP_PORT:-18080}
 METRICS_PORT=${E2E_METRICS_PORT:-19180}
+STATS_PORT=${E2E_STATS_PORT:-19405}
 # shellcheck source=tests/results.sh
 . "$here/results.sh"
 
@@ -75,6 +77,10 @@ CONF=$LAB_DIR/dovetail.conf
 LOG=$LAB_LOG_DIR/dovetail.log
 : >"$LOG"
 lab_haproxy_base "$BASE"
+# The shipped base file's stats frontend (HAProxy's Prometheus exporter),
+# on this run's port.
+sed -n '/^frontend stats$/,/^$/p' "$here/../haproxy/haproxy.cfg" |
+	sed "s|bind 127.0.0.1:8405|bind 127.0.0.1:$STATS_PORT|" >>"$BASE"
 # An operator's own backend whose name dovetail's file would use too (the
 # shipped base file says to keep svc-* free): HAProxy refuses the pair.
 printf '\nbackend svc-clash\n\tmode http\n' >>"$BASE"
@@ -219,6 +225,33 @@ check "/metrics counts Docker events" metric_ge dovetail_docker_events_total 1
 check "/metrics counts runtime commands" metric_ge 'dovetail_runtime_commands_total{result="ok"}' 3
 check "/metrics counts the reload" metric_ge 'dovetail_reloads_total{result="ok"}' 1
 check "/metrics has convergence lags" metric_ge dovetail_convergence_seconds_count 1
+
+# ---- HAProxy's metrics and the Grafana dashboard -------------------------------
+
+# hx_metric NAME: one sample of HAProxy's exporter (NAME with its labels).
+hx_metric() {
+	curl -s --max-time 3 "http://127.0.0.1:$STATS_PORT/metrics" |
+		awk -v n="$1" 'index($0, n " ") == 1 { print $2 }'
+}
+hx_metric_ge() { [ "$(hx_metric "$1")" -ge "$2" ] 2>/dev/null; }
+check "the test's base file has the shipped stats frontend" \
+	grep -q "bind 127.0.0.1:$STATS_PORT" "$BASE"
+status demo.local >/dev/null
+check "HAProxy's exporter counts the service's requests on its backend" \
+	hx_metric_ge 'haproxy_backend_http_requests_total{proxy="svc-demo"}' 1
+check "... and its one server up" \
+	lab_wait 10 hx_metric_ge 'haproxy_backend_active_servers{proxy="svc-demo"}' 1
+check "HAProxy's stats page answers" \
+	test "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$STATS_PORT/stats")" = 200
+# dashboard_scraped: tests/dashboard.sh on both scrapes, its lines as comments.
+dashboard_scraped() {
+	"$here/dashboard.sh" "$here/../packaging/grafana/dovetail.json" \
+		"http://127.0.0.1:$METRICS_PORT/metrics" "http://127.0.0.1:$STATS_PORT/metrics" 2>&1 |
+		sed 's/^/# /'
+	return "${PIPESTATUS[0]}"
+}
+check "every metric the Grafana dashboard queries is in dovetail's and HAProxy's scrapes" \
+	dashboard_scraped
 
 dk service scale --detach demo=5 >/dev/null
 check "scale 1 -> 5: routed to exactly the 5 running tasks" lab_wait 60 routes_exactly demo.local demo 5

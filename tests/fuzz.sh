@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The short fuzzing run for CI: replays fuzz/regressions/ and runs every
 # libFuzzer target for FUZZ_SECONDS (default 20) seconds; TAP output,
 # exit 1 on a crash.  Needs clang with libFuzzer (Debian: clang).

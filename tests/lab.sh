@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# SPDX-License-Identifier: ISC
 #
 # tests/lab.sh - a real single-node Docker swarm and a real HAProxy for the
 # end-to-end tests and the demo of dovetail.  See /work/shared/LAB.md for how

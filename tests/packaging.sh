@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Tests of the ways dovetail is deployed (packaging/): the systemd unit, the
 # notify protocol it relies on, the Debian package (built, linted,
 # installed, used and purged here, and installed and run under a real
@@ -240,7 +241,8 @@ if [ -n "$deb" ]; then
 		usr/share/man/man8/dovetail.8.gz usr/share/man/man8/dovetailctl.8.gz \
 		usr/share/man/man5/dovetail.conf.5.gz \
 		usr/share/man/man7/dovetail-labels.7.gz \
-		usr/share/doc/dovetail/haproxy/haproxy.cfg usr/share/doc/dovetail/README.Debian; do
+		usr/share/doc/dovetail/haproxy/haproxy.cfg usr/share/doc/dovetail/README.Debian \
+		usr/share/doc/dovetail/grafana/dovetail.json; do
 		check "the package holds /$f" deb_has "$f"
 	done
 	check "/etc/dovetail/dovetail.conf is a conffile" \

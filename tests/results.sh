@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # tests/results.sh - the assertions the test suites print, one line each:
 # "ok - DESC" or "not ok - DESC", counted in $pass and $fail, so that a
 # suite ends with: echo "$pass passed, $fail failed".

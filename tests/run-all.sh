@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Installs what the tests need (Debian 12, as root) and runs them all:
 #   1. the build, warning-free under -Werror, with ASan/UBSan;
 #   2. the unit and golden tests (make check), and again under valgrind

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# SPDX-License-Identifier: ISC
 #
 # tests/trixie.sh - Debian 13's HAProxy 3.0 beside Debian 12's 2.6, for the
 # end-to-end suites and the benchmarks.  Debian 13's packages cannot be

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # make-image.sh - build the images of Dockerfile without `docker build` or
 # a registry: from this machine's own files (Debian 12), with `docker
 # import`.

@@ -28,11 +28,14 @@
  * added at run time without an idle connection pool (pool-purge-delay 0,
  * pool-max-conn 0): every request would open a new connection to the
  * task.  The pool settings are HAProxy's own defaults for a server in the
- * file, written out so both kinds are the same on every version.
+ * file, written out so both kinds are the same on every version.  The
+ * check spacing (%u seconds) grows with the servers (check_rate); after a
+ * first failure the next check comes within a second (fastinter).
  */
 #define DT_SERVER_OPTIONS_FMT \
-	"check inter %us fall 2 rise 1 observe layer4 error-limit 1 " \
-	"on-error mark-down pool-purge-delay 5s pool-max-conn -1"
+	"check inter %us fastinter 1s fall 2 rise 1 observe layer4 " \
+	"error-limit 1 on-error mark-down pool-purge-delay 5s " \
+	"pool-max-conn -1"
 
 /* xmalloc.c: allocation that dies on out-of-memory */
 void *xmalloc(size_t);

@@ -1413,8 +1413,8 @@ check_add_server_twin(int tcp, int weight)
 	line += strlen("\n\tserver t1 ");
 	len = strcspn(line, "\n");
 	ck_assert_ptr_nonnull(strstr(text.data, "\n# Every server, here and "
-	    "added at run time: check inter 7s fall 2 "));
-	ck_assert_ptr_nonnull(strstr(line, " check inter 7s fall 2 "));
+	    "added at run time: check inter 7s fastinter 1s fall 2 "));
+	ck_assert_ptr_nonnull(strstr(line, " check inter 7s fastinter 1s fall 2 "));
 
 	ck_assert_int_eq(hastate_parse_backends(r, "# name\nsvc-a\n", &cause),
 	    0);
@@ -1428,7 +1428,7 @@ check_add_server_twin(int tcp, int weight)
 	ck_assert_ptr_nonnull(strstr(add, " [2001:db8::7]:8080 "));
 	ck_assert_ptr_nonnull(strstr(add, " pool-purge-delay 5s "
 	    "pool-max-conn -1"));
-	ck_assert_ptr_nonnull(strstr(add, " check inter 7s fall 2 rise 1 "));
+	ck_assert_ptr_nonnull(strstr(add, " check inter 7s fastinter 1s fall 2 rise 1 "));
 	if (weight >= 0)
 		ck_assert_ptr_nonnull(strstr(add, " weight 30 "));
 	else

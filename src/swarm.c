@@ -782,12 +782,14 @@ swarm_service(const struct swarm *sw, const char *id)
 	    sizeof(*sw->services), service_cmp);
 }
 
-/* Borrowed. */
+/* Borrowed; NULL for a task not placed on a node yet (id NULL). */
 const struct node *
 swarm_node(const struct swarm *sw, const char *id)
 {
 	struct node key;
 
+	if (id == NULL)
+		return NULL;
 	key.id = (char *)id;
 	return find_in_array(&key, sw->nodes, sw->nnodes, sizeof(*sw->nodes),
 	    node_cmp);

@@ -512,7 +512,10 @@ START_TEST(test_ctl_snapshot_build)
 	    "{\"ID\":\"t1\",\"ServiceID\":\"s1\",\"NodeID\":\"n1\","
 	    "\"DesiredState\":\"running\",\"Status\":{\"State\":\"running\"},"
 	    "\"NetworksAttachments\":[{\"Network\":{\"ID\":\"net\",\"Spec\":"
-	    "{\"Name\":\"front\"}},\"Addresses\":[\"10.0.0.5/24\"]}]}]";
+	    "{\"Name\":\"front\"}},\"Addresses\":[\"10.0.0.5/24\"]}]},"
+	    /* Pending: on no node yet. */
+	    "{\"ID\":\"t2\",\"ServiceID\":\"s1\",\"DesiredState\":"
+	    "\"running\",\"Status\":{\"State\":\"pending\"}}]";
 	static const char nodes[] = "[{\"ID\":\"n1\",\"Description\":{"
 	    "\"Hostname\":\"node-1\"},\"Status\":{\"Addr\":\"192.0.2.1\"}}]";
 	static const char state[] = "1\n"

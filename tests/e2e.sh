@@ -455,20 +455,21 @@ if command -v chromium >/dev/null 2>&1; then
 		page_shows '<td data-label="Service">badhtml</td>.*<td data-label="Reason">"&lt;b&gt;x&lt;/b&gt;&amp;'
 	check "... and no element came from it" sh -c "! grep -q '<b>x</b>' '$LAB_DIR/status.dom'"
 	check "the page lists the reloads" page_shows '<td data-label="Reason">frontends or backends changed</td>'
-	# png_size FILE: a PNG's width and height, from its IHDR chunk.
-png_size() {
-	python3 -c 'import struct, sys
+	# A phone's screen; E2E_SCREENSHOT=docs/status.png refreshes the README's.
+	shot=${E2E_SCREENSHOT:-$LAB_LOG_DIR/status.png}
+	# screenshot_is_phone: a 412x900 PNG (width and height from its IHDR).
+	screenshot_is_phone() {
+		rm -f "$shot"
+		timeout 60 chromium --headless --no-sandbox --disable-gpu \
+			--hide-scrollbars --user-data-dir="$LAB_DIR/chromium" \
+			--screenshot="$shot" --window-size=412,900 "$STATUS_URL" \
+			2>>"$LAB_LOG_DIR/chromium.log" || return 1
+		[ "$(python3 -c 'import struct, sys
 h = open(sys.argv[1], "rb").read(24)
 assert h[:8] == b"\x89PNG\r\n\x1a\n" and h[12:16] == b"IHDR"
-print(*struct.unpack(">II", h[16:24]))' "$1"
-}
-# A phone's screen; E2E_SCREENSHOT=docs/status.png refreshes the README's.
-	shot=${E2E_SCREENSHOT:-$LAB_LOG_DIR/status.png}
-	check "a phone-size screenshot of the page is a 412x900 PNG" \
-		sh -c "rm -f '$shot'; timeout 60 chromium --headless --no-sandbox --disable-gpu \
-			--hide-scrollbars --user-data-dir='$LAB_DIR/chromium' \
-			--screenshot='$shot' --window-size=412,900 '$STATUS_URL' \
-			2>>'$LAB_LOG_DIR/chromium.log' && png_size '$shot' | grep -qx '412 900'"
+print(*struct.unpack(">II", h[16:24]))' "$shot")" = "412 900" ]
+	}
+	check "a phone-size screenshot of the page is a 412x900 PNG" screenshot_is_phone
 else
 	check "chromium is installed for the status page test" false
 fi

@@ -10,9 +10,13 @@
 # out: the host's dovetail and the tree's HAProxy share them as they are.
 #
 #     . tests/trixie.sh
-#     trixie_up || exit 1          # sets TRIXIE_HAPROXY, a wrapper
-#     trap trixie_down EXIT
+#     trixie_up || exit 1          # sets TRIXIE_HAPROXY and TRIXIE_DOCKERD,
+#     trap trixie_down EXIT        # wrappers
 #     LAB_HAPROXY=$TRIXIE_HAPROXY  # then as with Debian 12's
+#     LAB_DOCKERD=$TRIXIE_DOCKERD  # Docker 26 (API 1.45) instead of 20.10
+#
+# dockerd wants the tree's / to be a mount point, and /sys and a /run of its
+# own: the tree is bind-mounted on itself first (LAB.md).
 #
 # Only what trixie_up mounted is unmounted by trixie_down, so two scripts
 # may share the tree.
@@ -20,6 +24,7 @@
 : "${TRIXIE_ROOT:=/var/tmp/dovetail-trixie}"
 : "${TRIXIE_PACKAGES:=haproxy,docker.io,busybox-static,ca-certificates}"
 TRIXIE_HAPROXY=
+TRIXIE_DOCKERD=
 _trixie_mounted=()
 
 _trixie_msg() { printf 'trixie: %s\n' "$*" >&2; }
@@ -52,27 +57,37 @@ trixie_up() {
 		rm -rf "$r"
 		mv "$r.new" "$r" || return 1
 	fi
+	_trixie_mount "$r" --bind "$r" || return 1
+	mount --make-private "$r" || return 1
 	_trixie_mount "$r/proc" -t proc proc || return 1
-	_trixie_mount "$r/dev" --bind /dev || return 1
+	# Slaves: an unmount under the tree never reaches the host's /dev.
+	_trixie_mount "$r/dev" --rbind /dev || return 1
+	mount --make-rslave "$r/dev" || return 1
+	_trixie_mount "$r/sys" --rbind /sys || return 1
+	mount --make-rslave "$r/sys" || return 1
+	_trixie_mount "$r/run" -t tmpfs tmpfs || return 1
 	_trixie_mount "$r/tmp" --bind /tmp || return 1
 	mkdir -p "$r.bin" || return 1
-	printf '#!/bin/sh\n# HAProxy of the Debian 13 tree %s\nexec chroot %s /usr/sbin/haproxy "$@"\n' \
-		"$r" "$r" >"$r.bin/haproxy" || return 1
-	chmod 755 "$r.bin/haproxy"
+	for b in haproxy dockerd; do
+		printf '#!/bin/sh\n# %s of the Debian 13 tree %s\nexec chroot %s /usr/sbin/%s "$@"\n' \
+			"$b" "$r" "$r" "$b" >"$r.bin/$b" || return 1
+		chmod 755 "$r.bin/$b"
+	done
 	TRIXIE_HAPROXY=$r.bin/haproxy
+	TRIXIE_DOCKERD=$r.bin/dockerd
 	if ! "$TRIXIE_HAPROXY" -v >/dev/null 2>&1; then
 		_trixie_msg "the tree's haproxy does not run"
 		trixie_down
 		return 1
 	fi
-	export TRIXIE_HAPROXY
+	export TRIXIE_HAPROXY TRIXIE_DOCKERD
 }
 
 trixie_down() {
 	local i
 	for ((i = ${#_trixie_mounted[@]} - 1; i >= 0; i--)); do
-		umount "${_trixie_mounted[$i]}" 2>/dev/null ||
-			umount -l "${_trixie_mounted[$i]}" 2>/dev/null || true
+		umount -R "${_trixie_mounted[$i]}" 2>/dev/null ||
+			umount -R -l "${_trixie_mounted[$i]}" 2>/dev/null || true
 	done
 	_trixie_mounted=()
 }

@@ -83,6 +83,7 @@ struct agent {
 	long long docker_retry_at;
 	unsigned docker_backoff_ms;
 	char *docker_error;	/* last reported, to log changes once */
+	char *file_error;	/* a file dovetail could not write, or NULL */
 
 	struct swarm *swarm;
 	int have_snapshot;
@@ -202,6 +203,20 @@ report_clear(char **slot, const char *recovered)
 	log_info("%s", recovered);
 	free(*slot);
 	*slot = NULL;
+}
+
+/*
+ * A file HAProxy would load could not be written (a full disk, most
+ * likely): HAProxy keeps what it runs, the runtime changes go on, and the
+ * error stays in /healthz until a reconcile writes its files again.
+ */
+static void
+file_failed(struct agent *a, char *cause)
+{
+	a->metrics.file_errors++;
+	report_once(&a->file_error, xasprintf("files: %s; HAProxy keeps the "
+	    "previous file, task changes go on at run time", cause));
+	free(cause);
 }
 
 /* ---- Docker ---- */
@@ -1142,10 +1157,8 @@ write_checked(struct agent *a, const struct desired *d, const char *config,
 	}
 	rc = 0;
 done:
-	if (cause != NULL) {
-		log_warnx("haproxy: %s", cause);
-		free(cause);
-	}
+	if (cause != NULL)
+		file_failed(a, cause);
 	buf_free(&out);
 	free(old_config);
 	for (i = 0; i < NSIDE; i++)
@@ -1738,8 +1751,7 @@ reconcile(struct agent *a)
 		    write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
 		    config.data, &cause) == -1) {
-			log_warnx("%s", cause);
-			free(cause);
+			file_failed(a, cause);
 			goto out;
 		}
 		a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
@@ -1799,13 +1811,14 @@ plan:
 		if (write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
 		    config.data, &cause) == -1) {
-			log_warnx("%s", cause);
-			free(cause);
+			file_failed(a, cause);
 			goto out;
 		}
 		rc = 0;
 	}
 out:
+	if (rc == 0)
+		report_clear(&a->file_error, "files: written again");
 	update_status(a, d, rc);
 	plan_free(&p);
 	/* Kept for dovetailctl: the servers' states as HAProxy said. */
@@ -2109,6 +2122,7 @@ agent_free(struct agent *a)
 		free(a->warned[i].file);
 	free(a->warned);
 	free(a->docker_error);
+	free(a->file_error);
 	free(a->haproxy_error);
 	free(a->reload_error);
 	free(a->refused_config);
@@ -2192,6 +2206,7 @@ agent_run(struct config *cfg, const char *config_path,
 	/* /healthz reads the last reported errors where they are kept. */
 	a.metrics.docker_error = (const char *const *)&a.docker_error;
 	a.metrics.haproxy_error = (const char *const *)&a.haproxy_error;
+	a.metrics.file_error = (const char *const *)&a.file_error;
 	a.metrics.refused = &a.problems;
 	a.metrics.nrefused = &a.nproblems;
 	a.metrics.health_window_ms = cfg->poll_interval_ms + 1000;

@@ -675,6 +675,7 @@ struct metrics {
 	unsigned long long runtime_failed;
 	unsigned long long docker_errors;
 	unsigned long long docker_events;
+	unsigned long long file_errors;
 	unsigned long long lag_buckets[METRICS_LAG_BUCKETS];
 	unsigned long long lag_count;
 	double lag_sum;
@@ -691,6 +692,7 @@ struct metrics {
 	/* Borrowed: where the agent keeps the last error it reported. */
 	const char *const *docker_error;
 	const char *const *haproxy_error;
+	const char *const *file_error;	/* NULL or *NULL: files written */
 	/* Borrowed: the warnings of the services not routed, sorted. */
 	char **const *refused;
 	const size_t *nrefused;

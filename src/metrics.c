@@ -121,6 +121,8 @@ metrics_render(struct buf *b, const struct metrics *m)
 	    "%llu\n", m->runtime_failed);
 	counter(b, "dovetail_docker_errors_total", "Failed Docker API "
 	    "requests and lost event streams.", m->docker_errors);
+	counter(b, "dovetail_file_errors_total", "Files HAProxy loads that "
+	    "could not be written (the previous ones stay).", m->file_errors);
 	counter(b, "dovetail_docker_events_total", "Docker events received.",
 	    m->docker_events);
 	buf_adds(b, "# HELP dovetail_convergence_seconds From a Docker event "
@@ -252,6 +254,28 @@ health_certs(struct buf *b, const struct metrics *m, long long now)
 }
 
 /*
+ * Whether the files HAProxy loads were written at the last try: a full
+ * disk leaves HAProxy on the previous file, which no reload can change.
+ */
+static void
+health_files(struct buf *b, const struct metrics *m, int *ok)
+{
+	const char *error = m->file_error == NULL ? NULL : *m->file_error;
+
+	if (error != NULL)
+		*ok = 0;
+	buf_addf(b, ",\"files\":{\"ok\":%s,\"error\":",
+	    error == NULL ? "true" : "false");
+	if (error == NULL)
+		buf_adds(b, "null}");
+	else {
+		buf_addc(b, '"');
+		json_escape(b, error, 400);
+		buf_adds(b, "\"}");
+	}
+}
+
+/*
  * The /healthz body; *ok is whether Docker and HAProxy were both reached
  * within window_ms of now_ms (monotonic).  now_unix dates certificates.
  */
@@ -268,6 +292,7 @@ health_render(struct buf *b, const struct metrics *m, long long now_ms,
 	health_part(b, "haproxy", m->haproxy_ok_ms,
 	    m->haproxy_error == NULL ? NULL : *m->haproxy_error, now_ms,
 	    window_ms, ok);
+	health_files(b, m, ok);
 	health_refused(b, m);
 	health_certs(b, m, now_unix);
 	buf_addf(b, ",\"status\":\"%s\"}\n", *ok ? "ok" : "unhealthy");

@@ -1834,6 +1834,7 @@ END_TEST
 START_TEST(test_health_render)
 {
 	static const char *const haproxy_error = "haproxy: \"x\"\n\xff";
+	const char *file_error;
 	struct metrics m;
 	struct buf b;
 	char **refused;
@@ -1887,6 +1888,25 @@ START_TEST(test_health_render)
 	    "dovetail_refused_services{reason=\"haproxy\"} 2\n"));
 	ck_assert_ptr_nonnull(strstr(b.data,
 	    "dovetail_refused_services{reason=\"host_owner\"} 3\n"));
+	/* Files written: fine; one that could not be: unhealthy. */
+	file_error = NULL;
+	m.file_error = &file_error;
+	buf_reset(&b);
+	health_render(&b, &m, 10000, 0, 4000, &ok);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"files\":{\"ok\":true,"
+	    "\"error\":null}"));
+	file_error = "files: /x: No space left on device";
+	m.file_errors = 4;
+	buf_reset(&b);
+	health_render(&b, &m, 10000, 0, 4000, &ok);
+	ck_assert_int_eq(ok, 0);
+	ck_assert_ptr_nonnull(strstr(b.data, "\"files\":{\"ok\":false,"
+	    "\"error\":\"files: /x: No space left on device\"}"));
+	buf_reset(&b);
+	metrics_render(&b, &m);
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "dovetail_file_errors_total 4\n"));
 	for (i = 0; i < 25; i++)
 		free(refused[i]);
 	free(refused);

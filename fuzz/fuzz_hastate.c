@@ -79,8 +79,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct running *r;
 	struct proc_info p;
 	struct cmd cmd;
-	char *text, *cause;
-	int m, k;
+	char *text, *cause, *alerts;
+	int m, k, said;
 
 	text = fuzz_cstr(data, size);
 	parse_one(hastate_parse_servers, text);
@@ -99,6 +99,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(p.master_pid >= 0 && p.reloads >= 0);
 	else
 		free(cause);
+	said = hastate_parse_reload(text, &alerts);
+	FUZZ_ASSERT((said == -1) == (alerts == NULL));
+	FUZZ_ASSERT(alerts == NULL || strchr(alerts, '\n') == NULL);
+	free(alerts);
 	memset(&cmd, 0, sizeof(cmd));
 	for (k = CMD_ADD_SERVER; k <= CMD_CRT_LIST_DEL; k++) {
 		cmd.kind = (enum cmd_kind)k;

@@ -557,6 +557,7 @@ int hastate_parse_certs(struct running *, const char *, char **cause);
 int hastate_parse_crt_list(struct running *, const char *, char **cause);
 int hastate_parse_proc(const char *, struct proc_info *, char **cause);
 char *hastate_check_alerts(const char *out);
+int hastate_parse_reload(const char *reply, char **alerts);
 unsigned hastate_check_line(const char *out, const char *file,
     char **message);
 int running_has_backend(const struct running *, const char *);

@@ -440,6 +440,30 @@ hastate_fallen(const struct running *before, const struct running *now,
 }
 
 /*
+ * The master CLI's answer to "reload": HAProxy 2.7 and later answer
+ * "Success=1" or "Success=0", a "--" line and the start-up messages,
+ * once the new worker is up or has failed; 2.6 answers nothing.  Returns
+ * 1 or 0 for such an answer (*alerts: new, HAProxy's alerts, "" for
+ * none), -1 for any other (2.6: the counters of "show proc" tell).
+ */
+int
+hastate_parse_reload(const char *reply, char **alerts)
+{
+	*alerts = NULL;
+	if (strncmp(reply, "Success=1", 9) == 0 && (reply[9] == '\n' ||
+	    reply[9] == '\0')) {
+		*alerts = xstrdup("");
+		return 1;
+	}
+	if (strncmp(reply, "Success=0", 9) == 0 && (reply[9] == '\n' ||
+	    reply[9] == '\0')) {
+		*alerts = hastate_check_alerts(reply);
+		return 0;
+	}
+	return -1;
+}
+
+/*
  * Reads the master CLI's "show proc": the master line carries the reload
  * count and, on 2.6, "[failed: N]"; the first worker line under
  * "# workers" is the newest worker.

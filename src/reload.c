@@ -302,10 +302,11 @@ haproxy_master_pid(const char *master, long *pid, char **cause)
 }
 
 /*
- * Asks the master to reload and waits until its counters say it did.
- * HAProxy 2.6 answers nothing to "reload" and re-executes the master, so
- * the master socket is briefly away; a failed reload shows as a higher
- * "failed" count while the old worker keeps serving.
+ * Asks the master to reload and learns whether it did.  HAProxy 3.0 says
+ * so in its answer, with its alerts when the new file failed.  HAProxy
+ * 2.6 answers nothing to "reload" and re-executes the master, so the
+ * master socket is briefly away: its counters tell, a failed reload
+ * showing as a higher "failed" count while the old worker keeps serving.
  */
 int
 haproxy_reload(const char *master, unsigned timeout_ms, char **cause)
@@ -313,7 +314,8 @@ haproxy_reload(const char *master, unsigned timeout_ms, char **cause)
 	struct proc_info before, after;
 	struct buf out;
 	long long deadline;
-	char *ignored;
+	char *ignored, *alerts;
+	int said;
 
 	if (read_proc(master, &before, cause) == -1)
 		return -1;
@@ -322,7 +324,18 @@ haproxy_reload(const char *master, unsigned timeout_ms, char **cause)
 		buf_free(&out);
 		return -1;
 	}
+	said = hastate_parse_reload(out.data == NULL ? "" : out.data, &alerts);
 	buf_free(&out);
+	if (said == 1) {
+		free(alerts);
+		return 0;
+	}
+	if (said == 0) {
+		*cause = xasprintf("HAProxy refused the new configuration: %s",
+		    *alerts == '\0' ? "(it gave no reason)" : esc(alerts));
+		free(alerts);
+		return -1;
+	}
 	deadline = mono_ms() + (long long)timeout_ms;
 	for (;;) {
 		if (read_proc(master, &after, &ignored) == 0) {

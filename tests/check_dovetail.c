@@ -1198,6 +1198,32 @@ START_TEST(test_hastate_fallen)
 }
 END_TEST
 
+/* HAProxy 3.0 says how a reload went; 2.6 says nothing. */
+START_TEST(test_hastate_reload_reply)
+{
+	char *alerts;
+
+	ck_assert_int_eq(hastate_parse_reload("Success=1\n--\n[NOTICE]   "
+	    "(1) : Loading success.\n", &alerts), 1);
+	ck_assert_str_eq(alerts, "");
+	free(alerts);
+	ck_assert_int_eq(hastate_parse_reload("Success=0\n--\n[NOTICE]   "
+	    "(1) : haproxy version is 3.0.11\n[ALERT]    (1) : config : "
+	    "parsing [/x.cfg:10] : unknown keyword 'bogus' in 'frontend' "
+	    "section\n[ALERT]    (1) : config : Error(s) found in "
+	    "configuration file : /x.cfg\n[WARNING]  (1) : Loading "
+	    "failure!\n", &alerts), 0);
+	ck_assert_str_eq(alerts, "parsing [/x.cfg:10] : unknown keyword "
+	    "'bogus' in 'frontend' section");
+	free(alerts);
+	ck_assert_int_eq(hastate_parse_reload("", &alerts), -1);
+	ck_assert_ptr_null(alerts);
+	ck_assert_int_eq(hastate_parse_reload("Success=10\n", &alerts), -1);
+	ck_assert_int_eq(hastate_parse_reload("Unknown command.\n", &alerts),
+	    -1);
+}
+END_TEST
+
 START_TEST(test_hastate_backends_and_map)
 {
 	struct running *r = running_new();
@@ -2378,6 +2404,7 @@ suite_units(void)
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
 	tcase_add_test(tc, test_hastate_fallen);
+	tcase_add_test(tc, test_hastate_reload_reply);
 	tcase_add_test(tc, test_check_inter);
 	tcase_add_test(tc, test_hastate_backends_and_map);
 	tcase_add_test(tc, test_hastate_proc);

@@ -10,8 +10,9 @@
 #   5. make distcheck, after a short run of every libFuzzer target
 #      (tests/fuzz.sh: the regressions, then FUZZ_SECONDS, default 10, each);
 #   6. the end-to-end suites on a real swarm and a real HAProxy: routing
-#      (tests/e2e.sh) and the service labels (tests/e2e-labels.sh), with
-#      Debian 12's HAProxy 2.6, then again with Debian 13's 3.0 (from a
+#      (tests/e2e.sh), the service labels (tests/e2e-labels.sh) and the
+#      faults (tests/faults.sh), with Debian 12's HAProxy 2.6 and Docker
+#      20.10, then again with Debian 13's HAProxy 3.0 and Docker 26 (from a
 #      trixie tree made with mmdebstrap, tests/trixie.sh);
 #   7. the packaging tests: systemd unit and notify protocol, Debian
 #      package, container images, swarm stack (tests/packaging.sh);
@@ -154,18 +155,23 @@ run_suite e2e "$top/tests/e2e.sh" "$top/build/src/dovetail"
 step "end-to-end: service labels through HAProxy (HTTP, TLS, passthrough)"
 run_suite e2e-labels "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
 
-step "end-to-end again with Debian 13's HAProxy 3.0"
+step "faults: Docker broken, a full disk, kill -9, HAProxy not answering"
+run_suite faults "$top/tests/faults.sh" "$top/build/src/dovetail"
+
+step "end-to-end again with Debian 13's HAProxy 3.0 and Docker 26"
 if trixie_up; then
 	# sed, not head: head would stop reading and pipefail would end the run (SIGPIPE)
 	"$TRIXIE_HAPROXY" -v | sed -n 1p
-	export LAB_HAPROXY=$TRIXIE_HAPROXY
-	run_suite e2e-haproxy-3.0 "$top/tests/e2e.sh" "$top/build/src/dovetail"
-	run_suite e2e-labels-haproxy-3.0 "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
-	unset LAB_HAPROXY
+	"$TRIXIE_DOCKERD" --version
+	export LAB_HAPROXY=$TRIXIE_HAPROXY LAB_DOCKERD=$TRIXIE_DOCKERD
+	run_suite e2e-debian13 "$top/tests/e2e.sh" "$top/build/src/dovetail"
+	run_suite e2e-labels-debian13 "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
+	run_suite faults-debian13 "$top/tests/faults.sh" "$top/build/src/dovetail"
+	unset LAB_HAPROXY LAB_DOCKERD
 	trixie_down
 else
 	suite_failed=$((suite_failed + 1))
-	summary="$summary; HAProxy 3.0: the Debian 13 tree could not be made"
+	summary="$summary; Debian 13: the trixie tree could not be made"
 fi
 
 step "packaging: systemd unit, notify, Debian package, images, swarm stack"

@@ -4,7 +4,8 @@
 #   1. the build, warning-free under -Werror, with ASan/UBSan;
 #   2. the unit and golden tests (make check), and again under valgrind
 #      (memcheck: no invalid access, no definite leak) in a build without
-#      sanitizers;
+#      sanitizers, with which the daemon also runs under valgrind on the
+#      real swarm (tests/e2e-valgrind.sh, in step 6);
 #   3. mandoc -Tlint on the man pages;
 #   4. every golden HAProxy file through haproxy -c;
 #   5. make distcheck, after a short run of every libFuzzer target
@@ -157,6 +158,9 @@ run_suite e2e-labels "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
 
 step "faults: Docker broken, a full disk, kill -9, HAProxy not answering"
 run_suite faults "$top/tests/faults.sh" "$top/build/src/dovetail"
+
+step "the daemon under valgrind on the real swarm (the build without sanitizers)"
+run_suite e2e-valgrind "$top/tests/e2e-valgrind.sh" "$top/build-valgrind/src/dovetail"
 
 step "end-to-end again with Debian 13's HAProxy 3.0 and Docker 26"
 if trixie_up; then

@@ -215,9 +215,9 @@ struct ctl_server {
 static int
 clear_stale(const char *path, char **cause)
 {
-	struct sockaddr_un sun;
 	struct stat st;
-	int fd, rc;
+	char *why;
+	int fd;
 
 	if (lstat(path, &st) == -1)
 		return 0;
@@ -226,20 +226,13 @@ clear_stale(const char *path, char **cause)
 		    "socket", path);
 		return -1;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		*cause = xasprintf("socket: %s", strerror(errno));
-		return -1;
-	}
-	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
-	if (rc == 0) {
+	if ((fd = unix_connect(path, &why)) != -1) {
+		close(fd);
 		*cause = xasprintf("control socket %s: another dovetail "
 		    "answers on it", path);
 		return -1;
 	}
+	free(why);
 	if (errno != ECONNREFUSED && errno != ENOENT) {
 		*cause = xasprintf("control socket %s: %s", path,
 		    strerror(errno));

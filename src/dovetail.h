@@ -617,6 +617,7 @@ void plan_free(struct plan *);
 int plan_reply_ok(const struct cmd *, const char *reply);
 
 /* runtime.c: talking to the HAProxy runtime API and master CLI */
+int unix_connect(const char *path, char **cause);
 /* runtime_read_state's commands: 4 fixed ones, then one per map. */
 #define RUNTIME_STATE_FIXED 4
 #define RUNTIME_STATE_REPLIES (RUNTIME_STATE_FIXED + MAP_COUNT)

@@ -73,32 +73,20 @@ socket_from_config(const char *path, int explicit)
 static int
 ask(const char *path, const char *request, struct buf *reply, char **cause)
 {
-	struct sockaddr_un sun;
 	struct timeval tv = { CTL_TIMEOUT_S, 0 };
 	size_t len = strlen(request), off = 0;
-	char chunk[16384];
+	char chunk[16384], *why;
 	ssize_t n;
 	int fd;
 
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		*cause = xasprintf("%s: path too long for a socket", path);
-		return -1;
-	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		*cause = xasprintf("socket: %s", strerror(errno));
+	if ((fd = unix_connect(path, &why)) == -1) {
+		*cause = xasprintf("%s (is dovetail running? see -s and -c)",
+		    why);
+		free(why);
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		*cause = xasprintf("%s: %s (is dovetail running? see -s and "
-		    "-c)", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
 	while (off < len) {
 		n = send(fd, request + off, len - off, MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)

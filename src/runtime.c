@@ -27,29 +27,47 @@
 #define RUNTIME_TOTAL_TIMEOUT_MS 30000
 #define RUNTIME_REPLY_MAX (256u << 20)
 
-static int
-connect_unix(const char *path, char **cause)
+/*
+ * A blocking stream socket connected to the UNIX socket at path (new), or
+ * -1 with *cause and errno from the call that failed.
+ */
+int
+unix_connect(const char *path, char **cause)
 {
 	struct sockaddr_un sun;
-	int fd;
+	int fd, saved;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		*cause = xasprintf("%s: socket path too long", path);
+		errno = ENAMETOOLONG;
 		return -1;
 	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		*cause = xasprintf("socket: %s", strerror(errno));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		saved = errno;
+		*cause = xasprintf("socket: %s", strerror(saved));
+		errno = saved;
 		return -1;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		*cause = xasprintf("%s: %s", path, strerror(errno));
+		saved = errno;
+		*cause = xasprintf("%s: %s", path, strerror(saved));
 		close(fd);
+		errno = saved;
 		return -1;
 	}
+	return fd;
+}
+
+static int
+connect_unix(const char *path, char **cause)
+{
+	int fd;
+
+	if ((fd = unix_connect(path, cause)) == -1)
+		return -1;
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
 		*cause = xasprintf("fcntl: %s", strerror(errno));
 		close(fd);

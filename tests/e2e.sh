@@ -503,24 +503,7 @@ check "with the bad services gone, dovetailctl exits 0: every labelled service i
 
 # ---- draining, retries, health checks -----------------------------------------
 
-# An app that, told to stop, goes on serving for 3 s (a user's graceful
-# shutdown within stop-grace-period): a drained task is still alive then,
-# so a request HAProxy sent it would be answered and seen.
-graceful_service() {
-	local name=$1 replicas=$2
-	shift 2
-	printf '%s\n' "$name" >>"$LAB_DIR/services"
-	dk service create --detach --quiet --no-resolve-image --name "$name" \
-		--replicas "$replicas" --init --restart-delay 0s \
-		--stop-grace-period 10s --publish mode=host,target=8080 \
-		--label "com.docker.lb.hosts=$name.local" \
-		--label com.docker.lb.port=8080 "$@" "$LAB_IMAGE" \
-		sh -c 'mkdir -p /tmp/w/cgi-bin && hostname >/tmp/w/index.html &&
-			printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\nhostname\\ncat >/dev/null\\n" >/tmp/w/cgi-bin/post &&
-			chmod +x /tmp/w/cgi-bin/post &&
-			httpd -f -p 8080 -h /tmp/w & pid=$!;
-			trap "sleep 3; kill \$pid; exit 0" TERM; wait $pid' >/dev/null
-}
+graceful_service() { lab_graceful_service "$@"; }
 # Background load: GETs and POSTs in a loop, one status code per line.
 load_start() {
 	rm -f "$LAB_DIR/load.stop"

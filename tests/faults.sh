@@ -54,6 +54,7 @@ finish() {
 	stop_pid "$PROXY_PID"
 	[ -n "$SILENT_PID" ] && kill -- "-$SILENT_PID" 2>/dev/null
 	lab_cleanup
+	[ -n "${TREE_FILES:-}" ] && mountpoint -q "$TREE_FILES" && umount "$TREE_FILES"
 	mountpoint -q "$FILES" && umount "$FILES"
 	return $rc
 }
@@ -78,6 +79,13 @@ docker_mode() { echo "$1" >"$MODE"; }
 mkdir -p "$FILES"
 mountpoint -q "$FILES" && umount "$FILES"
 mount -t tmpfs -o size=1m tmpfs "$FILES" || { echo "not ok - a tmpfs for the files"; echo "0 passed, 1 failed"; exit 1; }
+# Debian 13's HAProxy runs in a chroot whose /tmp is a bind of this one
+# made before the tmpfs: it must see the tmpfs there too (tests/trixie.sh).
+TREE_FILES=
+if [ -n "${TRIXIE_HAPROXY:-}" ] && [ "$LAB_HAPROXY" = "$TRIXIE_HAPROXY" ]; then
+	TREE_FILES=${TRIXIE_HAPROXY%.bin/haproxy}$FILES
+	mount --bind "$FILES" "$TREE_FILES" || { echo "not ok - the tmpfs in the Debian 13 tree"; echo "0 passed, 1 failed"; exit 1; }
+fi
 GEN=$FILES/dovetail.cfg
 BASE=$LAB_DIR/base.cfg
 CONF=$LAB_DIR/dovetail.conf
@@ -118,22 +126,7 @@ servers() {
 exactly() { routes_exactly "$1.local" "$1" "$2" && [ "$(servers "svc-$1")" -eq "$2" ]; }
 file_whole() { "$LAB_HAPROXY" -c -q -f "$BASE" -f "$GEN" >/dev/null 2>&1; }
 
-# An app that answers GET / and POST /cgi-bin/post, and finishes its
-# requests when told to stop.
-app() {
-	local name=$1 replicas=$2
-	printf '%s\n' "$name" >>"$LAB_DIR/services"
-	dk service create --detach --quiet --no-resolve-image --name "$name" \
-		--replicas "$replicas" --init --restart-delay 0s \
-		--stop-grace-period 10s --publish mode=host,target=8080 \
-		--label "com.docker.lb.hosts=$name.local" \
-		--label com.docker.lb.port=8080 "$LAB_IMAGE" \
-		sh -c 'mkdir -p /tmp/w/cgi-bin && hostname >/tmp/w/index.html &&
-			printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\nhostname\\ncat >/dev/null\\n" >/tmp/w/cgi-bin/post &&
-			chmod +x /tmp/w/cgi-bin/post &&
-			httpd -f -p 8080 -h /tmp/w & pid=$!;
-			trap "sleep 3; kill \$pid; exit 0" TERM; wait $pid' >/dev/null
-}
+app() { lab_graceful_service "$@"; }
 # Background load on web.local: GETs and POSTs, one status code per line.
 load_start() {
 	rm -f "$LAB_DIR/load.stop"

@@ -441,6 +441,28 @@ lab_demo_service() {
         sh -c 'mkdir -p /tmp/w && hostname >/tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w'
 }
 
+# lab_graceful_service NAME REPLICAS [docker service create args...] - like
+# lab_demo_service, routed as NAME.local on port 8080, but the app also
+# answers POST /cgi-bin/post, and told to stop it goes on serving for 3 s
+# (a user's graceful shutdown within stop-grace-period): a drained task is
+# still alive then, so a request HAProxy sent it would be answered.
+lab_graceful_service() {
+    _lab_need_init || return 1
+    local name=$1 replicas=$2
+    shift 2
+    printf '%s\n' "$name" >>"$LAB_DIR/services"
+    dk service create --detach --quiet --no-resolve-image --name "$name" \
+        --replicas "$replicas" --init --restart-delay 0s \
+        --stop-grace-period 10s --publish mode=host,target=8080 \
+        --label "com.docker.lb.hosts=$name.local" \
+        --label com.docker.lb.port=8080 "$@" "$LAB_IMAGE" \
+        sh -c 'mkdir -p /tmp/w/cgi-bin && hostname >/tmp/w/index.html &&
+            printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\nhostname\\ncat >/dev/null\\n" >/tmp/w/cgi-bin/post &&
+            chmod +x /tmp/w/cgi-bin/post &&
+            httpd -f -p 8080 -h /tmp/w & pid=$!;
+            trap "sleep 3; kill \$pid; exit 0" TERM; wait $pid' >/dev/null
+}
+
 # lab_running_ports NAME - print, one per line, sorted, without duplicates,
 # the host-mode published ports of NAME's tasks whose desired state and
 # current state are both "running".  Docker lists each host-mode port twice

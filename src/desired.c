@@ -92,18 +92,6 @@ problem_cmp(const void *a, const void *b)
 	    ((const struct problem *)b)->service);
 }
 
-static int
-valid_identifier(const char *s)
-{
-	if (*s == '\0' || strlen(s) > 200)
-		return 0;
-	for (; *s != '\0'; s++) {
-		if (!isalnum((unsigned char)*s) && strchr("_.-", *s) == NULL)
-			return 0;
-	}
-	return 1;
-}
-
 static void
 add_problem(struct desired *d, const char *service, const char *label,
     char *message)
@@ -302,7 +290,7 @@ service_servers(const struct swarm *sw, struct routed *r, char **message)
 	for (; t < end && strcmp(t->service_id, r->svc->id) == 0; t++) {
 		if (!t->desired_running || t->state != TASK_RUNNING)
 			continue;
-		if (!valid_identifier(t->id))
+		if (!name_valid(t->id, DT_NAME_MAX))
 			continue;
 		rc = task_address(sw, r->svc, &r->spec, t, &addr, &port,
 		    message);
@@ -352,7 +340,7 @@ vip_server(const struct swarm *sw, struct routed *r, char **message)
 		return -1;
 	}
 	/* The server is named after the service id. */
-	if (!valid_identifier(r->svc->id)) {
+	if (!name_valid(r->svc->id, DT_NAME_MAX)) {
 		*message = xstrdup("backend_mode=vip: the service's id is "
 		    "not what HAProxy accepts");
 		return -1;
@@ -923,7 +911,7 @@ route_service(struct desired *d, const struct swarm *sw,
 	size_t i;
 	int rc;
 
-	if (!valid_identifier(r->svc->name)) {
+	if (!name_valid(r->svc->name, DT_NAME_MAX)) {
 		add_problem(d, r->svc->name, NULL, xstrdup("the service name "
 		    "is not a valid HAProxy name"));
 		return -1;

@@ -318,6 +318,9 @@ int labels_secrets(const struct service *, const char *prefix,
 void route_spec_free(struct route_spec *);
 void problem_free(struct problem *);
 int label_valid_host(const char *);
+/* Service names and ids, task ids: what Docker allows, and HAProxy. */
+#define DT_NAME_MAX 200
+int name_valid(const char *, size_t max);
 int label_parse_port(const char *, uint16_t *);
 int label_parse_path(const char *, char **);
 int label_parse_bool(const char *, int *);

@@ -113,13 +113,18 @@ label_parse_path(const char *value, char **out)
 	return 0;
 }
 
-/* Secret and cookie names: letters, digits, '.', '_', '-'; no leading '.'. */
-static int
-valid_name(const char *s)
+/*
+ * The one check of a name that reaches HAProxy's file, a runtime command
+ * or a path: service names and ids, task ids, secret and cookie names.
+ * Letters, digits, '.', '_', '-', at most max bytes, and no leading '.'
+ * (never "." or ".." in secrets_dir).
+ */
+int
+name_valid(const char *s, size_t max)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > NAME_MAX_LEN || s[0] == '.')
+	if (len == 0 || len > max || s[0] == '.')
 		return 0;
 	for (; *s != '\0'; s++) {
 		if (!isalnum((unsigned char)*s) && strchr("._-", *s) == NULL)
@@ -492,12 +497,12 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 		    xstrdup("needs a context_root label other than \"/\""));
 
 	v = label_of(s, prefix, "ssl_cert");
-	if (v != NULL && !valid_name(v))
+	if (v != NULL && !name_valid(v, NAME_MAX_LEN))
 		return fail(pb, s, prefix, "ssl_cert", xasprintf("\"%s\" is "
 		    "not a secret name", esc(v)));
 	r->ssl_cert = v == NULL ? NULL : xstrdup(v);
 	v = label_of(s, prefix, "ssl_key");
-	if (v != NULL && !valid_name(v))
+	if (v != NULL && !name_valid(v, NAME_MAX_LEN))
 		return fail(pb, s, prefix, "ssl_key", xasprintf("\"%s\" is "
 		    "not a secret name", esc(v)));
 	r->ssl_key = v == NULL ? NULL : xstrdup(v);
@@ -517,7 +522,7 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 	}
 
 	if ((v = label_of(s, prefix, "sticky_session_cookie")) != NULL) {
-		if (!valid_name(v))
+		if (!name_valid(v, NAME_MAX_LEN))
 			return fail(pb, s, prefix, "sticky_session_cookie",
 			    xasprintf("\"%s\" is not a cookie name (letters, "
 			    "digits, '.', '_' and '-')", esc(v)));
@@ -660,8 +665,8 @@ labels_secrets(const struct service *s, const char *prefix,
 		return 0;
 	*cert = label_of(s, prefix, "ssl_cert");
 	*key = label_of(s, prefix, "ssl_key");
-	return *cert != NULL && *key != NULL && valid_name(*cert) &&
-	    valid_name(*key);
+	return *cert != NULL && *key != NULL && name_valid(*cert, NAME_MAX_LEN) &&
+	    name_valid(*key, NAME_MAX_LEN);
 }
 
 /*

@@ -1149,6 +1149,22 @@ START_TEST(test_check_inter)
 }
 END_TEST
 
+/* One check for every name that reaches HAProxy or a path. */
+START_TEST(test_name_valid)
+{
+	ck_assert(name_valid("web", 64));
+	ck_assert(name_valid("a.b_c-9", 64));
+	ck_assert(!name_valid("", 64));
+	ck_assert(!name_valid(".hidden", 64));
+	ck_assert(!name_valid("..", 64));
+	ck_assert(!name_valid("a/b", 64));
+	ck_assert(!name_valid("a b", 64));
+	ck_assert(!name_valid("a;b", 64));
+	ck_assert(!name_valid("abcd", 3));
+	ck_assert(name_valid("abc", 3));
+}
+END_TEST
+
 START_TEST(test_hastate_fallen)
 {
 	struct rserver was[] = {
@@ -2404,6 +2420,7 @@ suite_units(void)
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
 	tcase_add_test(tc, test_hastate_fallen);
+	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_hastate_reload_reply);
 	tcase_add_test(tc, test_check_inter);
 	tcase_add_test(tc, test_hastate_backends_and_map);

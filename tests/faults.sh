@@ -176,6 +176,8 @@ for fault in 500 garbage truncate silence; do
 		sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 6 http://127.0.0.1:$METRICS_PORT/healthz)\" = 503 ]"
 	dk service scale --detach web=3 >/dev/null
 	sleep 3
+	# Docker silent for 30 s: ten times the Docker timeout.
+	[ "$fault" = silence ] && sleep 27
 	check "docker $fault: dovetail runs on" kill -0 "$DT_PID"
 	docker_mode pass
 	check "docker $fault: once Docker answers, web is routed to its 3 tasks" \
@@ -284,6 +286,22 @@ kill -HUP "$DT_PID"
 check "the socket back: web is routed to exactly its 4 tasks" lab_wait 90 exactly web 4
 check "... and /healthz is fine again" lab_wait 30 healthz_is 200
 load_checked "a silent runtime socket"
+
+# The master CLI stalls: a new service cannot be reloaded in; the reload's
+# time limit is hit and logged, the running HAProxy serves on, and the
+# reload happens once the master answers again.
+load_start
+sed -i "s|^master_socket = .*|master_socket = $SILENT|" "$CONF"
+kill -HUP "$DT_PID"
+app stall 1
+check "a stalled master CLI: the reload fails on its time limit, and the log says so" \
+	lab_wait 90 grep -q "warning: haproxy: reload failed: .*no answer within" "$LOG"
+check "... while web is still routed to exactly its 4 tasks" exactly web 4
+check "... and dovetail keeps running" kill -0 "$DT_PID"
+cp "$LAB_DIR/good.conf" "$CONF"
+kill -HUP "$DT_PID"
+check "the master back: the new service is reloaded in" lab_wait 90 exactly stall 1
+load_checked "a stalled master CLI"
 kill -- "-$SILENT_PID" 2>/dev/null
 SILENT_PID=
 

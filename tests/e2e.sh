@@ -28,7 +28,6 @@ lab_init "${E2E_DIR:-/tmp/dovetail-e2e}"
 echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | sed -n 1p)"
 DT_PID=
 PROXY_PID=
-LOAD_PID=
 stop_dovetail() {
 	if [ -n "$DT_PID" ] && kill -0 "$DT_PID" 2>/dev/null; then
 		kill "$DT_PID"
@@ -504,27 +503,11 @@ check "with the bad services gone, dovetailctl exits 0: every labelled service i
 # ---- draining, retries, health checks -----------------------------------------
 
 graceful_service() { lab_graceful_service "$@"; }
-# Background load: GETs and POSTs in a loop, one status code per line.
-load_start() {
-	rm -f "$LAB_DIR/load.stop"
-	(
-		while [ ! -e "$LAB_DIR/load.stop" ]; do
-			curl -s -o /dev/null -w 'GET %{http_code}\n' --max-time 5 \
-				-H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
-			curl -s -o /dev/null -w 'POST %{http_code}\n' --max-time 5 \
-				-H "Host: $1" -d 'x=1' "http://127.0.0.1:$HTTP_PORT/cgi-bin/post"
-		done
-	) >"$LAB_DIR/load.out" 2>&1 &
-	LOAD_PID=$!
-}
-load_stop() {
-	touch "$LAB_DIR/load.stop"
-	wait "$LOAD_PID"
-}
-# The requests of the last load run that did not get a 200 (the POSTs go to
-# a CGI script of the app that answers 200).
-load_failures() { grep -v -c -E '^(GET|POST) 200$' "$LAB_DIR/load.out"; }
-load_total() { grep -c . "$LAB_DIR/load.out"; }
+# Background load: GETs and POSTs in a loop (lab.sh).
+load_start() { lab_load_start "$HTTP_PORT" "$1"; }
+load_stop() { lab_load_stop; }
+load_failures() { lab_load_failures; }
+load_total() { lab_load_total; }
 
 graceful_service calm 2
 check "a graceful service is routed" lab_wait 30 routes_exactly calm.local calm 2

@@ -31,7 +31,6 @@ lab_init "${FAULTS_DIR:-/tmp/dovetail-faults}"
 echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | sed -n 1p)"
 DT_PID=
 PROXY_PID=
-LOAD_PID=
 SILENT_PID=
 FILES=$LAB_DIR/files
 stop_dovetail() {
@@ -49,7 +48,7 @@ stop_pid() {
 }
 finish() {
 	local rc=$?
-	[ -n "$LOAD_PID" ] && { touch "$LAB_DIR/load.stop"; wait "$LOAD_PID" 2>/dev/null; }
+	[ -n "${LAB_LOAD_PID:-}" ] && lab_load_stop 2>/dev/null
 	stop_dovetail
 	stop_pid "$PROXY_PID"
 	[ -n "$SILENT_PID" ] && kill -- "-$SILENT_PID" 2>/dev/null
@@ -127,26 +126,11 @@ exactly() { routes_exactly "$1.local" "$1" "$2" && [ "$(servers "svc-$1")" -eq "
 file_whole() { "$LAB_HAPROXY" -c -q -f "$BASE" -f "$GEN" >/dev/null 2>&1; }
 
 app() { lab_graceful_service "$@"; }
-# Background load on web.local: GETs and POSTs, one status code per line.
-load_start() {
-	rm -f "$LAB_DIR/load.stop"
-	(
-		while [ ! -e "$LAB_DIR/load.stop" ]; do
-			curl -s -o /dev/null -w 'GET %{http_code}\n' --max-time 5 \
-				-H "Host: web.local" "http://127.0.0.1:$HTTP_PORT/"
-			curl -s -o /dev/null -w 'POST %{http_code}\n' --max-time 5 \
-				-H "Host: web.local" -d 'x=1' "http://127.0.0.1:$HTTP_PORT/cgi-bin/post"
-		done
-	) >"$LAB_DIR/load.out" 2>&1 &
-	LOAD_PID=$!
-}
-load_stop() {
-	touch "$LAB_DIR/load.stop"
-	wait "$LOAD_PID"
-	LOAD_PID=
-}
-load_failures() { grep -v -c -E '^(GET|POST) 200$' "$LAB_DIR/load.out"; }
-load_total() { grep -c . "$LAB_DIR/load.out"; }
+# Background load on web.local: GETs and POSTs (lab.sh).
+load_start() { lab_load_start "$HTTP_PORT" web.local; }
+load_stop() { lab_load_stop; }
+load_failures() { lab_load_failures; }
+load_total() { lab_load_total; }
 # under_load NAME: stops the load and checks it lost nothing.
 load_checked() {
 	load_stop

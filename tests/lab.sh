@@ -463,6 +463,37 @@ lab_graceful_service() {
             trap "sleep 3; kill \$pid; exit 0" TERM; wait $pid' >/dev/null
 }
 
+# lab_load_start PORT HOST - background load through HAProxy on 127.0.0.1:PORT
+# for HOST: a GET of / and a POST to /cgi-bin/post (lab_graceful_service's
+# app) in a loop, one "GET 200" or "POST 200" line per request in
+# $LAB_DIR/load.out, until lab_load_stop.
+lab_load_start() {
+    _lab_need_init || return 1
+    local port=$1 host=$2
+    rm -f "$LAB_DIR/load.stop"
+    (
+        while [ ! -e "$LAB_DIR/load.stop" ]; do
+            curl -s -o /dev/null -w 'GET %{http_code}\n' --max-time 5 \
+                -H "Host: $host" "http://127.0.0.1:$port/"
+            curl -s -o /dev/null -w 'POST %{http_code}\n' --max-time 5 \
+                -H "Host: $host" -d 'x=1' "http://127.0.0.1:$port/cgi-bin/post"
+        done
+    ) >"$LAB_DIR/load.out" 2>&1 &
+    LAB_LOAD_PID=$!
+}
+
+# lab_load_stop - stop the load and wait for it.
+lab_load_stop() {
+    touch "$LAB_DIR/load.stop"
+    [ -n "${LAB_LOAD_PID:-}" ] && wait "$LAB_LOAD_PID"
+    LAB_LOAD_PID=
+}
+
+# lab_load_failures, lab_load_total - the requests of the last load that
+# did not get a 200, and all of them.
+lab_load_failures() { grep -v -c -E '^(GET|POST) 200$' "$LAB_DIR/load.out"; }
+lab_load_total() { grep -c . "$LAB_DIR/load.out"; }
+
 # lab_running_ports NAME - print, one per line, sorted, without duplicates,
 # the host-mode published ports of NAME's tasks whose desired state and
 # current state are both "running".  Docker lists each host-mode port twice

@@ -78,7 +78,8 @@ step "the unit and golden tests under valgrind (a build without sanitizers)"
 valgrind_units() {
 	mkdir -p "$top/build-valgrind"
 	(cd "$top/build-valgrind" && "$top/configure" -q CFLAGS="-O1 -g" &&
-		make -s -j"$(nproc)" tests/check_dovetail) >"$tmp_vg/build.log" 2>&1 ||
+		make -s -j"$(nproc)" tests/check_dovetail src/dovetail \
+		src/dovetailctl) >"$tmp_vg/build.log" 2>&1 ||
 		{ tail -n 20 "$tmp_vg/build.log"; return 1; }
 	CK_FORK=no DOVETAIL_TEST_DATA="$top/tests/data" valgrind -q \
 		--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 \

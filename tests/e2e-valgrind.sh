@@ -38,6 +38,11 @@ finish() {
 }
 trap finish EXIT
 
+if [ ! -x "$DOVETAIL" ]; then
+	echo "not ok - $DOVETAIL is built"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
 if ! command -v valgrind >/dev/null; then
 	echo "not ok - valgrind is installed"
 	echo "0 passed, 1 failed"

@@ -670,7 +670,12 @@ check "it refuses GET /containers/json" test "$(api "http://127.0.0.1:$PROXY_POR
 check "it refuses POST /services/create" \
 	test "$(api -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$PROXY_PORT/v1.41/services/create")" = 403
 check "it refuses DELETE /services/ID" test "$(api -X DELETE "http://127.0.0.1:$PROXY_PORT/v1.41/services/x")" = 403
-check "it refuses GET /secrets" test "$(api "http://127.0.0.1:$PROXY_PORT/v1.41/secrets")" = 403
+check "it passes GET /_ping" test "$(api "http://127.0.0.1:$PROXY_PORT/_ping")" = 200
+check "it passes GET /secrets (names and labels: Docker never lists data)" \
+	test "$(api "http://127.0.0.1:$PROXY_PORT/v1.41/secrets")" = 200
+check "it refuses GET /secrets/ID" test "$(api "http://127.0.0.1:$PROXY_PORT/v1.41/secrets/x")" = 403
+check "it refuses POST /secrets/create" \
+	test "$(api -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$PROXY_PORT/v1.41/secrets/create")" = 403
 lab_demo_service pkgproxy 1 --label com.docker.lb.hosts=proxy.local --label com.docker.lb.port=8080 >/dev/null
 lab_wait 30 eval '[ "$(lab_running_ports pkgproxy | wc -l)" -eq 1 ]'
 proxy_once() {

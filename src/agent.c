@@ -599,7 +599,7 @@ poll_service(struct agent *a, const char *id)
 {
 	struct swarm *fresh;
 	char *fs, *ft, *ps, *pt, *cause = NULL;
-	int rc, followed;
+	int rc, followed, changed;
 
 	fs = filter_query("id", id);
 	ft = filter_query("service", id);
@@ -637,8 +637,8 @@ poll_service(struct agent *a, const char *id)
 	swarm_replace_service(a->swarm, id, fresh);
 	swarm_free(fresh);
 	a->sync_hash_valid = 0;
-	if (new_secret(a, id) && fetch_into(a, "/secrets", swarm_parse_secrets,
-	    a->swarm, &cause) == -1) {
+	if (new_secret(a, id) && fetch_secrets(a, a->swarm, &changed,
+	    &cause) == -1) {
 		docker_down(a, cause);
 		return 0;
 	}

@@ -1174,6 +1174,9 @@ skeleton_changed(const char *old_text, const char *new_text)
 
 	if (old_text == NULL)
 		return 1;
+	/* The same file: what a reconcile with no change compares. */
+	if (strcmp(old_text, new_text) == 0)
+		return 0;
 	buf_init(&a);
 	buf_init(&b);
 	render_skeleton(&a, old_text);

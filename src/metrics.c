@@ -176,6 +176,19 @@ json_escape(struct buf *b, const char *s, size_t max)
 	}
 }
 
+/* An error as a JSON string, or null, and the part's closing brace. */
+static void
+json_error(struct buf *b, const char *error)
+{
+	if (error == NULL)
+		buf_adds(b, "null}");
+	else {
+		buf_addc(b, '"');
+		json_escape(b, error, 400);
+		buf_adds(b, "\"}");
+	}
+}
+
 static void
 health_part(struct buf *b, const char *name, long long ok_ms,
     const char *error, long long now_ms, unsigned window_ms, int *ok)
@@ -191,13 +204,7 @@ health_part(struct buf *b, const char *name, long long ok_ms,
 	else
 		buf_adds(b, "\"last_ok_seconds_ago\":null,");
 	buf_adds(b, "\"error\":");
-	if (error == NULL || fresh)
-		buf_adds(b, "null}");
-	else {
-		buf_addc(b, '"');
-		json_escape(b, error, 400);
-		buf_adds(b, "\"}");
-	}
+	json_error(b, fresh ? NULL : error);
 }
 
 /*
@@ -266,13 +273,7 @@ health_files(struct buf *b, const struct metrics *m, int *ok)
 		*ok = 0;
 	buf_addf(b, ",\"files\":{\"ok\":%s,\"error\":",
 	    error == NULL ? "true" : "false");
-	if (error == NULL)
-		buf_adds(b, "null}");
-	else {
-		buf_addc(b, '"');
-		json_escape(b, error, 400);
-		buf_adds(b, "\"}");
-	}
+	json_error(b, error);
 }
 
 /*

@@ -839,8 +839,7 @@ warn_certs(struct agent *a, const struct desired *d)
 	struct cert_warned *kept, key, *old;
 	long long now = (long long)time(NULL), days;
 	enum cert_expiry e;
-	const char *cn;
-	char when[32];
+	char when[32], *who;
 	size_t i, n = 0;
 
 	kept = xcalloc(d->ncerts + 1, sizeof(*kept));
@@ -861,20 +860,19 @@ warn_certs(struct agent *a, const struct desired *d)
 			kept[n].at = now;
 			days = tls_days_left(c->info.not_after, now);
 			ctl_time(when, sizeof(when), c->info.not_after);
-			cn = c->info.subject;
+			who = c->info.subject == NULL ? xstrdup("") :
+			    xasprintf(" (CN %s)", esc(c->info.subject));
 			if (e == CERT_EXPIRED)
-				log_warnx("certificate %s of service %s%s%s%s "
+				log_warnx("certificate %s of service %s%s "
 				    "expired %s: clients refuse it; renew its "
-				    "secret", c->file, esc(c->service), cn ==
-				    NULL ? "" : " (CN ", cn == NULL ? "" :
-				    esc(cn), cn == NULL ? "" : ")", when);
+				    "secret", c->file, esc(c->service), who,
+				    when);
 			else
-				log_warnx("certificate %s of service %s%s%s%s "
+				log_warnx("certificate %s of service %s%s "
 				    "expires %s, in %lld day%s: renew its "
-				    "secret", c->file, esc(c->service), cn ==
-				    NULL ? "" : " (CN ", cn == NULL ? "" :
-				    esc(cn), cn == NULL ? "" : ")", when, days,
-				    days == 1 ? "" : "s");
+				    "secret", c->file, esc(c->service), who,
+				    when, days, days == 1 ? "" : "s");
+			free(who);
 		}
 		n++;
 	}

@@ -20,7 +20,8 @@
 const struct render_opts fuzz_render_opts = { ":80", ":443", {
     "/etc/haproxy/dovetail.hosts.map",
     "/etc/haproxy/dovetail.sni.map",
-    "/etc/haproxy/dovetail.redirects.map" },
+    "/etc/haproxy/dovetail.redirects.map",
+    "/etc/haproxy/dovetail.acme.map" },
     "/etc/haproxy/dovetail.crt-list", "/etc/haproxy/dovetail.certs",
     "/etc/haproxy/dovetail.certs/default.pem",
     "abns@dovetail-tls-fuzz", "24h", 1 };

@@ -126,6 +126,8 @@ struct agent {
 	struct ctl_reloads reloads;	/* the last reloads, for dovetailctl */
 	struct cert_warned *warned;	/* sorted by file */
 	size_t nwarned;
+	struct certify *acme;	/* [acme]: the store and the orders */
+	char *acme_error;	/* the store's last read error, reported */
 };
 
 static void apply_doomed(struct agent *);
@@ -154,7 +156,7 @@ on_signal(int sig)
 
 	if (sig == SIGHUP)
 		got_hup = 1;
-	else
+	else if (sig != SIGCHLD)
 		got_term = 1;
 	if (wake_pipe[1] != -1 && write(wake_pipe[1], "x", 1) == -1) {
 		/* The pipe is full: the loop is awake already. */
@@ -175,6 +177,10 @@ setup_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* An ACME order's process ended: wake up, without EINTR elsewhere. */
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_flags = 0;
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }
@@ -793,7 +799,8 @@ handle_event(struct agent *a, const struct docker_event *ev)
 {
 	a->metrics.docker_events++;
 	log_debug("docker: event %s %s %s", ev->kind == EVENT_SERVICE ?
-	    "service" : ev->kind == EVENT_NODE ? "node" : "other",
+	    "service" : ev->kind == EVENT_NODE ? "node" : ev->kind ==
+	    EVENT_CONFIG ? "config" : "other",
 	    esc(ev->action), esc(ev->name));
 	switch (ev->kind) {
 	case EVENT_SERVICE:
@@ -806,6 +813,9 @@ handle_event(struct agent *a, const struct docker_event *ev)
 		break;
 	case EVENT_CONTAINER:
 		handle_container_event(a, ev);
+		break;
+	case EVENT_CONFIG:
+		certify_touch(a->acme);
 		break;
 	case EVENT_NETWORK:
 		/* Not connect/disconnect: those come with every container. */
@@ -1676,6 +1686,7 @@ build(struct agent *a, struct buf *config, struct buf *side)
 	dopts.max_label_bytes = a->cfg->max_label_bytes;
 	dopts.check_rate = a->cfg->check_rate;
 	dopts.check_inter = a->last != NULL ? a->last->check_inter : 0;
+	dopts.acme = a->cfg->acme_enabled ? certify_store(a->acme) : NULL;
 	prune_quarantine(a);
 	dopts.excluded = a->quarantine;
 	dopts.nexcluded = a->nquarantine;
@@ -2096,6 +2107,10 @@ agent_free(struct agent *a)
 	ctl_close(a->ctl);
 	running_free(a->seen);
 	ctl_reloads_free(&a->reloads);
+	certify_free(a->acme);
+	for (i = 0; i < a->metrics.nacme_failing; i++)
+		free(a->metrics.acme_failing[i]);
+	free(a->metrics.acme_failing);
 	docker_free(a->docker);
 	swarm_free(a->swarm);
 	desired_free(a->last);
@@ -2127,6 +2142,7 @@ agent_free(struct agent *a)
 	free(a->haproxy_error);
 	free(a->reload_error);
 	free(a->refused_config);
+	free(a->acme_error);
 	free(a->status);
 }
 
@@ -2165,6 +2181,32 @@ earliest(long long a, long long b)
 }
 
 /*
+ * ACME: the store read when due (a change rebuilds the desired state),
+ * a finished order reaped.  A store Docker will not show (a proxy that
+ * allows no /configs) is reported once and retried; routing goes on.
+ */
+static void
+acme_sync(struct agent *a, long long now)
+{
+	char *cause;
+	int rc;
+
+	if (!a->cfg->acme_enabled || !a->docker_up)
+		return;
+	if (certify_reap(a->acme, a->cfg))
+		a->dirty = 1;
+	rc = certify_sync(a->acme, a->docker, a->cfg, now,
+	    a->cfg->audit_interval_ms, &cause);
+	if (rc == -1)
+		report_once(&a->acme_error, cause);
+	else {
+		report_clear(&a->acme_error, "acme: the store is read again");
+		if (rc == 1)
+			a->dirty = 1;
+	}
+}
+
+/*
  * Runs until SIGTERM or SIGINT (returns 0), or with once set, does one
  * full reconcile and returns 0 on success, 1 otherwise.
  */
@@ -2187,6 +2229,7 @@ agent_run(struct config *cfg, const char *config_path,
 	a.noverrides = noverrides;
 	a.docker = docker_new(cfg);
 	a.swarm = swarm_new();
+	a.acme = certify_new();
 	a.docker_backoff_ms = BACKOFF_MIN_MS;
 	setup_paths(&a);
 	setup_signals();
@@ -2196,7 +2239,7 @@ agent_run(struct config *cfg, const char *config_path,
 		docker_up(&a);
 		if (!a.docker_up || full_sync(&a) == -1)
 			rc = 1;
-		else if (reconcile(&a) == -1)
+		else if (acme_sync(&a, mono_ms()), reconcile(&a) == -1)
 			rc = 1;
 		else
 			log_info("once: %s written", cfg->haproxy_config);
@@ -2260,14 +2303,28 @@ agent_run(struct config *cfg, const char *config_path,
 			docker_ping(&a);
 		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)
 			fast_polls(&a);
+		acme_sync(&a, now);
 		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile))
 			reconcile(&a);
+		if (a.cfg->acme_enabled && a.docker_up && a.in_sync)
+			certify_schedule(a.acme, a.cfg, a.last,
+			    (long long)time(NULL));
+		certify_metrics(a.acme, a.cfg, a.last, (long long)time(NULL),
+		    &a.metrics);
 
 		next = a.next_reconcile;
 		if (a.docker_up) {
 			next = earliest(next, a.next_full_sync);
 			next = earliest(next, a.next_fast_poll);
 			next = earliest(next, next_ping(&a));
+			if (a.cfg->acme_enabled)
+				next = earliest(next,
+				    certify_deadline(a.acme) == 0 ? now :
+				    certify_deadline(a.acme));
+			/* SIGCHLD wakes the loop; this is in case it was
+			 * missed between the reap and the wait. */
+			if (certify_busy(a.acme))
+				next = earliest(next, now + 1000);
 		} else
 			next = earliest(next, a.docker_retry_at);
 		next = earliest(next, ctl_deadline(a.ctl));

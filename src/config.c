@@ -69,6 +69,26 @@ const struct config_key config_keys[] = {
 	  "N", "size limit of one label's value" },
 	{ "routing", "cert_warn_days", "routing-cert-warn-days", "14", "DAYS",
 	  "warn of a certificate this many days before it expires" },
+	{ "acme", "enabled", "acme-enabled", "false", "BOOL",
+	  "order certificates for services labelled acme=true" },
+	{ "acme", "directory", "acme-directory",
+	  "https://acme-v02.api.letsencrypt.org/directory", "URL",
+	  "the ACME CA's directory" },
+	{ "acme", "contact", "acme-contact", "", "mailto:ADDR",
+	  "the account's contact, for the CA's expiry notices" },
+	{ "acme", "ca_bundle", "acme-ca-bundle", "", "FILE",
+	  "CA certificates to verify the ACME CA with (empty: the system's)" },
+	{ "acme", "key_file", "acme-key-file",
+	  "/run/secrets/dovetail-acme-key", "FILE",
+	  "the key sealing private keys in the swarm's store" },
+	{ "acme", "renew_days", "acme-renew-days", "30", "DAYS",
+	  "renew a certificate this many days before it expires" },
+	{ "acme", "renew_interval", "acme-renew-interval", "12h", "DURATION",
+	  "the least time between two orders for the same hosts" },
+	{ "acme", "retry_interval", "acme-retry-interval", "10m", "DURATION",
+	  "wait after a failed order, doubled after each, to 24h" },
+	{ "acme", "timeout", "acme-timeout", "2m", "DURATION",
+	  "time limit of one order" },
 	{ "agent", "listen", "agent-listen", "", "ADDR:PORT",
 	  "HTTP address of /metrics and /healthz (empty: off)" },
 	{ "agent", "control_socket", "agent-control-socket", "", "PATH",
@@ -133,6 +153,10 @@ config_free(struct config *c)
 	free(c->secrets_dir);
 	free(c->listen);
 	free(c->control_socket);
+	free(c->acme_directory);
+	free(c->acme_contact);
+	free(c->acme_ca_bundle);
+	free(c->acme_key_file);
 	free(c);
 }
 
@@ -327,6 +351,79 @@ parse_pins(struct config *c, const char *v, char **cause)
 	return 0;
 }
 
+/* A URL or path that reaches no file or command: no blanks or quotes. */
+static int
+plain_text(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if ((unsigned char)*v <= ' ' || (unsigned char)*v >= 0x7f ||
+		    strchr("\"'\\;#", *v) != NULL)
+			return 0;
+	return 1;
+}
+
+static int
+set_acme(struct config *c, const struct config_key *k, const char *v,
+    char **cause)
+{
+	unsigned ms;
+
+	if (strcmp(k->key, "enabled") == 0) {
+		if (label_parse_bool(v, &c->acme_enabled) == -1) {
+			*cause = xasprintf("enabled \"%s\" is not a boolean "
+			    "(true, false, 1 or 0)", esc(v));
+			return -1;
+		}
+	} else if (strcmp(k->key, "directory") == 0) {
+		if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' ||
+		    !plain_text(v)) {
+			*cause = xasprintf("directory \"%s\" is not an "
+			    "https:// URL", esc(v));
+			return -1;
+		}
+		replace(&c->acme_directory, v);
+	} else if (strcmp(k->key, "contact") == 0) {
+		if (*v != '\0' && (strncmp(v, "mailto:", 7) != 0 ||
+		    strchr(v + 7, '@') == NULL || !plain_text(v))) {
+			*cause = xasprintf("contact \"%s\" is not "
+			    "mailto:ADDRESS", esc(v));
+			return -1;
+		}
+		replace(&c->acme_contact, v);
+	} else if (strcmp(k->key, "ca_bundle") == 0 ||
+	    strcmp(k->key, "key_file") == 0) {
+		if ((*v != '\0' || strcmp(k->key, "key_file") == 0) &&
+		    (v[0] != '/' || !plain_text(v))) {
+			*cause = xasprintf("%s \"%s\" is not an absolute path "
+			    "without blanks or quotes", k->key, esc(v));
+			return -1;
+		}
+		replace(strcmp(k->key, "ca_bundle") == 0 ?
+		    &c->acme_ca_bundle : &c->acme_key_file, v);
+	} else if (strcmp(k->key, "renew_days") == 0) {
+		if (parse_count(v, 1, 3650, &c->acme_renew_days) == -1) {
+			*cause = xasprintf("renew_days \"%s\" is not a number "
+			    "of days from 1 to 3650", esc(v));
+			return -1;
+		}
+	} else {
+		/* renew_interval, retry_interval, timeout */
+		if (config_parse_duration(v, &ms) == -1 || ms < 1000 ||
+		    ms > 7 * 86400000u) {
+			*cause = xasprintf("%s \"%s\" is not a duration "
+			    "between 1s and 168h", k->key, esc(v));
+			return -1;
+		}
+		if (strcmp(k->key, "renew_interval") == 0)
+			c->acme_renew_interval_ms = ms;
+		else if (strcmp(k->key, "retry_interval") == 0)
+			c->acme_retry_interval_ms = ms;
+		else
+			c->acme_timeout_ms = ms;
+	}
+	return 0;
+}
+
 int
 config_set_option(struct config *c, size_t i, const char *v, char **cause)
 {
@@ -436,6 +533,9 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 			    "boolean (true, false, 1 or 0)", esc(v));
 			return -1;
 		}
+	} else if (strncmp(o, "acme-", 5) == 0) {
+		if (set_acme(c, k, v, cause) == -1)
+			return -1;
 	} else if (strcmp(o, "routing-host-pins") == 0) {
 		if (parse_pins(c, v, cause) == -1)
 			return -1;

@@ -23,6 +23,9 @@ struct routed {
 	struct dserver *servers;
 	size_t nservers;
 	const struct cert_pair *cert;
+	char **acme_names;	/* spec.acme: the certificate's, sorted */
+	size_t nacme_names;
+	char *acme_id;		/* acme_hosts_id of them */
 	int bad;		/* left out for a conflict */
 	int admitted;		/* no conflict with those before it */
 };
@@ -69,7 +72,8 @@ dcert_cmp(const void *a, const void *b)
 	    ((const struct dcert *)b)->file);
 }
 
-const char *const map_suffixes[MAP_COUNT] = { "hosts", "sni", "redirects" };
+const char *const map_suffixes[MAP_COUNT] = { "hosts", "sni", "redirects",
+	"acme" };
 
 static int
 dserver_cmp(const void *a, const void *b)
@@ -900,6 +904,111 @@ secret_refused(const struct swarm *sw, const struct desired_opts *o,
 	return message;
 }
 
+static void
+free_routed(struct routed *r)
+{
+	free_servers(r->servers, r->nservers);
+	route_spec_free(&r->spec);
+	free(r->acme_names);
+	free(r->acme_id);
+}
+
+/* Whether the certificate names every one of names. */
+static int
+cert_covers(const struct cert_info *ci, char *const *names, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < ci->nnames; j++)
+			if (strcmp(ci->names[j], names[i]) == 0)
+				break;
+		if (j == ci->nnames)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * An ACME service's certificate names (its hosts and https:// redirect
+ * sources), and the store's certificate for them if it has one that
+ * opens and names them all.  None yet is no error: the service is
+ * routed, and its certificate comes when the order is done.  Returns a
+ * problem (new), with *label set, or NULL.
+ */
+static char *
+acme_cert(const struct acme_store *st, struct routed *r, const char **label)
+{
+	const struct acme_cert *c;
+	size_t i, n;
+
+	r->acme_names = cert_names(&r->spec, &n);
+	sort_array(r->acme_names, n, sizeof(char *), str_cmp_ptr);
+	for (i = 0; i < n; i++)
+		if (i == 0 || strcmp(r->acme_names[i],
+		    r->acme_names[r->nacme_names - 1]) != 0)
+			r->acme_names[r->nacme_names++] = r->acme_names[i];
+	if (r->nacme_names > ACME_MAX_NAMES) {
+		*label = "acme";
+		return xasprintf("%zu names are more than an ACME certificate "
+		    "holds (%d)", r->nacme_names, ACME_MAX_NAMES);
+	}
+	r->acme_id = acme_hosts_id(r->acme_names, r->nacme_names);
+	c = acme_store_cert(st, r->acme_id);
+	if (c != NULL && c->pair.pem != NULL && cert_covers(&c->pair.info,
+	    r->acme_names, r->nacme_names))
+		r->cert = &c->pair;
+	return NULL;
+}
+
+static int
+acme_want_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct acme_want *)a)->hosts_id,
+	    ((const struct acme_want *)b)->hosts_id);
+}
+
+/*
+ * The certificates to order: one per set of names the admitted ACME
+ * services ask for.  And the challenges every HAProxy answers.
+ */
+static void
+build_acme(struct desired *d, const struct routed *routed, size_t nrouted,
+    const struct acme_store *st)
+{
+	const struct routed *r;
+	struct acme_want key, *w;
+	size_t i;
+
+	d->acme_on = 1;
+	for (i = 0; i < st->nchallenges; i++)
+		map_add(d, MAP_ACME, st->challenges[i].key,
+		    st->challenges[i].value);
+	for (i = 0; i < nrouted; i++) {
+		r = &routed[i];
+		if (r->bad || r->acme_id == NULL)
+			continue;
+		key.hosts_id = r->acme_id;
+		w = find_in_array(&key, d->acme, d->nacme, sizeof(*d->acme),
+		    acme_want_cmp);
+		if (w != NULL) {
+			if (strcmp(r->svc->name, w->service) < 0) {
+				free(w->service);
+				w->service = xstrdup(r->svc->name);
+			}
+			continue;
+		}
+		d->acme = xreallocarray(d->acme, d->nacme + 1,
+		    sizeof(*d->acme));
+		w = &d->acme[d->nacme++];
+		w->hosts_id = xstrdup(r->acme_id);
+		w->hosts = copy_strings(r->acme_names, r->nacme_names);
+		w->nhosts = r->nacme_names;
+		w->service = xstrdup(r->svc->name);
+		sort_array(d->acme, d->nacme, sizeof(*d->acme), acme_want_cmp);
+	}
+}
+
 /* Reads one service's labels, certificate and servers into r. */
 static int
 route_service(struct desired *d, const struct swarm *sw,
@@ -950,12 +1059,17 @@ route_service(struct desired *d, const struct swarm *sw,
 		    "([routing] max_hosts)", r->spec.nhosts,
 		    LIMIT(o->max_hosts, DT_MAX_HOSTS));
 	} else if ((r->spec.passthrough || r->spec.ssl_cert != NULL ||
-	    r->spec.ssl_redirect) && o->https_port == 0) {
+	    r->spec.ssl_redirect || r->spec.acme) && o->https_port == 0) {
 		label = r->spec.passthrough ? "ssl_passthrough" :
-		    r->spec.ssl_cert != NULL ? "ssl_cert" : "ssl_redirect";
+		    r->spec.ssl_cert != NULL ? "ssl_cert" : r->spec.acme ?
+		    "acme" : "ssl_redirect";
 		message = xstrdup("HTTPS is off on this agent ([routing] "
 		    "https_bind is empty)");
-	} else if (r->spec.ssl_cert != NULL &&
+	} else if (r->spec.acme && o->acme == NULL) {
+		label = "acme";
+		message = xstrdup("ACME is off on this agent ([acme] enabled "
+		    "is false)");
+	} else if ((r->spec.ssl_cert != NULL || r->spec.acme) &&
 	    (message = sni_list_too_long(&r->spec)) != NULL) {
 		label = "hosts";
 	} else if (r->spec.ssl_cert != NULL &&
@@ -970,7 +1084,8 @@ route_service(struct desired *d, const struct swarm *sw,
 			    "was not read" : r->cert->error);
 			r->cert = NULL;
 		}
-	}
+	} else if (r->spec.acme)
+		message = acme_cert(o->acme, r, &label);
 	if (message == NULL) {
 		rc = check_spec_network(sw, r->svc, r->spec.network, &message);
 		if (rc == 0)
@@ -984,8 +1099,7 @@ route_service(struct desired *d, const struct swarm *sw,
 		full = xasprintf("%s.%s", o->prefix, label);
 		add_problem(d, r->svc->name, full, message);
 		free(full);
-		free_servers(r->servers, r->nservers);
-		route_spec_free(&r->spec);
+		free_routed(r);
 		memset(r, 0, sizeof(*r));
 		return -1;
 	}
@@ -1034,6 +1148,8 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	}
 	free_claims(claims, nclaims);
 	build_certs(d, routed, nrouted);
+	if (o->acme != NULL)
+		build_acme(d, routed, nrouted, o->acme);
 
 	sort_array(d->backends, d->nbackends, sizeof(*d->backends),
 	    dbackend_cmp);
@@ -1053,10 +1169,8 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	d->check_inter = desired_check_inter(d->nservers,
 	    LIMIT(o->check_rate, DT_CHECK_RATE), o->check_inter);
 
-	for (i = 0; i < nrouted; i++) {
-		free_servers(routed[i].servers, routed[i].nservers);
-		route_spec_free(&routed[i].spec);
-	}
+	for (i = 0; i < nrouted; i++)
+		free_routed(&routed[i]);
 	free(routed);
 	return d;
 }
@@ -1140,6 +1254,8 @@ desired_map_used(const struct desired *d, enum map_kind m)
 	case MAP_REDIRECTS:
 		return desired_redirects_from(d, "http") ||
 		    (desired_https(d) && desired_redirects_from(d, "https"));
+	case MAP_ACME:
+		return d->acme_on;
 	default:
 		return 1;
 	}
@@ -1189,6 +1305,12 @@ desired_free(struct desired *d)
 	for (i = 0; i < d->nproblems; i++)
 		problem_free(&d->problems[i]);
 	free(d->problems);
+	for (i = 0; i < d->nacme; i++) {
+		free(d->acme[i].hosts_id);
+		free_strings(d->acme[i].hosts, d->acme[i].nhosts);
+		free(d->acme[i].service);
+	}
+	free(d->acme);
 	free(d);
 }
 

@@ -152,21 +152,36 @@ setup_handle(struct docker *d, CURL *h, const char *url, long timeout_ms)
 	}
 }
 
-/* GET base + path (path carries its version prefix, if any). */
+/*
+ * A request to base + path (path carries its version prefix, if any):
+ * body is sent as JSON when not NULL.  -1 with *cause when there is no
+ * answer; else 0 with the status, and the reply in out.
+ */
 static int
-raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
+raw_request(struct docker *d, const char *method, const char *path,
+    const char *body, struct buf *out, long *status, char **cause)
 {
+	struct curl_slist *headers = NULL;
 	CURLcode rc;
-	long status = 0;
-	char *url, *message;
+	char *url;
 	struct reply reply;
 
 	if (d->easy == NULL && (d->easy = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
 	curl_easy_reset(d->easy);
 	url = xasprintf("%s%s", d->base, path);
-	log_trace("docker: GET %s", url);
+	log_trace("docker: %s %s", method, url);
 	setup_handle(d, d->easy, url, (long)d->cfg->docker_timeout_ms);
+	if (strcmp(method, "GET") != 0)
+		curl_easy_setopt(d->easy, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		headers = curl_slist_append(NULL,
+		    "Content-Type: application/json");
+		if (headers == NULL)
+			fatalx("curl_slist_append failed");
+		curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, body);
+	}
 	reply.out = out;
 	reply.max = (size_t)d->cfg->docker_max_reply_mb << 20;
 	reply.over = 0;
@@ -174,6 +189,7 @@ raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
 	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, &reply);
 	d->errbuf[0] = '\0';
 	rc = curl_easy_perform(d->easy);
+	curl_slist_free_all(headers);
 	free(url);
 	if (reply.over) {
 		*cause = xasprintf("%s: a reply larger than %u MB (max_reply)",
@@ -185,18 +201,67 @@ raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
 		    d->errbuf : curl_easy_strerror(rc));
 		return -1;
 	}
-	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+/* The cause of an error reply (new): Docker's message, if it gave one. */
+static char *
+status_cause(struct docker *d, long status, const struct buf *out)
+{
+	char *message, *cause;
+
+	if (out->data != NULL &&
+	    swarm_parse_error(out->data, out->len, &message) == 0) {
+		cause = xasprintf("%s: HTTP %ld: %s", d->endpoint, status,
+		    esc(message));
+		free(message);
+		return cause;
+	}
+	return xasprintf("%s: HTTP %ld", d->endpoint, status);
+}
+
+/* GET base + path: -1 with *cause unless the answer is 200. */
+static int
+raw_get(struct docker *d, const char *path, struct buf *out, char **cause)
+{
+	long status = 0;
+
+	if (raw_request(d, "GET", path, NULL, out, &status, cause) == -1)
+		return -1;
 	if (status != 200) {
-		if (out->data != NULL &&
-		    swarm_parse_error(out->data, out->len, &message) == 0) {
-			*cause = xasprintf("%s: HTTP %ld: %s", d->endpoint,
-			    status, esc(message));
-			free(message);
-		} else
-			*cause = xasprintf("%s: HTTP %ld", d->endpoint, status);
+		*cause = status_cause(d, status, out);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * A write (POST, DELETE) to the versioned path.  Returns the HTTP status
+ * (the caller decides which it expects), or -1 with *cause when Docker
+ * did not answer; for any status but 2xx, *cause says Docker's message.
+ */
+long
+docker_send(struct docker *d, const char *method, const char *path,
+    const char *body, struct buf *out, char **cause)
+{
+	long status = 0;
+	char *full;
+	int rc;
+
+	*cause = NULL;
+	if (d->base == NULL) {
+		*cause = xstrdup("not connected to Docker");
+		return -1;
+	}
+	full = xasprintf("/%s%s", d->version, path);
+	rc = raw_request(d, method, full, body, out, &status, cause);
+	free(full);
+	if (rc == -1)
+		return -1;
+	if (status < 200 || status > 299)
+		*cause = status_cause(d, status, out);
+	return status;
 }
 
 int
@@ -410,7 +475,8 @@ docker_events_open(struct docker *d, long since, char **cause)
 	 * stopped is the earliest sign that its task is going away.
 	 */
 	filters = curl_easy_escape(d->events,
-	    "{\"type\":[\"service\",\"node\",\"network\",\"container\"],"
+	    "{\"type\":[\"service\",\"node\",\"network\",\"container\","
+	    "\"config\"],"
 	    "\"event\":[\"create\",\"update\",\"remove\",\"start\","
 	    "\"kill\",\"die\",\"stop\"]}", 0);
 	if (since > 0)

@@ -126,6 +126,15 @@ struct config {
 	unsigned max_label_bytes;
 	unsigned check_rate;
 	unsigned cert_warn_days;
+	int acme_enabled;
+	char *acme_directory;
+	char *acme_contact;
+	char *acme_ca_bundle;	/* "" = the system's */
+	char *acme_key_file;
+	unsigned acme_renew_days;
+	unsigned acme_renew_interval_ms;
+	unsigned acme_retry_interval_ms;
+	unsigned acme_timeout_ms;
 };
 struct config_key {
 	const char *section;
@@ -233,6 +242,7 @@ enum docker_event_kind {
 	EVENT_NODE,
 	EVENT_NETWORK,
 	EVENT_CONTAINER,
+	EVENT_CONFIG,		/* a Docker config: dovetail's ACME store */
 };
 struct docker_event {
 	enum docker_event_kind kind;
@@ -268,6 +278,31 @@ int swarm_parse_version(const char *, size_t, char **api, char **min_api,
 int swarm_parse_info(const char *, size_t, int *manager, char **detail,
     char **cause);
 int swarm_parse_event(const char *, size_t, struct docker_event *);
+/* dovetail's ACME store: Docker configs labelled com.dovetail.acme=KIND */
+#define ACME_LABEL "com.dovetail.acme"
+#define ACME_CONFIG_PREFIX "dovetail-acme-"
+enum acme_kind {
+	ACME_ACCOUNT = 1,	/* the account's key, sealed */
+	ACME_LOCK,		/* an order under way for .hosts */
+	ACME_CHALLENGE,		/* a key authorization to answer */
+	ACME_CERT,		/* a certificate and its sealed key */
+};
+struct dconfig {
+	char *id;
+	char *name;
+	enum acme_kind kind;
+	char *hosts_id;		/* com.dovetail.acme.hosts, or "" */
+	long long expires;	/* com.dovetail.acme.expires, or 0 */
+	long long created;	/* Unix time, or 0 */
+	char *data;		/* decoded, NUL-terminated */
+	size_t len;
+};
+int swarm_parse_configs(const char *, size_t, struct dconfig **, size_t *,
+    char **cause);
+int swarm_parse_config(const char *, size_t, struct dconfig *, char **cause);
+char *swarm_config_body(const char *name, enum acme_kind, const char *hosts_id,
+    long long expires, const char *data, size_t len);
+void dconfigs_free(struct dconfig *, size_t);
 int swarm_parse_error(const char *, size_t, char **message);
 void task_free_fields(struct task *);
 void service_free_fields(struct service *);
@@ -286,6 +321,7 @@ struct route_spec {
 	int rewrite;		/* strip the context root */
 	int passthrough;	/* TLS to the tasks, by SNI */
 	int ssl_redirect;	/* plain HTTP to https:// */
+	int acme;		/* a certificate ordered from [acme] */
 	char *ssl_cert;		/* secret names, or NULL */
 	char *ssl_key;
 	struct redirect *redirects;	/* sorted by key */
@@ -369,6 +405,91 @@ void cert_store_load(struct cert_store *, const struct swarm *,
     const char *prefix, const char *cluster, const struct secret_io *);
 void cert_store_free(struct cert_store *);
 
+/* acmestate.c: the swarm's ACME store, and what to order (no I/O) */
+struct acme_cert {
+	char *hosts_id;
+	char *config;		/* the Docker config's name */
+	long long created;	/* Unix time */
+	struct cert_pair pair;	/* pem: chain and key; cert, key: NULL */
+};
+struct acme_store {
+	struct acme_cert *certs;	/* sorted by hosts_id; the newest each */
+	size_t ncerts;
+	struct kv *challenges;		/* token -> key authorization, sorted */
+	size_t nchallenges;
+	char **locks;			/* hosts ids being ordered, sorted */
+	size_t nlocks;
+};
+/* A certificate dovetail wants: one per set of names. */
+struct acme_want {
+	char *hosts_id;
+	char **hosts;		/* sorted */
+	size_t nhosts;
+	char *service;		/* the first service (by name) asking */
+};
+/* What an agent knows of its own orders for a set of names. */
+struct acme_track {
+	char *hosts_id;
+	unsigned failures;	/* in a row */
+	long long next_try;	/* Unix time */
+	char *error;		/* the last failure, or NULL */
+};
+enum acme_due {
+	ACME_NOT_DUE = 0,
+	ACME_DUE_NEW,		/* no certificate */
+	ACME_DUE_RENEW,		/* within renew_days of its end */
+};
+struct acme_policy {
+	unsigned renew_days;
+	unsigned renew_interval_s;	/* between orders for one set */
+	unsigned retry_s;		/* after a first failure */
+};
+#define ACME_RETRY_MAX_S 86400
+#define ACME_MAX_NAMES 100	/* Let's Encrypt's limit per certificate */
+char *acme_hosts_id(char *const *hosts, size_t n);
+void acme_store_build(struct acme_store *, const struct dconfig *, size_t,
+    const unsigned char *seal_key, long long now);
+void acme_store_free(struct acme_store *);
+const struct acme_cert *acme_store_cert(const struct acme_store *,
+    const char *hosts_id);
+int acme_store_locked(const struct acme_store *, const char *hosts_id);
+const struct acme_track *acme_track_find(const struct acme_track *, size_t,
+    const char *hosts_id);
+enum acme_due acme_due(const struct acme_want *, const struct acme_store *,
+    const struct acme_track *, const struct acme_policy *, long long now);
+long long acme_retry_at(unsigned failures, unsigned retry_s, long long now);
+char *acme_cert_data(const char *cert_pem, const char *sealed_key);
+int acme_cert_split(const char *data, char **cert_pem, char **sealed);
+char *acme_cert_aad(const char *hosts_id);
+int acme_track_cmp(const void *, const void *);
+enum acme_order_result {
+	ACME_ORDER_OK = 0,
+	ACME_ORDER_FAILED,
+	ACME_ORDER_LOCKED,	/* another dovetail orders */
+	ACME_ORDER_RESULTS
+};
+struct acme_outcome {
+	enum acme_order_result result;
+	long long not_after;	/* ok */
+	char *host;		/* failed: the name that failed, or NULL */
+	char *why;		/* failed */
+};
+int acme_parse_outcome(const char *, struct acme_outcome *);
+/* What becomes of a certificate dovetail orders. */
+enum acme_state {
+	ACME_VALID = 0,
+	ACME_RENEWING,		/* within renew_days of its end */
+	ACME_PENDING,		/* none yet, no order failed */
+	ACME_FAILING,		/* this agent's last order for it failed */
+	ACME_STATES
+};
+extern const char *const acme_state_names[ACME_STATES];
+extern const char *const acme_order_result_names[ACME_ORDER_RESULTS];
+enum acme_state acme_state(const struct acme_want *,
+    const struct acme_store *, const struct acme_track *,
+    unsigned renew_days, long long now);
+#define ACME_ACCOUNT_AAD "dovetail-acme-account"
+
 /* desired.c: swarm model to the desired HAProxy state (no I/O) */
 struct dserver {
 	char *name;		/* the task id (the service id in vip mode) */
@@ -399,6 +520,7 @@ enum map_kind {
 	MAP_ROUTES = 0,		/* "host/path/" -> backend */
 	MAP_SNI,		/* host -> passthrough backend */
 	MAP_REDIRECTS,		/* "scheme://host" -> target */
+	MAP_ACME,		/* HTTP-01 token -> key authorization */
 	MAP_COUNT
 };
 extern const char *const map_suffixes[MAP_COUNT];
@@ -427,6 +549,9 @@ struct desired {
 	size_t nhosts;			/* host names routed */
 	size_t nservers;		/* in all backends */
 	unsigned check_inter;		/* seconds between health checks */
+	int acme_on;			/* [acme] enabled: answer challenges */
+	struct acme_want *acme;		/* sorted by hosts_id */
+	size_t nacme;
 };
 /* tenancy.c: who may route which host (pure) */
 struct tenancy_opts {
@@ -464,6 +589,7 @@ struct desired_opts {
 	unsigned max_label_bytes;	/* 0: DT_MAX_LABEL_BYTES */
 	unsigned check_rate;		/* checks/s; 0: DT_CHECK_RATE */
 	unsigned check_inter;		/* the last file's spacing; 0: none */
+	const struct acme_store *acme;	/* NULL: [acme] is off */
 };
 #define DT_CHECK_RATE 1000
 #define DT_CHECK_INTER_MAX 60
@@ -658,6 +784,8 @@ void docker_free(struct docker *);
 int docker_connect(struct docker *, char **cause);
 int docker_get(struct docker *, const char *path, struct buf *,
     char **cause);
+long docker_send(struct docker *, const char *method, const char *path,
+    const char *body, struct buf *, char **cause);
 const char *docker_endpoint(const struct docker *);
 int docker_events_open(struct docker *, long since, char **cause);
 void docker_events_close(struct docker *);
@@ -705,6 +833,12 @@ struct metrics {
 	const struct desired *const *desired;
 	unsigned cert_warn_days;
 	unsigned health_window_ms;
+	/* [acme]: orders by result, certificates by state; acme_on 0: off */
+	int acme_on;
+	unsigned long long acme_orders[ACME_ORDER_RESULTS];
+	size_t acme_certs[ACME_STATES];
+	char **acme_failing;	/* "service: hosts: why", new, for /healthz */
+	size_t nacme_failing;
 };
 struct metrics_server;
 extern const double metrics_lag_buckets[METRICS_LAG_BUCKETS];
@@ -864,6 +998,84 @@ void status_render(struct buf *, const struct ctl_snapshot *);
 /* notify.c: the systemd notify protocol */
 int notify_send(const char *);
 int notify_reloading(void);
+
+/* seal.c: private keys sealed for the shared store (no I/O) */
+int seal_key_from(const char *material, size_t len, unsigned char key[32],
+    char **cause);
+char *seal_text(const unsigned char key[32], const char *plain,
+    const char *aad, char **cause);
+char *seal_open(const unsigned char key[32], const char *sealed,
+    const char *aad, char **cause);
+
+/* acme.c: the ACME protocol (RFC 8555), one order at a time, blocking */
+struct acme_opts {
+	const char *directory;	/* the CA's directory URL (https://...) */
+	const char *contact;	/* "mailto:..." or NULL */
+	const char *ca_bundle;	/* PEM file to verify the CA with; NULL: the system's */
+	unsigned timeout_ms;	/* the whole order, all requests included */
+	unsigned poll_ms;	/* between polls of an authorization or the order (default when 0: 1000) */
+};
+struct acme_hooks {
+	/*
+	 * Make "token" answer "keyauth" at
+	 * http://HOST/.well-known/acme-challenge/TOKEN on every load
+	 * balancer; returns once it does (0) or -1 with cause.
+	 */
+	int (*publish)(void *, const char *token, const char *keyauth,
+	    char **cause);
+	void (*unpublish)(void *, const char *token);
+	void *arg;
+};
+struct acme_result {
+	char *cert_pem;		/* new: leaf first, then the chain */
+	char *key_pem;		/* new: the certificate's key, PKCS#8 PEM, P-256 */
+	long long not_after;	/* Unix time */
+	char *failed_host;	/* new, on failure: the identifier whose authorization failed, or NULL */
+	char *problem;		/* new, on failure: the CA's problem type and detail, or NULL */
+};
+char *acme_key_new(char **cause);
+char *acme_thumbprint(const char *account_key_pem, char **cause);
+int acme_order(const struct acme_opts *, const char *account_key_pem,
+    const char *const *hosts, size_t nhosts, const struct acme_hooks *,
+    struct acme_result *, char **cause);
+void acme_result_free(struct acme_result *);
+/* Its pure pieces, for the tests. */
+struct acme_signer {
+	int (*sign)(void *, const void *data, size_t len,
+	    unsigned char sig[64], char **cause);
+	void *arg;
+};
+void acme_b64url(struct buf *, const void *, size_t);
+int acme_token_valid(const char *);
+int acme_sig_raw(const unsigned char *der, size_t len, unsigned char raw[64]);
+int acme_sign_es256(void *evp_pkey, const void *data, size_t len,
+    unsigned char sig[64], char **cause);
+char *acme_jws(const struct acme_signer *, const char *jwk, const char *kid,
+    const char *nonce, const char *url, const char *payload, char **cause);
+int acme_problem_parse(const char *body, size_t len, char **type,
+    char **detail);
+int acme_csr(const char *key_pem, const char *const *hosts, size_t nhosts,
+    struct buf *der, char **cause);
+
+/* certify.c: ACME in the loop: the store read, an order in a child */
+struct certify;
+struct certify *certify_new(void);
+void certify_free(struct certify *);
+void certify_touch(struct certify *);
+long long certify_deadline(const struct certify *);
+const struct acme_store *certify_store(const struct certify *);
+const unsigned long long *certify_orders(const struct certify *);
+int certify_sync(struct certify *, struct docker *, const struct config *,
+    long long now_ms, unsigned audit_ms, char **cause);
+int certify_reap(struct certify *, const struct config *);
+int certify_busy(const struct certify *);
+void certify_schedule(struct certify *, const struct config *,
+    const struct desired *, long long now);
+const struct acme_track *certify_track(const struct certify *,
+    const char *hosts_id);
+struct metrics;
+void certify_metrics(const struct certify *, const struct config *,
+    const struct desired *, long long now, struct metrics *);
 
 /* agent.c: the reconcile loop */
 struct config_override {

@@ -458,12 +458,13 @@ static const struct bool_label bool_labels[] = {
 	{ "ssl_redirect", offsetof(struct route_spec, ssl_redirect) },
 	{ "ip_hash", offsetof(struct route_spec, ip_hash) },
 	{ "default_backend", offsetof(struct route_spec, default_backend) },
+	{ "acme", offsetof(struct route_spec, acme) },
 };
 
 /* Labels that cannot apply when HAProxy does not see the requests. */
 static const char *const http_only_labels[] = {
 	"context_root", "sticky_session_cookie", "websocket_endpoints",
-	"ssl_cert", "ssl_key",
+	"ssl_cert", "ssl_key", "acme",
 };
 
 static enum labels_result
@@ -510,6 +511,9 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 		return fail(pb, s, prefix, r->ssl_cert == NULL ? "ssl_cert" :
 		    "ssl_key", xasprintf("missing: ssl_cert and ssl_key go "
 		    "together"));
+	if (r->acme && r->ssl_cert != NULL)
+		return fail(pb, s, prefix, "acme", xstrdup("cannot go with "
+		    "ssl_cert: the certificate is either ordered or given"));
 
 	if ((v = label_of(s, prefix, "redirects")) != NULL) {
 		if (each_item(v, ';', one_redirect, r, &message) == -1)
@@ -583,6 +587,9 @@ parse_rest(const struct service *s, const char *prefix, struct route_spec *r,
 	if (r->passthrough && r->nhosts == 0)
 		return fail(pb, s, prefix, "hosts", xstrdup("missing: "
 		    "ssl_passthrough routes by SNI, which needs host names"));
+	if (r->acme && r->nhosts == 0)
+		return fail(pb, s, prefix, "acme", xstrdup("a certificate is "
+		    "ordered for the service's hosts, and it has none"));
 	return LABELS_ROUTED;
 }
 

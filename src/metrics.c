@@ -100,6 +100,28 @@ metrics_certs(struct buf *b, const struct metrics *m)
 	}
 }
 
+/* ACME's orders and certificates, while [acme] is on. */
+static void
+metrics_acme(struct buf *b, const struct metrics *m)
+{
+	int i;
+
+	if (!m->acme_on)
+		return;
+	buf_adds(b, "# HELP dovetail_acme_orders_total ACME orders this "
+	    "dovetail started, by result (locked: another dovetail "
+	    "ordered).\n# TYPE dovetail_acme_orders_total counter\n");
+	for (i = 0; i < ACME_ORDER_RESULTS; i++)
+		buf_addf(b, "dovetail_acme_orders_total{result=\"%s\"} %llu\n",
+		    acme_order_result_names[i], m->acme_orders[i]);
+	buf_adds(b, "# HELP dovetail_acme_certificates Certificates ordered "
+	    "for labelled services, by state.\n"
+	    "# TYPE dovetail_acme_certificates gauge\n");
+	for (i = 0; i < ACME_STATES; i++)
+		buf_addf(b, "dovetail_acme_certificates{state=\"%s\"} %zu\n",
+		    acme_state_names[i], m->acme_certs[i]);
+}
+
 /* The Prometheus text exposition of m. */
 void
 metrics_render(struct buf *b, const struct metrics *m)
@@ -154,6 +176,7 @@ metrics_render(struct buf *b, const struct metrics *m)
 	gauge(b, "dovetail_last_sync_timestamp_seconds", "Unix time of the "
 	    "last full read of the swarm.", (double)m->last_sync_unix);
 	metrics_certs(b, m);
+	metrics_acme(b, m);
 }
 
 /* A JSON string body: quotes and controls escaped, non-ASCII as '?'. */
@@ -260,6 +283,28 @@ health_certs(struct buf *b, const struct metrics *m, long long now)
 	buf_adds(b, "]}");
 }
 
+/* ACME, while on: certificates by state and the failing orders. */
+static void
+health_acme(struct buf *b, const struct metrics *m)
+{
+	size_t i;
+	int s;
+
+	if (!m->acme_on)
+		return;
+	buf_adds(b, ",\"acme\":{");
+	for (s = 0; s < ACME_STATES; s++)
+		buf_addf(b, "\"%s\":%zu,", acme_state_names[s],
+		    m->acme_certs[s]);
+	buf_adds(b, "\"failures\":[");
+	for (i = 0; i < m->nacme_failing && i < HEALTH_MAX_CERTS; i++) {
+		buf_adds(b, i == 0 ? "\"" : ",\"");
+		json_escape(b, m->acme_failing[i], 600);
+		buf_addc(b, '"');
+	}
+	buf_adds(b, "]}");
+}
+
 /*
  * Whether the files HAProxy loads were written at the last try: a full
  * disk leaves HAProxy on the previous file, which no reload can change.
@@ -296,6 +341,7 @@ health_render(struct buf *b, const struct metrics *m, long long now_ms,
 	health_files(b, m, ok);
 	health_refused(b, m);
 	health_certs(b, m, now_unix);
+	health_acme(b, m);
 	buf_addf(b, ",\"status\":\"%s\"}\n", *ok ? "ok" : "unhealthy");
 }
 

@@ -158,6 +158,19 @@ render_http_rules(struct buf *b, const struct desired *d,
 	const char *host = "req.hdr(host),field(1,:),lower";
 
 	buf_adds(b, "\toption forwardfor\n");
+	/*
+	 * ACME's HTTP-01 challenges, answered by HAProxy itself from a map
+	 * the runtime API edits, before any redirect (ssl_redirect too).
+	 */
+	if (d->acme_on && strcmp(scheme, "http") == 0) {
+		buf_addf(b, "\thttp-request set-var(txn.dovetail_acme) "
+		    "path,field(4,/),map(%s) if { path_beg "
+		    "/.well-known/acme-challenge/ }\n",
+		    o->map_paths[MAP_ACME]);
+		buf_adds(b, "\thttp-request return status 200 content-type "
+		    "text/plain lf-string \"%[var(txn.dovetail_acme)]\" if "
+		    "{ var(txn.dovetail_acme) -m found }\n");
+	}
 	if (desired_redirects_from(d, scheme)) {
 		buf_addf(b, "\thttp-request set-var(txn.dovetail_host) %s\n",
 		    host);

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -663,6 +664,224 @@ swarm_parse_secrets(struct swarm *sw, const char *text, size_t len,
 	return 0;
 }
 
+static const char *const kinds[] = { "", "account", "lock", "challenge",
+	"cert" };
+
+static int
+dconfig_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dconfig *)a)->name,
+	    ((const struct dconfig *)b)->name);
+}
+
+/* A label of dovetail's ACME store: "" is absent. */
+static const char *
+acme_label(json_t *jc, const char *suffix)
+{
+	char key[64];
+	const char *v;
+
+	snprintf(key, sizeof(key), "%s%s", ACME_LABEL, suffix);
+	v = json_string_value(json_object_get(jget(jc, "Spec.Labels"), key));
+	return v == NULL ? "" : v;
+}
+
+/* Base64 (RFC 4648, padded) to bytes (new, NUL-terminated), or NULL. */
+static char *
+base64_decode(const char *in, size_t *len)
+{
+	size_t n = strlen(in), pad = 0;
+	unsigned char *out;
+	int got;
+
+	if (n % 4 != 0 || n > INT32_MAX)
+		return NULL;
+	if (n > 0 && in[n - 1] == '=')
+		pad++;
+	if (n > 1 && in[n - 2] == '=')
+		pad++;
+	out = xmalloc(n / 4 * 3 + 1);
+	got = n == 0 ? 0 : EVP_DecodeBlock(out, (const unsigned char *)in,
+	    (int)n);
+	if (got < 0 || (size_t)got < pad) {
+		free(out);
+		return NULL;
+	}
+	*len = (size_t)got - pad;
+	out[*len] = '\0';
+	return (char *)out;
+}
+
+static long long
+label_number(const char *v)
+{
+	long long n = 0;
+
+	if (*v == '\0' || strlen(v) > 15)
+		return 0;
+	for (; *v != '\0'; v++) {
+		if (!isdigit((unsigned char)*v))
+			return 0;
+		n = n * 10 + (*v - '0');
+	}
+	return n;
+}
+
+static int
+digits(const char *s, size_t n)
+{
+	int v = 0;
+
+	while (n-- > 0)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
+/* Unix time of swarm_sortable_time's shape (days from the civil date). */
+static long long
+sortable_unix(const char *t)
+{
+	long long y = digits(t, 4), m = digits(t + 5, 2), d = digits(t + 8, 2);
+	long long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (era * 146097 + doe - 719468) * 86400 +
+	    digits(t + 11, 2) * 3600 + digits(t + 14, 2) * 60 +
+	    digits(t + 17, 2);
+}
+
+static int
+parse_dconfig(json_t *jc, void *elem)
+{
+	struct dconfig *c = elem;
+	const char *id, *name, *data, *kind, *created;
+	char *when;
+	size_t i;
+
+	id = jstr(jc, "ID");
+	name = jstr(jc, "Spec.Name");
+	data = jstr(jc, "Spec.Data");
+	if (id == NULL || name == NULL || !name_valid(id, DT_NAME_MAX) ||
+	    !name_valid(name, DT_NAME_MAX))
+		return -1;
+	kind = acme_label(jc, "");
+	for (i = 1; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			break;
+	if (i == sizeof(kinds) / sizeof(kinds[0]))
+		return -1;
+	memset(c, 0, sizeof(*c));
+	c->data = base64_decode(data == NULL ? "" : data, &c->len);
+	if (c->data == NULL)
+		return -1;
+	c->kind = (enum acme_kind)i;
+	c->id = xstrdup(id);
+	c->name = xstrdup(name);
+	c->hosts_id = xstrdup(acme_label(jc, ".hosts"));
+	c->expires = label_number(acme_label(jc, ".expires"));
+	created = jstr(jc, "CreatedAt");
+	when = created == NULL ? NULL : swarm_sortable_time(created);
+	c->created = when == NULL ? 0 : sortable_unix(when);
+	free(when);
+	return 0;
+}
+
+/*
+ * Docker configs of dovetail's ACME store (GET /configs filtered by the
+ * com.dovetail.acme label): new array sorted by name, their data decoded.
+ * Configs of no known kind, or whose data is not base64, are left out.
+ */
+int
+swarm_parse_configs(const char *text, size_t len, struct dconfig **out,
+    size_t *n, char **cause)
+{
+	void *v;
+
+	if (parse_array(text, len, sizeof(struct dconfig), parse_dconfig,
+	    dconfig_cmp, &v, n, cause) == -1)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* One config (GET /configs/NAME) of dovetail's store into c, or -1. */
+int
+swarm_parse_config(const char *text, size_t len, struct dconfig *c,
+    char **cause)
+{
+	json_t *root;
+	int rc;
+
+	if ((root = load_json(text, len, JSON_OBJECT, cause)) == NULL)
+		return -1;
+	rc = parse_dconfig(root, c);
+	json_decref(root);
+	if (rc == -1)
+		*cause = xstrdup("not a config of dovetail's ACME store");
+	return rc;
+}
+
+/*
+ * The body of POST /configs/create (new) for a config of dovetail's
+ * store: its name, kind, and names' id and expiry when not empty or 0.
+ */
+char *
+swarm_config_body(const char *name, enum acme_kind kind,
+    const char *hosts_id, long long expires, const char *data, size_t len)
+{
+	json_t *root, *labels;
+	unsigned char *b64;
+	char key[64], num[24], *out;
+	int n;
+
+	if (len > INT32_MAX / 2)
+		fatalx("config data too large");
+	b64 = xmalloc(len / 3 * 4 + 5);
+	n = EVP_EncodeBlock(b64, (const unsigned char *)data, (int)len);
+	b64[n < 0 ? 0 : n] = '\0';
+	labels = json_object();
+	json_object_set_new(labels, ACME_LABEL, json_string(kinds[kind]));
+	if (hosts_id != NULL && *hosts_id != '\0') {
+		snprintf(key, sizeof(key), "%s.hosts", ACME_LABEL);
+		json_object_set_new(labels, key, json_string(hosts_id));
+	}
+	if (expires > 0) {
+		snprintf(key, sizeof(key), "%s.expires", ACME_LABEL);
+		snprintf(num, sizeof(num), "%lld", expires);
+		json_object_set_new(labels, key, json_string(num));
+	}
+	root = json_object();
+	json_object_set_new(root, "Name", json_string(name));
+	json_object_set_new(root, "Labels", labels);
+	json_object_set_new(root, "Data", json_string((char *)b64));
+	out = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	free(b64);
+	if (out == NULL)
+		fatalx("json_dumps failed");
+	return out;
+}
+
+void
+dconfigs_free(struct dconfig *c, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(c[i].id);
+		free(c[i].name);
+		free(c[i].hosts_id);
+		if (c[i].data != NULL)
+			explicit_bzero(c[i].data, c[i].len);
+		free(c[i].data);
+	}
+	free(c);
+}
+
 /* Borrowed Docker secret of that name, or NULL. */
 const struct secret *
 swarm_secret(const struct swarm *sw, const char *name)
@@ -881,6 +1100,8 @@ swarm_parse_event(const char *text, size_t len, struct docker_event *ev)
 		ev->kind = EVENT_NETWORK;
 	else if (strcmp(type, "container") == 0)
 		ev->kind = EVENT_CONTAINER;
+	else if (strcmp(type, "config") == 0)
+		ev->kind = EVENT_CONFIG;
 	else
 		ev->kind = EVENT_OTHER;
 	copy_field(ev->action, sizeof(ev->action), jstr(root, "Action"));

@@ -1494,7 +1494,7 @@ START_TEST(test_map_used)
 	struct droute routes[] = { { "a.test/", "svc-a" },
 	    { "a.test/api/", "svc-api" } };
 	struct render_opts ro = { ":80", ":443", { "/m/hosts.map",
-	    "/m/sni.map", "/m/redirects.map" }, "/m/crt-list", "/m/certs",
+	    "/m/sni.map", "/m/redirects.map", "/m/acme.map" }, "/m/crt-list", "/m/certs",
 	    "/m/certs/default.pem", "abns@t", "24h", 0 };
 	struct desired d;
 	struct buf b;

@@ -101,7 +101,7 @@ static void
 load_running_extra(struct running *r, const char *dir)
 {
 	static const char *const map_files[MAP_COUNT] = { "map.txt",
-	    "sni-map.txt", "redirects-map.txt" };
+	    "sni-map.txt", "redirects-map.txt", "acme-map.txt" };
 	char *text, *cause = NULL;
 	int m;
 
@@ -128,6 +128,36 @@ load_running_extra(struct running *r, const char *dir)
 	}
 }
 
+/*
+ * The case's ACME store: Docker's configs (configs.json) opened with the
+ * sealing key (seal.key).  Returns 0 when the case has none.  The store's
+ * locks are read as of 2026-12-01.
+ */
+static int
+load_acme(struct acme_store *st, const char *dir)
+{
+	struct dconfig *v;
+	unsigned char key[32];
+	char *text, *material, *cause = NULL;
+	size_t n;
+
+	text = read_opt(dir, "configs.json");
+	if (text == NULL)
+		return 0;
+	material = read_opt(dir, "seal.key");
+	ck_assert_msg(material != NULL, "%s: configs.json without seal.key",
+	    dir);
+	ck_assert_msg(seal_key_from(material, strlen(material), key,
+	    &cause) == 0, "%s: seal.key: %s", dir, cause);
+	ck_assert_msg(swarm_parse_configs(text, strlen(text), &v, &n,
+	    &cause) == 0, "%s: configs.json: %s", dir, cause);
+	acme_store_build(st, v, n, key, 1796083200LL);
+	dconfigs_free(v, n);
+	free(text);
+	free(material);
+	return 1;
+}
+
 static void
 run_case(const char *dir)
 {
@@ -137,12 +167,14 @@ run_case(const char *dir)
 	struct render_opts ro = { ":80", ":443", {
 	    "/etc/haproxy/dovetail.hosts.map",
 	    "/etc/haproxy/dovetail.sni.map",
-	    "/etc/haproxy/dovetail.redirects.map" },
+	    "/etc/haproxy/dovetail.redirects.map",
+	    "/etc/haproxy/dovetail.acme.map" },
 	    "/etc/haproxy/dovetail.crt-list", "/etc/haproxy/dovetail.certs",
 	    "/etc/haproxy/dovetail.certs/default.pem",
 	    "abns@dovetail-tls-golden", "24h", 1 };
 	struct desired_opts dopts;
 	struct cert_store certs;
+	struct acme_store acme;
 	struct secret_io io;
 	struct plan p;
 	struct buf out;
@@ -167,8 +199,13 @@ run_case(const char *dir)
 	dopts.cluster = cluster == NULL ? "" : cluster;
 	dopts.https_port = 443;
 	dopts.certs = &certs;
+	/* [acme] on, when the case has a store: configs.json, seal.key. */
+	memset(&acme, 0, sizeof(acme));
+	if (load_acme(&acme, dir))
+		dopts.acme = &acme;
 	d = desired_build(sw, &dopts);
 	cert_store_free(&certs);
+	acme_store_free(&acme);
 
 	buf_init(&out);
 	render_config(&out, d, &ro);
@@ -187,6 +224,11 @@ run_case(const char *dir)
 	    d->ncerts > 0 || read_opt_exists(dir, "tls.txt")) {
 		render_map(&out, d, MAP_SNI);
 		render_map(&out, d, MAP_REDIRECTS);
+		render_map(&out, d, MAP_ACME);
+		for (i = 0; i < d->nacme; i++)
+			buf_addf(&out, "# order %s for %s: %zu name(s)\n",
+			    d->acme[i].hosts_id, d->acme[i].service,
+			    d->acme[i].nhosts);
 		render_crt_list(&out, d, ro.certs_dir);
 		for (i = 0; i < d->ncerts; i++)
 			ck_assert_msg(d->certs[i].info.parsed, "%s: libcrypto "

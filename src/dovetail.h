@@ -865,6 +865,64 @@ void status_render(struct buf *, const struct ctl_snapshot *);
 int notify_send(const char *);
 int notify_reloading(void);
 
+/* seal.c: private keys sealed for the shared store (no I/O) */
+int seal_key_from(const char *material, size_t len, unsigned char key[32],
+    char **cause);
+char *seal_text(const unsigned char key[32], const char *plain,
+    const char *aad, char **cause);
+char *seal_open(const unsigned char key[32], const char *sealed,
+    const char *aad, char **cause);
+
+/* acme.c: the ACME protocol (RFC 8555), one order at a time, blocking */
+struct acme_opts {
+	const char *directory;	/* the CA's directory URL (https://...) */
+	const char *contact;	/* "mailto:..." or NULL */
+	const char *ca_bundle;	/* PEM file to verify the CA with; NULL: the system's */
+	unsigned timeout_ms;	/* the whole order, all requests included */
+	unsigned poll_ms;	/* between polls of an authorization or the order (default when 0: 1000) */
+};
+struct acme_hooks {
+	/*
+	 * Make "token" answer "keyauth" at
+	 * http://HOST/.well-known/acme-challenge/TOKEN on every load
+	 * balancer; returns once it does (0) or -1 with cause.
+	 */
+	int (*publish)(void *, const char *token, const char *keyauth,
+	    char **cause);
+	void (*unpublish)(void *, const char *token);
+	void *arg;
+};
+struct acme_result {
+	char *cert_pem;		/* new: leaf first, then the chain */
+	char *key_pem;		/* new: the certificate's key, PKCS#8 PEM, P-256 */
+	long long not_after;	/* Unix time */
+	char *failed_host;	/* new, on failure: the identifier whose authorization failed, or NULL */
+	char *problem;		/* new, on failure: the CA's problem type and detail, or NULL */
+};
+char *acme_key_new(char **cause);
+char *acme_thumbprint(const char *account_key_pem, char **cause);
+int acme_order(const struct acme_opts *, const char *account_key_pem,
+    const char *const *hosts, size_t nhosts, const struct acme_hooks *,
+    struct acme_result *, char **cause);
+void acme_result_free(struct acme_result *);
+/* Its pure pieces, for the tests. */
+struct acme_signer {
+	int (*sign)(void *, const void *data, size_t len,
+	    unsigned char sig[64], char **cause);
+	void *arg;
+};
+void acme_b64url(struct buf *, const void *, size_t);
+int acme_token_valid(const char *);
+int acme_sig_raw(const unsigned char *der, size_t len, unsigned char raw[64]);
+int acme_sign_es256(void *evp_pkey, const void *data, size_t len,
+    unsigned char sig[64], char **cause);
+char *acme_jws(const struct acme_signer *, const char *jwk, const char *kid,
+    const char *nonce, const char *url, const char *payload, char **cause);
+int acme_problem_parse(const char *body, size_t len, char **type,
+    char **detail);
+int acme_csr(const char *key_pem, const char *const *hosts, size_t nhosts,
+    struct buf *der, char **cause);
+
 /* agent.c: the reconcile loop */
 struct config_override {
 	size_t key;		/* index into config_keys */

@@ -224,7 +224,8 @@ run_case(const char *dir)
 	    d->ncerts > 0 || read_opt_exists(dir, "tls.txt")) {
 		render_map(&out, d, MAP_SNI);
 		render_map(&out, d, MAP_REDIRECTS);
-		render_map(&out, d, MAP_ACME);
+		if (d->acme_on)
+			render_map(&out, d, MAP_ACME);
 		for (i = 0; i < d->nacme; i++)
 			buf_addf(&out, "# order %s for %s: %zu name(s)\n",
 			    d->acme[i].hosts_id, d->acme[i].service,

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: ISC */
+/* Unit tests of acmestate.c: the ACME store and what to order when. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+#define NOW 1796083200LL	/* 2026-12-01 */
+#define DAY 86400LL
+
+START_TEST(test_hosts_id)
+{
+	char *a[] = { "a.example", "b.example" };
+	char *b[] = { "a.example,b.example" };
+	char *c[] = { "b.example", "a.example" };
+	char *x, *y, *z;
+
+	x = acme_hosts_id(a, 2);
+	y = acme_hosts_id(b, 1);
+	z = acme_hosts_id(c, 2);
+	/* The first 16 hex digits of SHA-256("a.example,b.example"). */
+	ck_assert_str_eq(x, "2c3ba6cdce09fc2a");
+	/* Joined names are the same text: the certificate's own names are
+	 * what tells them apart (desired.c checks them). */
+	ck_assert_str_eq(x, y);
+	/* The caller sorts: another order is another id. */
+	ck_assert_str_ne(x, z);
+	ck_assert_uint_eq(strlen(z), 16);
+	free(x);
+	free(y);
+	free(z);
+}
+END_TEST
+
+START_TEST(test_cert_data)
+{
+	char *data, *chain, *sealed;
+
+	data = acme_cert_data("-----BEGIN CERTIFICATE-----\nAA\n"
+	    "-----END CERTIFICATE-----", "dtseal1:QUJD");
+	ck_assert_str_eq(data, "-----BEGIN CERTIFICATE-----\nAA\n"
+	    "-----END CERTIFICATE-----\ndtseal1:QUJD\n");
+	ck_assert_int_eq(acme_cert_split(data, &chain, &sealed), 0);
+	ck_assert_str_eq(chain, "-----BEGIN CERTIFICATE-----\nAA\n"
+	    "-----END CERTIFICATE-----\n");
+	ck_assert_str_eq(sealed, "dtseal1:QUJD");
+	free(data);
+	free(chain);
+	free(sealed);
+	/* No sealed line, one that does not start a line, or text after it. */
+	ck_assert_int_eq(acme_cert_split("chain only\n", &chain, &sealed), -1);
+	ck_assert_int_eq(acme_cert_split("dtseal1:QUJD\n", &chain, &sealed),
+	    -1);
+	ck_assert_int_eq(acme_cert_split("c\nx dtseal1:QUJD\n", &chain,
+	    &sealed), -1);
+	ck_assert_int_eq(acme_cert_split("c\ndtseal1:QUJD\nmore\n", &chain,
+	    &sealed), -1);
+}
+END_TEST
+
+START_TEST(test_outcome)
+{
+	struct acme_outcome o;
+
+	ck_assert_int_eq(acme_parse_outcome("ok 2100000000\n", &o), 0);
+	ck_assert_int_eq(o.result, ACME_ORDER_OK);
+	ck_assert_int_eq(o.not_after, 2100000000LL);
+	ck_assert_int_eq(acme_parse_outcome("locked\n", &o), 0);
+	ck_assert_int_eq(o.result, ACME_ORDER_LOCKED);
+	ck_assert_int_eq(acme_parse_outcome("failed ghost.example\t"
+	    "urn:ietf:params:acme:error:dns: no A record\n", &o), 0);
+	ck_assert_int_eq(o.result, ACME_ORDER_FAILED);
+	ck_assert_str_eq(o.host, "ghost.example");
+	ck_assert_str_eq(o.why, "urn:ietf:params:acme:error:dns: no A record");
+	free(o.host);
+	free(o.why);
+	/* "-": no one name; a name that is no host name is dropped. */
+	ck_assert_int_eq(acme_parse_outcome("failed -\tCA away\n", &o), 0);
+	ck_assert_ptr_null(o.host);
+	free(o.why);
+	ck_assert_int_eq(acme_parse_outcome("failed a;b\tx\n", &o), 0);
+	ck_assert_ptr_null(o.host);
+	free(o.why);
+	ck_assert_int_eq(acme_parse_outcome("", &o), -1);
+	ck_assert_int_eq(acme_parse_outcome("ok\n", &o), -1);
+	ck_assert_int_eq(acme_parse_outcome("ok 12x\n", &o), -1);
+	ck_assert_int_eq(acme_parse_outcome("ok 99999999999999999999\n", &o),
+	    -1);
+	ck_assert_int_eq(acme_parse_outcome("failed no tab\n", &o), -1);
+	ck_assert_int_eq(acme_parse_outcome("lockedx\n", &o), -1);
+}
+END_TEST
+
+START_TEST(test_retry)
+{
+	ck_assert_int_eq(acme_retry_at(1, 600, NOW), NOW + 600);
+	ck_assert_int_eq(acme_retry_at(2, 600, NOW), NOW + 1200);
+	ck_assert_int_eq(acme_retry_at(4, 600, NOW), NOW + 4800);
+	/* Doubled to a day, no further, and no overflow after many. */
+	ck_assert_int_eq(acme_retry_at(9, 600, NOW), NOW + ACME_RETRY_MAX_S);
+	ck_assert_int_eq(acme_retry_at(4000000000u, 600, NOW),
+	    NOW + ACME_RETRY_MAX_S);
+}
+END_TEST
+
+/* A store of one certificate for "h1" expiring at not_after, made at
+ * created; a second that did not open, for "h2"; a lock for "h3". */
+static void
+store_of(struct acme_store *st, long long not_after, long long created)
+{
+	memset(st, 0, sizeof(*st));
+	st->certs = xcalloc(2, sizeof(*st->certs));
+	st->ncerts = 2;
+	st->certs[0].hosts_id = xstrdup("h1");
+	st->certs[0].created = created;
+	st->certs[0].pair.pem = xstrdup("PEM");
+	st->certs[0].pair.info.parsed = 1;
+	st->certs[0].pair.info.not_after = not_after;
+	st->certs[1].hosts_id = xstrdup("h2");
+	st->certs[1].created = created;
+	st->certs[1].pair.error = xstrdup("does not open");
+	st->locks = xcalloc(1, sizeof(char *));
+	st->locks[0] = xstrdup("h3");
+	st->nlocks = 1;
+}
+
+START_TEST(test_due)
+{
+	struct acme_policy p = { 30, 12 * 3600, 600 };
+	struct acme_want w = { "h1", NULL, 0, "svc" };
+	struct acme_track t = { "h1", 0, 0, NULL };
+	struct acme_store st;
+
+	/* Valid for 60 days: nothing to do; 20 days: renewal. */
+	store_of(&st, NOW + 60 * DAY, NOW - 70 * DAY);
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_NOT_DUE);
+	ck_assert_int_eq(acme_state(&w, &st, NULL, 30, NOW), ACME_VALID);
+	acme_store_free(&st);
+	store_of(&st, NOW + 20 * DAY, NOW - 70 * DAY);
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_DUE_RENEW);
+	ck_assert_int_eq(acme_state(&w, &st, NULL, 30, NOW), ACME_RENEWING);
+	/* A failure waits its turn, then the renewal is due again. */
+	t.failures = 2;
+	t.next_try = NOW + 100;
+	ck_assert_int_eq(acme_due(&w, &st, &t, &p, NOW), ACME_NOT_DUE);
+	ck_assert_int_eq(acme_state(&w, &st, &t, 30, NOW), ACME_FAILING);
+	ck_assert_int_eq(acme_due(&w, &st, &t, &p, NOW + 100), ACME_DUE_RENEW);
+	acme_store_free(&st);
+	/* A window longer than the certificate's life: once per
+	 * renew_interval, not on every pass. */
+	p.renew_days = 3650;
+	store_of(&st, NOW + 1800 * DAY, NOW - 60);
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_NOT_DUE);
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW + 12 * 3600),
+	    ACME_DUE_RENEW);
+	/* No certificate at all: new; one that does not open counts as
+	 * none, but not before renew_interval (another node's may be fine). */
+	w.hosts_id = "h9";
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_DUE_NEW);
+	ck_assert_int_eq(acme_state(&w, &st, NULL, 30, NOW), ACME_PENDING);
+	w.hosts_id = "h2";
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_NOT_DUE);
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW + 12 * 3600),
+	    ACME_DUE_NEW);
+	/* Another dovetail orders: not due here. */
+	w.hosts_id = "h3";
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_NOT_DUE);
+	acme_store_free(&st);
+}
+END_TEST
+
+/* A config as Docker lists it, with data already decoded. */
+static struct dconfig
+dc(const char *name, enum acme_kind kind, const char *hosts_id,
+    long long expires, const char *data)
+{
+	struct dconfig c;
+
+	memset(&c, 0, sizeof(c));
+	c.id = xstrdup(name);
+	c.name = xstrdup(name);
+	c.kind = kind;
+	c.hosts_id = xstrdup(hosts_id);
+	c.expires = expires;
+	c.created = NOW - 10;
+	c.data = xstrdup(data);
+	c.len = strlen(data);
+	return c;
+}
+
+START_TEST(test_store_build)
+{
+	struct dconfig v[6];
+	struct acme_store st;
+	const struct acme_cert *c;
+	unsigned char key[32];
+	char *cause = NULL;
+	int i;
+
+	ck_assert_int_eq(seal_key_from("0123456789abcdef0123456789abcdef",
+	    32, key, &cause), 0);
+	v[0] = dc("dovetail-acme-chal-1", ACME_CHALLENGE, "", 0,
+	    "tok_1-A.thumb_PRINT");
+	/* Not TOKEN.THUMBPRINT in base64url: never reaches the map. */
+	v[1] = dc("dovetail-acme-chal-2", ACME_CHALLENGE, "", 0,
+	    "tok 2.thumb");
+	v[2] = dc("dovetail-acme-chal-3", ACME_CHALLENGE, "", 0,
+	    "tok3.thumb;x");
+	v[3] = dc("dovetail-acme-lock-a", ACME_LOCK, "0123456789abcdef",
+	    NOW + 60, "lb1");
+	v[4] = dc("dovetail-acme-lock-b", ACME_LOCK, "fedcba9876543210",
+	    NOW - 1, "stale");
+	v[5] = dc("dovetail-acme-cert-x", ACME_CERT, "0123456789abcdef", 0,
+	    "no sealed key\n");
+	acme_store_build(&st, v, 6, key, NOW);
+	ck_assert_uint_eq(st.nchallenges, 1);
+	ck_assert_str_eq(st.challenges[0].key, "tok_1-A");
+	ck_assert_str_eq(st.challenges[0].value, "tok_1-A.thumb_PRINT");
+	ck_assert_uint_eq(st.nlocks, 1);
+	ck_assert(acme_store_locked(&st, "0123456789abcdef"));
+	ck_assert(!acme_store_locked(&st, "fedcba9876543210"));
+	c = acme_store_cert(&st, "0123456789abcdef");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_null(c->pair.pem);
+	ck_assert_ptr_nonnull(strstr(c->pair.error, "no chain"));
+	acme_store_free(&st);
+	for (i = 0; i < 6; i++) {
+		free(v[i].id);
+		free(v[i].name);
+		free(v[i].hosts_id);
+		free(v[i].data);
+	}
+}
+END_TEST
+
+Suite *
+suite_acmestate(void)
+{
+	Suite *s = suite_create("acmestate");
+	TCase *tc = tcase_create("store");
+
+	tcase_add_test(tc, test_hosts_id);
+	tcase_add_test(tc, test_cert_data);
+	tcase_add_test(tc, test_outcome);
+	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_due);
+	tcase_add_test(tc, test_store_build);
+	suite_add_tcase(s, tc);
+	return s;
+}

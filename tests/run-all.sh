@@ -28,6 +28,7 @@ cd "$top"
 
 packages=(build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libmicrohttpd-dev check mandoc
+	pebble
 	docker.io haproxy busybox-static socat curl openssl iproute2 procps
 	mmdebstrap clang valgrind chromium)
 if [ "${DOVETAIL_SKIP_APT:-0}" != 1 ]; then
@@ -157,6 +158,9 @@ run_suite e2e "$top/tests/e2e.sh" "$top/build/src/dovetail"
 step "end-to-end: service labels through HAProxy (HTTP, TLS, passthrough)"
 run_suite e2e-labels "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
 
+step "automatic certificates: pebble, two load balancers on one swarm"
+run_suite acme "$top/tests/acme.sh" "$top/build/src/dovetail"
+
 step "faults: Docker broken, a full disk, kill -9, HAProxy not answering"
 run_suite faults "$top/tests/faults.sh" "$top/build/src/dovetail"
 
@@ -171,6 +175,7 @@ if trixie_up; then
 	export LAB_HAPROXY=$TRIXIE_HAPROXY LAB_DOCKERD=$TRIXIE_DOCKERD
 	run_suite e2e-debian13 "$top/tests/e2e.sh" "$top/build/src/dovetail"
 	run_suite e2e-labels-debian13 "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
+	run_suite acme-debian13 "$top/tests/acme.sh" "$top/build/src/dovetail"
 	run_suite faults-debian13 "$top/tests/faults.sh" "$top/build/src/dovetail"
 	unset LAB_HAPROXY LAB_DOCKERD
 	trixie_down

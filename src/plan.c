@@ -206,7 +206,7 @@ plan_servers(struct plan *p, const struct desired *d,
 static int
 routable(const struct running *r, enum map_kind m, const char *value)
 {
-	if (m == MAP_REDIRECTS)
+	if (m == MAP_REDIRECTS || m == MAP_ACME)
 		return 1;
 	return strcmp(value, DT_BACKEND_NO_ROUTE) == 0 ||
 	    running_has_backend(r, value);
@@ -222,6 +222,8 @@ key_words(enum map_kind m, const char *key)
 		return xstrdup(key);
 	if (m == MAP_SNI)
 		return xasprintf("TLS host %s", key);
+	if (m == MAP_ACME)
+		return xasprintf("ACME challenge %s", key);
 	if (strcmp(key, "*") == 0)
 		return xstrdup("unknown hosts");
 	slash = strchr(key, '/');
@@ -241,8 +243,8 @@ plan_map_entry(struct plan *p, enum map_kind m, const char *path,
 	plan_add(p, set ? CMD_MAP_SET : CMD_MAP_ADD, xasprintf("%s map %s "
 	    "%s %s", set ? "set" : "add", path, e->key, e->value),
 	    m == MAP_REDIRECTS ? xasprintf("%s redirected to %s", words,
-	    e->value) : xasprintf("%s routed to backend %s", words,
-	    e->value));
+	    e->value) : m == MAP_ACME ? xasprintf("%s answered", words) :
+	    xasprintf("%s routed to backend %s", words, e->value));
 	free(words);
 }
 
@@ -272,7 +274,7 @@ plan_map(struct plan *p, const struct desired *d, const struct running *r,
 			plan_add(p, CMD_MAP_DEL, xasprintf("del map %s %s",
 			    path, have[j].key), xasprintf("%s no longer %s",
 			    words, m == MAP_REDIRECTS ? "redirected" :
-			    "routed"));
+			    m == MAP_ACME ? "answered" : "routed"));
 			free(words);
 			j++;
 		} else {

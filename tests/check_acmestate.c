@@ -235,6 +235,46 @@ START_TEST(test_store_build)
 }
 END_TEST
 
+/* Challenges come and go through the runtime API: add, then del. */
+START_TEST(test_challenge_plan)
+{
+	struct render_opts ro = { ":80", "", { "/m/hosts.map", "/m/sni.map",
+	    "/m/redirects.map", "/m/acme.map" }, "/m/crt-list", "/m/certs",
+	    "/m/certs/default.pem", "abns@t", "24h", 0 };
+	struct desired *d = xcalloc(1, sizeof(*d));
+	struct running *r = running_new();
+	struct plan p;
+	char *cause = NULL;
+	size_t i;
+	int added = 0, deleted = 0;
+
+	d->acme_on = 1;
+	d->maps[MAP_ACME] = xcalloc(1, sizeof(struct droute));
+	d->maps[MAP_ACME][0].key = xstrdup("tok_NEW");
+	d->maps[MAP_ACME][0].value = xstrdup("tok_NEW.thumb");
+	d->nmap[MAP_ACME] = 1;
+	ck_assert_int_eq(hastate_parse_map(r, MAP_ACME, "0x1 tok_OLD "
+	    "tok_OLD.thumb\n", &cause), 0);
+	memset(&p, 0, sizeof(p));
+	plan_build(&p, d, NULL, r, &ro);
+	for (i = 0; i < p.ncmds; i++) {
+		if (strcmp(p.cmds[i].text, "add map /m/acme.map tok_NEW "
+		    "tok_NEW.thumb") == 0) {
+			ck_assert_str_eq(p.cmds[i].what,
+			    "ACME challenge tok_NEW answered");
+			added++;
+		}
+		if (strcmp(p.cmds[i].text, "del map /m/acme.map tok_OLD") == 0)
+			deleted++;
+	}
+	ck_assert_int_eq(added, 1);
+	ck_assert_int_eq(deleted, 1);
+	plan_free(&p);
+	running_free(r);
+	desired_free(d);
+}
+END_TEST
+
 Suite *
 suite_acmestate(void)
 {
@@ -247,6 +287,7 @@ suite_acmestate(void)
 	tcase_add_test(tc, test_retry);
 	tcase_add_test(tc, test_due);
 	tcase_add_test(tc, test_store_build);
+	tcase_add_test(tc, test_challenge_plan);
 	suite_add_tcase(s, tc);
 	return s;
 }

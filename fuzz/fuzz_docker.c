@@ -42,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(memchr(ev.service_id, '\0',
 		    sizeof(ev.service_id)) != NULL);
 		FUZZ_ASSERT(ev.kind >= EVENT_OTHER &&
-		    ev.kind <= EVENT_CONTAINER);
+		    ev.kind <= EVENT_CONFIG);
 	}
 	return 0;
 }

@@ -257,35 +257,24 @@ acme_key_new(char **cause)
 	return pem;
 }
 
-/* The RFC 7638 thumbprint of the key's JWK, base64url (new). */
-static char *
-key_thumbprint(EVP_PKEY *key)
+/*
+ * The account key's thumbprint (RFC 7638: SHA-256 of its canonical JWK),
+ * base64url (new), or NULL with *cause (new).
+ */
+char *
+acme_thumbprint(const char *account_key_pem, char **cause)
 {
 	unsigned char md[32];
 	unsigned int n = 0;
 	char *jwk;
 
-	if ((jwk = key_jwk(key)) == NULL)
-		fatalx("key_thumbprint: not a P-256 key");
+	if ((jwk = acme_jwk(account_key_pem, cause)) == NULL)
+		return NULL;
 	if (EVP_Digest(jwk, strlen(jwk), md, &n, EVP_sha256(), NULL) != 1 ||
 	    n != sizeof(md))
 		fatalx("libcrypto: SHA-256 failed");
 	free(jwk);
 	return acme_b64url(md, sizeof(md));
-}
-
-/* The account key's thumbprint (new), or NULL with *cause (new). */
-char *
-acme_thumbprint(const char *account_key_pem, char **cause)
-{
-	EVP_PKEY *key;
-	char *t;
-
-	if ((key = key_load(account_key_pem, cause)) == NULL)
-		return NULL;
-	t = key_thumbprint(key);
-	EVP_PKEY_free(key);
-	return t;
 }
 
 /* subjectAltName: a DNS name for each host. */

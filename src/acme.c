@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -523,6 +524,8 @@ acme_wait(struct acme *a, const struct acme_reply *r)
 		ms = r->retry_after_ms;
 	if (ms > left)
 		ms = left;
+	if (ms > INT_MAX)
+		ms = INT_MAX;
 	if (ms > 0)
 		poll(NULL, 0, (int)ms);
 }
@@ -622,9 +625,12 @@ acme_account(struct acme *a, char **cause)
 	req = json_pack("{s:b}", "termsOfServiceAgreed", 1);
 	if (req == NULL)
 		fatalx("jansson: out of memory");
-	if (a->opts->contact != NULL)
-		json_object_set_new(req, "contact", json_pack("[s]",
-		    a->opts->contact));
+	if (a->opts->contact != NULL && json_object_set_new(req, "contact",
+	    json_pack("[s]", a->opts->contact)) == -1) {
+		json_decref(req);
+		*cause = xstrdup("the ACME contact is not UTF-8 text");
+		return -1;
+	}
 	payload = json_text(req);
 	json_decref(req);
 	reply_init(&r, a);

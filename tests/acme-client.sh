@@ -139,17 +139,24 @@ PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=10 \
 pids+=($!)
 
 DIR="https://127.0.0.1:$ACME_PORT/dir"
+# listening PORT: something accepts connections on 127.0.0.1:PORT.
+listening() {
+	timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
 up=0
 for _ in $(seq 1 100); do
-	if curl -fsS --cacert "$work/ca.pem" "$DIR" >/dev/null 2>&1; then
+	if listening "$HTTP_PORT" && listening "$DEAD_PORT" &&
+	    listening "$CTS_PORT" &&
+	    curl -fsS --cacert "$work/ca.pem" "$DIR" >/dev/null 2>&1; then
 		up=1
 		break
 	fi
 	sleep 0.1
 done
 if [ "$up" != 1 ]; then
-	echo "acme-client.sh: pebble did not come up" >&2
-	cat "$work/pebble.log" "$work/challtestsrv.log" >&2
+	echo "acme-client.sh: pebble, its DNS or a responder did not come up" >&2
+	cat "$work/pebble.log" "$work/challtestsrv.log" \
+		"$work/responder.log" >&2
 	exit 2
 fi
 

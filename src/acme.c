@@ -804,6 +804,10 @@ acme_authorize(struct acme *a, const char *url, const char *const *hosts,
 	free(keyauth);
 	if (rc == -1) {
 		res->failed_host = xstrdup(host);
+		keyauth = *cause;
+		*cause = xasprintf("publishing the http-01 token for %s: %s",
+		    host, keyauth);
+		free(keyauth);
 		goto out;
 	}
 	/* Pending: tell the CA to look; processing: it already does. */

@@ -8,23 +8,15 @@
  * Everything the CA says is untrusted: replies are capped, every JSON
  * member is checked for its type, URLs must be https, tokens and nonces
  * base64url, and what reaches a cause or the log is escaped.  The pieces
- * without I/O (base64url, the JWS, the thumbprint, problem documents, the
- * signature's form, the CSR) are functions of their own, for the tests.
+ * without I/O (the JWS, problem documents, tokens) are functions of their
+ * own, for the tests; the cryptography is acmecrypto.c's.
  */
 #include "config.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/bn.h>
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/objects.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +34,6 @@
 #define ACME_HOSTS_MAX 100
 #define ACME_DETAIL_MAX 300
 #define ACME_ERR "urn:ietf:params:acme:error:"
-/* SubjectPublicKeyInfo of a P-256 key, up to the point's 0x04. */
-static const unsigned char spki_p256[] = {
-	0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
-	0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
-	0x07, 0x03, 0x42, 0x00, 0x04
-};
-
 /* Statuses of authorizations and orders, for str_in. */
 static const char *const st_pending[] = { "pending", NULL };
 static const char *const st_processing[] = { "processing", NULL };
@@ -61,7 +46,7 @@ struct acme {
 	CURL *easy;
 	char errbuf[CURL_ERROR_SIZE];
 	long long deadline;	/* mono_ms */
-	EVP_PKEY *key;		/* the account's */
+	const char *key_pem;	/* the account's, borrowed */
 	char *jwk;		/* its public JWK, canonical JSON */
 	char *thumbprint;
 	char *nonce;		/* the CA's latest, unused; or NULL */
@@ -84,41 +69,6 @@ struct acme_reply {
 };
 
 /* ---- pure pieces ---------------------------------------------------- */
-
-/* Appends data as base64url (RFC 4648 section 5), without padding. */
-void
-acme_b64url(struct buf *b, const void *data, size_t len)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	const unsigned char *p = data;
-	unsigned long v;
-	size_t i, k, n;
-	char out[4];
-
-	for (i = 0; i < len; i += 3) {
-		n = len - i < 3 ? len - i : 3;
-		v = (unsigned long)p[i] << 16;
-		if (n > 1)
-			v |= (unsigned long)p[i + 1] << 8;
-		if (n > 2)
-			v |= p[i + 2];
-		for (k = 0; k < 4; k++)
-			out[k] = abc[(v >> (18 - 6 * k)) & 63];
-		buf_add(b, out, n + 1);
-	}
-}
-
-/* base64url of data (new; "" for none). */
-static char *
-b64url_new(const void *data, size_t len)
-{
-	struct buf b;
-
-	buf_init(&b);
-	acme_b64url(&b, data, len);
-	return buf_steal(&b);
-}
 
 /* Whether s is 1 to max characters of the base64url alphabet. */
 static int
@@ -157,64 +107,6 @@ url_valid(const char *u)
 	return 1;
 }
 
-/*
- * An ECDSA P-256 signature in DER (what libcrypto makes) to the JWS form
- * (RFC 7518 section 3.4): r then s, each 32 bytes big-endian, left-padded
- * with zeros.  Returns 0, or -1 when der is not such a signature.
- */
-int
-acme_sig_raw(const unsigned char *der, size_t len, unsigned char raw[64])
-{
-	const unsigned char *p = der;
-	const BIGNUM *r, *s;
-	ECDSA_SIG *sig;
-	int rc = -1;
-
-	if (len > LONG_MAX ||
-	    (sig = d2i_ECDSA_SIG(NULL, &p, (long)len)) == NULL) {
-		ERR_clear_error();
-		return -1;
-	}
-	ECDSA_SIG_get0(sig, &r, &s);
-	if (p == der + len && !BN_is_negative(r) && !BN_is_negative(s) &&
-	    BN_num_bytes(r) <= 32 && BN_num_bytes(s) <= 32 &&
-	    BN_bn2binpad(r, raw, 32) == 32 &&
-	    BN_bn2binpad(s, raw + 32, 32) == 32)
-		rc = 0;
-	ECDSA_SIG_free(sig);
-	ERR_clear_error();
-	return rc;
-}
-
-/*
- * The signer acme_jws uses with an account key: arg is the EVP_PKEY
- * (borrowed, P-256).  Signs data with ES256 into sig; 0 or -1 with *cause
- * (new).
- */
-int
-acme_sign_es256(void *arg, const void *data, size_t len,
-    unsigned char sig[64], char **cause)
-{
-	EVP_PKEY *key = arg;
-	EVP_MD_CTX *md;
-	unsigned char der[128];
-	size_t dlen = sizeof(der);
-	int rc = -1;
-
-	if ((md = EVP_MD_CTX_new()) == NULL)
-		fatalx("libcrypto: out of memory");
-	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	    EVP_DigestSign(md, der, &dlen, data, len) == 1 &&
-	    acme_sig_raw(der, dlen, sig) == 0)
-		rc = 0;
-	else
-		*cause = xstrdup("libcrypto could not sign with the account "
-		    "key");
-	EVP_MD_CTX_free(md);
-	ERR_clear_error();
-	return rc;
-}
-
 /* json_dumps, compact, with the members in the order they were set. */
 static char *
 json_text(const json_t *j)
@@ -238,9 +130,8 @@ acme_jws(const struct acme_signer *signer, const char *jwk, const char *kid,
     const char *nonce, const char *url, const char *payload, char **cause)
 {
 	json_t *prot, *jws, *key;
-	struct buf input;
 	unsigned char sig[64];
-	char *text, *p64, *s64, *out = NULL;
+	char *text, *p64, *pl64, *s64, *input, *out = NULL;
 
 	if ((prot = json_object()) == NULL)
 		fatalx("jansson: out of memory");
@@ -262,25 +153,23 @@ acme_jws(const struct acme_signer *signer, const char *jwk, const char *kid,
 	text = json_text(prot);
 	json_decref(prot);
 
-	buf_init(&input);
-	acme_b64url(&input, text, strlen(text));
+	p64 = acme_b64url(text, strlen(text));
 	free(text);
-	buf_addc(&input, '.');
-	acme_b64url(&input, payload, strlen(payload));
-	if (signer->sign(signer->arg, input.data, input.len, sig, cause) ==
-	    0) {
-		p64 = strchr(input.data, '.');
-		*p64++ = '\0';
-		s64 = b64url_new(sig, sizeof(sig));
-		jws = json_pack("{s:s, s:s, s:s}", "protected", input.data,
-		    "payload", p64, "signature", s64);
+	pl64 = acme_b64url(payload, strlen(payload));
+	input = xasprintf("%s.%s", p64, pl64);
+	if (signer->sign(signer->arg, input, strlen(input), sig, cause) == 0) {
+		s64 = acme_b64url(sig, sizeof(sig));
+		jws = json_pack("{s:s, s:s, s:s}", "protected", p64,
+		    "payload", pl64, "signature", s64);
 		if (jws == NULL)
 			fatalx("jansson: out of memory");
 		out = json_text(jws);
 		json_decref(jws);
 		free(s64);
 	}
-	buf_free(&input);
+	free(input);
+	free(pl64);
+	free(p64);
 	return out;
 }
 
@@ -332,210 +221,6 @@ acme_problem_parse(const char *body, size_t len, char **type, char **detail)
 		*detail = xstrdup(s);
 	json_decref(o);
 	return 0;
-}
-
-/* A PEM with a pass phrase is never asked for one. */
-static int
-key_no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-	return -1;
-}
-
-/*
- * The canonical JWK of a P-256 key (RFC 7638 section 3.2: the required
- * members in lexical order, no spaces), new; NULL for another kind.  The
- * point is read from the SubjectPublicKeyInfo, which is the same bytes
- * for every libcrypto since 1.1.
- */
-static char *
-key_jwk(EVP_PKEY *key)
-{
-	unsigned char *der = NULL;
-	char *x, *y, *jwk = NULL;
-	int n;
-
-	n = i2d_PUBKEY(key, &der);
-	if (n == (int)sizeof(spki_p256) + 64 &&
-	    memcmp(der, spki_p256, sizeof(spki_p256)) == 0) {
-		x = b64url_new(der + sizeof(spki_p256), 32);
-		y = b64url_new(der + sizeof(spki_p256) + 32, 32);
-		jwk = xasprintf("{\"crv\":\"P-256\",\"kty\":\"EC\","
-		    "\"x\":\"%s\",\"y\":\"%s\"}", x, y);
-		free(x);
-		free(y);
-	}
-	OPENSSL_free(der);
-	ERR_clear_error();
-	return jwk;
-}
-
-/* The P-256 private key in pem (new), or NULL with *cause (new). */
-static EVP_PKEY *
-key_load(const char *pem, char **cause)
-{
-	EVP_PKEY *key;
-	BIO *bio;
-	char *jwk;
-
-	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL)
-		fatalx("libcrypto: out of memory");
-	key = PEM_read_bio_PrivateKey(bio, NULL, key_no_passphrase, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
-	if (key == NULL) {
-		*cause = xstrdup("no private key libcrypto can read");
-		return NULL;
-	}
-	if ((jwk = key_jwk(key)) == NULL) {
-		EVP_PKEY_free(key);
-		*cause = xstrdup("the key is not an EC P-256 key");
-		return NULL;
-	}
-	free(jwk);
-	return key;
-}
-
-/* A new P-256 private key as PKCS#8 PEM (new), or NULL with *cause. */
-char *
-acme_key_new(char **cause)
-{
-	EVP_PKEY_CTX *ctx;
-	EVP_PKEY *key = NULL;
-	BIO *bio;
-	char *data, *pem = NULL;
-	long n;
-
-	if ((ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL)) == NULL)
-		fatalx("libcrypto: out of memory");
-	if (EVP_PKEY_keygen_init(ctx) != 1 ||
-	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx,
-	    NID_X9_62_prime256v1) != 1 || EVP_PKEY_keygen(ctx, &key) != 1) {
-		EVP_PKEY_CTX_free(ctx);
-		ERR_clear_error();
-		*cause = xstrdup("libcrypto could not make a P-256 key");
-		return NULL;
-	}
-	EVP_PKEY_CTX_free(ctx);
-	/* The secure heap's buffers are wiped when freed. */
-	if ((bio = BIO_new(BIO_s_secmem())) == NULL)
-		fatalx("libcrypto: out of memory");
-	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) ==
-	    1 && (n = BIO_get_mem_data(bio, &data)) > 0)
-		pem = xstrndup(data, (size_t)n);
-	else
-		*cause = xstrdup("libcrypto could not write the key");
-	BIO_free(bio);
-	EVP_PKEY_free(key);
-	ERR_clear_error();
-	return pem;
-}
-
-/* The RFC 7638 thumbprint of the key's JWK, base64url (new). */
-static char *
-key_thumbprint(EVP_PKEY *key)
-{
-	unsigned char md[32];
-	unsigned int n = 0;
-	char *jwk;
-
-	if ((jwk = key_jwk(key)) == NULL)
-		fatalx("key_thumbprint: not a P-256 key");
-	if (EVP_Digest(jwk, strlen(jwk), md, &n, EVP_sha256(), NULL) != 1 ||
-	    n != sizeof(md))
-		fatalx("libcrypto: SHA-256 failed");
-	free(jwk);
-	return b64url_new(md, sizeof(md));
-}
-
-/* The account key's thumbprint (new), or NULL with *cause (new). */
-char *
-acme_thumbprint(const char *account_key_pem, char **cause)
-{
-	EVP_PKEY *key;
-	char *t;
-
-	if ((key = key_load(account_key_pem, cause)) == NULL)
-		return NULL;
-	t = key_thumbprint(key);
-	EVP_PKEY_free(key);
-	return t;
-}
-
-/* subjectAltName: a DNS name for each host. */
-static X509_EXTENSION *
-csr_san(const char *const *hosts, size_t nhosts)
-{
-	GENERAL_NAMES *gens;
-	GENERAL_NAME *g;
-	ASN1_IA5STRING *ia5;
-	X509_EXTENSION *ext;
-	size_t i;
-
-	if ((gens = GENERAL_NAMES_new()) == NULL)
-		fatalx("libcrypto: out of memory");
-	for (i = 0; i < nhosts; i++) {
-		if ((g = GENERAL_NAME_new()) == NULL ||
-		    (ia5 = ASN1_IA5STRING_new()) == NULL ||
-		    ASN1_STRING_set(ia5, hosts[i], -1) != 1)
-			fatalx("libcrypto: out of memory");
-		GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
-		if (sk_GENERAL_NAME_push(gens, g) == 0)
-			fatalx("libcrypto: out of memory");
-	}
-	ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
-	GENERAL_NAMES_free(gens);
-	if (ext == NULL)
-		fatalx("libcrypto: out of memory");
-	return ext;
-}
-
-/*
- * A certificate request for hosts, signed with SHA-256 by the key in
- * key_pem, appended to der in DER: every host a DNS subjectAltName, the
- * first the common name when it fits one (64 bytes).  0, or -1 with
- * *cause (new).
- */
-int
-acme_csr(const char *key_pem, const char *const *hosts, size_t nhosts,
-    struct buf *der, char **cause)
-{
-	STACK_OF(X509_EXTENSION) *exts;
-	X509_REQ *req;
-	EVP_PKEY *key;
-	unsigned char *out = NULL;
-	int n, rc = -1;
-
-	if (nhosts == 0) {
-		*cause = xstrdup("a certificate request for no host");
-		return -1;
-	}
-	if ((key = key_load(key_pem, cause)) == NULL)
-		return -1;
-	if ((req = X509_REQ_new()) == NULL ||
-	    (exts = sk_X509_EXTENSION_new_null()) == NULL)
-		fatalx("libcrypto: out of memory");
-	if (strlen(hosts[0]) <= 64 &&
-	    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
-	    MBSTRING_ASC, (const unsigned char *)hosts[0], -1, -1, 0) != 1)
-		fatalx("libcrypto: out of memory");
-	if (sk_X509_EXTENSION_push(exts, csr_san(hosts, nhosts)) == 0)
-		fatalx("libcrypto: out of memory");
-	if (X509_REQ_set_version(req, 0) == 1 &&
-	    X509_REQ_add_extensions(req, exts) == 1 &&
-	    X509_REQ_set_pubkey(req, key) == 1 &&
-	    X509_REQ_sign(req, key, EVP_sha256()) > 0 &&
-	    (n = i2d_X509_REQ(req, &out)) > 0) {
-		buf_add(der, out, (size_t)n);
-		rc = 0;
-	} else
-		*cause = xstrdup("libcrypto could not make the certificate "
-		    "request");
-	OPENSSL_free(out);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	X509_REQ_free(req);
-	EVP_PKEY_free(key);
-	ERR_clear_error();
-	return rc;
 }
 
 /* ---- HTTP ------------------------------------------------------------ */
@@ -782,7 +467,7 @@ static int
 acme_post(struct acme *a, const char *url, const char *payload,
     const char *accept, struct acme_reply *r, char **cause)
 {
-	struct acme_signer signer = { acme_sign_es256, a->key };
+	struct acme_signer signer = { acme_sign_es256, (void *)a->key_pem };
 	char *jws, *type, *detail;
 	int tries, bad;
 
@@ -839,6 +524,8 @@ acme_wait(struct acme *a, const struct acme_reply *r)
 		ms = r->retry_after_ms;
 	if (ms > left)
 		ms = left;
+	if (ms > INT_MAX)
+		ms = INT_MAX;
 	if (ms > 0)
 		poll(NULL, 0, (int)ms);
 }
@@ -938,9 +625,12 @@ acme_account(struct acme *a, char **cause)
 	req = json_pack("{s:b}", "termsOfServiceAgreed", 1);
 	if (req == NULL)
 		fatalx("jansson: out of memory");
-	if (a->opts->contact != NULL)
-		json_object_set_new(req, "contact", json_pack("[s]",
-		    a->opts->contact));
+	if (a->opts->contact != NULL && json_object_set_new(req, "contact",
+	    json_pack("[s]", a->opts->contact)) == -1) {
+		json_decref(req);
+		*cause = xstrdup("the ACME contact is not UTF-8 text");
+		return -1;
+	}
 	payload = json_text(req);
 	json_decref(req);
 	reply_init(&r, a);
@@ -1114,6 +804,10 @@ acme_authorize(struct acme *a, const char *url, const char *const *hosts,
 	free(keyauth);
 	if (rc == -1) {
 		res->failed_host = xstrdup(host);
+		keyauth = *cause;
+		*cause = xasprintf("publishing the http-01 token for %s: %s",
+		    host, keyauth);
+		free(keyauth);
 		goto out;
 	}
 	/* Pending: tell the CA to look; processing: it already does. */
@@ -1174,7 +868,7 @@ acme_finalize(struct acme *a, const char *url, const char *const *hosts,
 	if ((res->key_pem = acme_key_new(cause)) == NULL ||
 	    acme_csr(res->key_pem, hosts, nhosts, &der, cause) == -1)
 		goto out;
-	csr = b64url_new(der.data, der.len);
+	csr = acme_b64url(der.data, der.len);
 	payload = xasprintf("{\"csr\":\"%s\"}", csr);
 	free(csr);
 	rc = acme_post(a, fin, payload, NULL, &r, cause);
@@ -1216,31 +910,21 @@ static int
 result_check(struct acme_result *res, char **cause)
 {
 	struct cert_info ci;
-	EVP_PKEY *key;
-	X509 *x;
-	BIO *bio;
-	int ok;
 
 	if (tls_cert_info(res->cert_pem, &ci, cause) == -1)
 		return -1;
 	res->not_after = ci.not_after;
 	cert_info_free(&ci);
-	if ((key = key_load(res->key_pem, cause)) == NULL)
-		return -1;
-	if ((bio = BIO_new_mem_buf(res->cert_pem, -1)) == NULL)
-		fatalx("libcrypto: out of memory");
-	x = PEM_read_bio_X509(bio, NULL, key_no_passphrase, NULL);
-	BIO_free(bio);
-	ok = x != NULL && X509_check_private_key(x, key) == 1;
-	X509_free(x);
-	EVP_PKEY_free(key);
-	ERR_clear_error();
-	if (!ok) {
-		*cause = xstrdup("the CA's certificate is not for the key "
-		    "of the request");
-		return -1;
-	}
-	return 0;
+	return acme_key_matches(res->cert_pem, res->key_pem, cause);
+}
+
+/* Frees a private key's text, wiped first. */
+static void
+key_free(char *pem)
+{
+	if (pem != NULL)
+		OPENSSL_cleanse(pem, strlen(pem));
+	free(pem);
 }
 
 static int
@@ -1319,10 +1003,10 @@ acme_order(const struct acme_opts *opts, const char *account_key_pem,
 	memset(&a, 0, sizeof(a));
 	a.opts = opts;
 	a.deadline = mono_ms() + opts->timeout_ms;
-	if ((a.key = key_load(account_key_pem, cause)) == NULL)
+	a.key_pem = account_key_pem;
+	if ((a.jwk = acme_jwk(account_key_pem, cause)) == NULL)
 		return -1;
-	a.jwk = key_jwk(a.key);
-	a.thumbprint = key_thumbprint(a.key);
+	a.thumbprint = acme_thumbprint(account_key_pem, cause);
 	if ((a.easy = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
 	log_info("acme: an order for %s%s (%zu hosts) from %s", hosts[0],
@@ -1337,13 +1021,10 @@ acme_order(const struct acme_opts *opts, const char *account_key_pem,
 	if (rc == -1) {
 		free(res->cert_pem);
 		res->cert_pem = NULL;
-		if (res->key_pem != NULL)
-			OPENSSL_cleanse(res->key_pem, strlen(res->key_pem));
-		free(res->key_pem);
+		key_free(res->key_pem);
 		res->key_pem = NULL;
 	}
 	curl_easy_cleanup(a.easy);
-	EVP_PKEY_free(a.key);
 	free(a.jwk);
 	free(a.thumbprint);
 	free(a.nonce);
@@ -1360,9 +1041,7 @@ acme_result_free(struct acme_result *res)
 	if (res == NULL)
 		return;
 	free(res->cert_pem);
-	if (res->key_pem != NULL)
-		OPENSSL_cleanse(res->key_pem, strlen(res->key_pem));
-	free(res->key_pem);
+	key_free(res->key_pem);
 	free(res->failed_host);
 	free(res->problem);
 	memset(res, 0, sizeof(*res));

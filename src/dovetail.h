@@ -1045,15 +1045,20 @@ struct acme_signer {
 	    unsigned char sig[64], char **cause);
 	void *arg;
 };
-void acme_b64url(struct buf *, const void *, size_t);
 int acme_token_valid(const char *);
-int acme_sig_raw(const unsigned char *der, size_t len, unsigned char raw[64]);
-int acme_sign_es256(void *evp_pkey, const void *data, size_t len,
-    unsigned char sig[64], char **cause);
 char *acme_jws(const struct acme_signer *, const char *jwk, const char *kid,
     const char *nonce, const char *url, const char *payload, char **cause);
 int acme_problem_parse(const char *body, size_t len, char **type,
     char **detail);
+
+/* acmecrypto.c: ACME's keys, signatures and requests (no I/O) */
+char *acme_b64url(const void *, size_t);
+int acme_sig_raw(const unsigned char *der, size_t len, unsigned char raw[64]);
+int acme_sign_es256(void *key_pem, const void *data, size_t len,
+    unsigned char sig[64], char **cause);
+char *acme_jwk(const char *key_pem, char **cause);
+int acme_key_matches(const char *cert_pem, const char *key_pem,
+    char **cause);
 int acme_csr(const char *key_pem, const char *const *hosts, size_t nhosts,
     struct buf *der, char **cause);
 

@@ -136,7 +136,7 @@ static int
 seal_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
 {
 	size_t i, pad = 0;
-	unsigned char *raw;
+	unsigned char *raw, *check;
 	int n;
 
 	if (len == 0 || len % 4 != 0 || len > 2 * SEAL_TEXT_MAX)
@@ -153,13 +153,23 @@ seal_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
 			return -1;
 	}
 	raw = xmalloc(len / 4 * 3 + 1);
+	check = xmalloc(len + 1);
+	/*
+	 * EVP_DecodeBlock counts the pad as bytes, and ignores the bits
+	 * under it: only the one encoding of the bytes is taken, so that no
+	 * other text opens as the same.
+	 */
 	n = EVP_DecodeBlock(raw, (const unsigned char *)s, (int)len);
-	if (n < 0 || (size_t)n < pad) {
+	if (n < 0 || (size_t)n < pad ||
+	    EVP_EncodeBlock(check, raw, n - (int)pad) != (int)len ||
+	    memcmp(check, s, len) != 0) {
+		free(check);
 		free(raw);
 		return -1;
 	}
+	free(check);
 	*out = raw;
-	*outlen = (size_t)n - pad;	/* EVP_DecodeBlock counts the pad */
+	*outlen = (size_t)n - pad;
 	return 0;
 }
 

@@ -40,6 +40,7 @@ main(void)
 	srunner_add_suite(sr, suite_golden());
 	srunner_add_suite(sr, suite_control());
 	srunner_add_suite(sr, suite_status());
+	srunner_add_suite(sr, suite_acme());
 	srunner_add_suite(sr, suite_acmestate());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -152,6 +152,9 @@ run_suite() {
 	summary="$summary; $name: $p passed, $f failed"
 }
 
+step "the ACME client against pebble (no Docker)"
+run_suite acme-client "$top/tests/acme-client.sh" "$top/build/tests/acme_probe"
+
 step "end-to-end: real swarm, real HAProxy"
 run_suite e2e "$top/tests/e2e.sh" "$top/build/src/dovetail"
 

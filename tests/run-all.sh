@@ -107,6 +107,7 @@ for dir in "$top"/tests/data/golden/*/; do
 	cp "$dir/hosts.map" "$tmp/$case/dovetail.hosts.map"
 	: >"$tmp/$case/dovetail.sni.map"
 	: >"$tmp/$case/dovetail.redirects.map"
+	: >"$tmp/$case/dovetail.acme.map"
 	: >"$tmp/$case/dovetail.crt-list"
 	# The default certificate: any pair of the case's secrets.
 	if [ -d "$dir/secrets" ]; then

@@ -958,6 +958,9 @@ acme_cert(const struct acme_store *st, struct routed *r, const char **label)
 	if (c != NULL && c->pair.pem != NULL && cert_covers(&c->pair.info,
 	    r->acme_names, r->nacme_names))
 		r->cert = &c->pair;
+	/* No redirect to an HTTPS that has no certificate yet. */
+	if (r->cert == NULL)
+		r->spec.ssl_redirect = 0;
 	return NULL;
 }
 

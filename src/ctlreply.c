@@ -258,6 +258,18 @@ build_service(struct ctl_snapshot *sn, const struct ctl_state *in,
 		out->state = CTL_ROUTED;
 }
 
+/* Whether the service's certificate is ordered: its acme label says so. */
+static int
+acme_labelled(const struct service *svc, const char *prefix)
+{
+	char *key = xasprintf("%s.acme", prefix);
+	const char *v = service_label(svc, key);
+	int on = 0;
+
+	free(key);
+	return v != NULL && label_parse_bool(v, &on) == 0 && on;
+}
+
 static void
 build_certs(struct ctl_snapshot *sn, const struct ctl_state *in)
 {
@@ -286,6 +298,10 @@ build_certs(struct ctl_snapshot *sn, const struct ctl_state *in)
 		if (svc == NULL || !labels_secrets(svc, in->prefix, in->cluster,
 		    &c->cert_secret, &c->key_secret))
 			c->cert_secret = c->key_secret = NULL;
+		/* Ordered ([acme]): from the swarm's store, no secret. */
+		if (svc != NULL && c->cert_secret == NULL && acme_labelled(svc,
+		    in->prefix))
+			c->cert_secret = c->key_secret = "(acme)";
 	}
 }
 

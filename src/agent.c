@@ -264,21 +264,6 @@ docker_up(struct agent *a)
 	a->next_full_sync = 0;
 }
 
-static char *
-filter_query(const char *key, const char *value)
-{
-	char *json, *escaped, *q;
-
-	json = xasprintf("{\"%s\":[\"%s\"]}", key, value);
-	escaped = curl_easy_escape(NULL, json, 0);
-	if (escaped == NULL)
-		fatalx("curl_easy_escape failed");
-	q = xasprintf("filters=%s", escaped);
-	curl_free(escaped);
-	free(json);
-	return q;
-}
-
 static int
 fetch_into(struct agent *a, const char *path,
     int (*parse)(struct swarm *, const char *, size_t, char **),
@@ -389,11 +374,11 @@ fetch_replies(struct agent *a, struct buf *out, char **cause)
 
 	label = xasprintf("%s.hosts", a->cfg->label_prefix);
 	dlabel = xasprintf("%s.default_backend", a->cfg->label_prefix);
-	q[REPLY_SERVICES] = filter_query("label", label);
-	q[REPLY_DEFAULT_SERVICES] = filter_query("label", dlabel);
-	q[REPLY_TASKS] = filter_query("desired-state", "running");
+	q[REPLY_SERVICES] = docker_filter("label", label);
+	q[REPLY_DEFAULT_SERVICES] = docker_filter("label", dlabel);
+	q[REPLY_TASKS] = docker_filter("desired-state", "running");
 	q[REPLY_NODES] = NULL;
-	q[REPLY_NETWORKS] = filter_query("scope", "swarm");
+	q[REPLY_NETWORKS] = docker_filter("scope", "swarm");
 	for (i = 0; i < REPLY_COUNT; i++) {
 		path = xasprintf("/%s%s%s", i == REPLY_TASKS ? "tasks" :
 		    i == REPLY_NODES ? "nodes" : i == REPLY_NETWORKS ?
@@ -607,8 +592,8 @@ poll_service(struct agent *a, const char *id)
 	char *fs, *ft, *ps, *pt, *cause = NULL;
 	int rc, followed, changed;
 
-	fs = filter_query("id", id);
-	ft = filter_query("service", id);
+	fs = docker_filter("id", id);
+	ft = docker_filter("service", id);
 	ps = xasprintf("/services?%s", fs);
 	pt = xasprintf("/tasks?%s", ft);
 	fresh = swarm_new();

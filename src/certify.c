@@ -156,19 +156,15 @@ read_key(const struct config *cfg, unsigned char key[32], char **cause)
 	return rc;
 }
 
+/* GET path of the store's configs with the label (new). */
 static char *
 store_query(const char *label)
 {
-	char *json, *escaped, *q;
+	char *q = docker_filter("label", label), *path;
 
-	json = xasprintf("{\"label\":[\"%s\"]}", label);
-	escaped = curl_easy_escape(NULL, json, 0);
-	if (escaped == NULL)
-		fatalx("curl_easy_escape failed");
-	q = xasprintf("/configs?filters=%s", escaped);
-	curl_free(escaped);
-	free(json);
-	return q;
+	path = xasprintf("/configs?%s", q);
+	free(q);
+	return path;
 }
 
 /*

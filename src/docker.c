@@ -205,6 +205,22 @@ raw_request(struct docker *d, const char *method, const char *path,
 	return 0;
 }
 
+/* The query "filters={KEY:[VALUE]}", URL-escaped (new). */
+char *
+docker_filter(const char *key, const char *value)
+{
+	char *json, *escaped, *q;
+
+	json = xasprintf("{\"%s\":[\"%s\"]}", key, value);
+	escaped = curl_easy_escape(NULL, json, 0);
+	if (escaped == NULL)
+		fatalx("curl_easy_escape failed");
+	q = xasprintf("filters=%s", escaped);
+	curl_free(escaped);
+	free(json);
+	return q;
+}
+
 /* The cause of an error reply (new): Docker's message, if it gave one. */
 static char *
 status_cause(struct docker *d, long status, const struct buf *out)

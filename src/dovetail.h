@@ -784,6 +784,7 @@ void docker_free(struct docker *);
 int docker_connect(struct docker *, char **cause);
 int docker_get(struct docker *, const char *path, struct buf *,
     char **cause);
+char *docker_filter(const char *key, const char *value);
 long docker_send(struct docker *, const char *method, const char *path,
     const char *body, struct buf *, char **cause);
 const char *docker_endpoint(const struct docker *);

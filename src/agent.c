@@ -2222,9 +2222,9 @@ agent_run(struct config *cfg, const char *config_path,
 	if (once) {
 		a.once = 1;
 		docker_up(&a);
-		if (!a.docker_up || full_sync(&a) == -1)
-			rc = 1;
-		else if (acme_sync(&a, mono_ms()), reconcile(&a) == -1)
+		if (a.docker_up && full_sync(&a) == 0)
+			acme_sync(&a, mono_ms());	/* the ordered certificates */
+		if (!a.docker_up || !a.have_snapshot || reconcile(&a) == -1)
 			rc = 1;
 		else
 			log_info("once: %s written", cfg->haproxy_config);

@@ -43,7 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    v[i].kind <= ACME_CERT);
 			FUZZ_ASSERT(v[i].data[v[i].len] == '\0');
 		}
-		acme_store_build(&st, v, n, key, 1796083200LL);
+		acme_store_build(&st, v, n, key, "thumbprint-456_abc");
 		for (i = 0; i < st.nchallenges; i++) {
 			klen = strlen(st.challenges[i].key);
 			s = st.challenges[i].value;

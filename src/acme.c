@@ -1006,7 +1006,10 @@ acme_order(const struct acme_opts *opts, const char *account_key_pem,
 	a.key_pem = account_key_pem;
 	if ((a.jwk = acme_jwk(account_key_pem, cause)) == NULL)
 		return -1;
-	a.thumbprint = acme_thumbprint(account_key_pem, cause);
+	if ((a.thumbprint = acme_thumbprint(account_key_pem, cause)) == NULL) {
+		free(a.jwk);
+		return -1;
+	}
 	if ((a.easy = curl_easy_init()) == NULL)
 		fatalx("curl_easy_init failed");
 	log_info("acme: an order for %s%s (%zu hosts) from %s", hosts[0],

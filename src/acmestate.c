@@ -143,6 +143,13 @@ open_cert(struct acme_cert *c, const struct dconfig *dc,
 		free(cause);
 		goto out;
 	}
+	/* The chain is not sealed: it must be the key's. */
+	if (acme_key_matches(chain, key, &cause) == -1) {
+		c->pair.error = xasprintf("its chain is not its key's: %s",
+		    cause);
+		free(cause);
+		goto out;
+	}
 	c->pair.pem = tls_combine(chain, strlen(chain), key, strlen(key),
 	    &c->pair.error);
 	if (c->pair.pem != NULL && tls_cert_info(c->pair.pem, &c->pair.info,
@@ -180,36 +187,58 @@ better(const struct acme_cert *a, const struct acme_cert *b)
 	return a->created > b->created;
 }
 
+static int
+lock_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct acme_lock *)a)->hosts_id,
+	    ((const struct acme_lock *)b)->hosts_id);
+}
+
+/*
+ * A challenge config's key authorization, "TOKEN.THUMBPRINT": its token
+ * (new) when both parts are base64url and the thumbprint is this
+ * cluster's account's, else NULL.  Anyone who may create configs could
+ * otherwise have every HAProxy answer for an account of their own.
+ */
+static char *
+challenge_token(const struct dconfig *dc, const char *thumbprint)
+{
+	const char *dot = strchr(dc->data, '.');
+	char *token;
+
+	if (thumbprint == NULL || dot == NULL || strlen(dc->data) != dc->len ||
+	    (size_t)(dot - dc->data) > 128 || strcmp(dot + 1, thumbprint) != 0)
+		return NULL;
+	token = xstrndup(dc->data, (size_t)(dot - dc->data));
+	if (!acme_token_valid(token) || !acme_token_valid(dot + 1)) {
+		free(token);
+		return NULL;
+	}
+	return token;
+}
+
 /*
  * Reads the store's configs: the best certificate of each set of names,
- * the challenges to answer, and the live locks.  seal_key is NULL when
- * key_file could not be read: certificates are then listed with why.
+ * the challenges of the account whose thumbprint is given (none when
+ * NULL), and the locks.  seal_key is NULL when key_file could not be
+ * read: certificates are then listed with why.
  */
 void
 acme_store_build(struct acme_store *st, const struct dconfig *dc, size_t n,
-    const unsigned char *seal_key, long long now)
+    const unsigned char *seal_key, const char *thumbprint)
 {
 	struct acme_cert c, *have;
-	const char *dot;
+	struct acme_lock *l;
 	char *token;
-	size_t i;
+	size_t i, j;
 
 	memset(st, 0, sizeof(*st));
 	for (i = 0; i < n; i++) {
 		switch (dc[i].kind) {
 		case ACME_CHALLENGE:
-			/* "TOKEN.THUMBPRINT": the token is the map's key. */
-			dot = strchr(dc[i].data, '.');
-			if (dot == NULL || strlen(dc[i].data) != dc[i].len ||
-			    (size_t)(dot - dc[i].data) > 128)
+			if ((token = challenge_token(&dc[i], thumbprint)) ==
+			    NULL)
 				break;
-			token = xstrndup(dc[i].data, (size_t)(dot -
-			    dc[i].data));
-			if (!acme_token_valid(token) ||
-			    !acme_token_valid(dot + 1)) {
-				free(token);
-				break;
-			}
 			st->challenges = xreallocarray(st->challenges,
 			    st->nchallenges + 1, sizeof(*st->challenges));
 			st->challenges[st->nchallenges].key = token;
@@ -217,13 +246,13 @@ acme_store_build(struct acme_store *st, const struct dconfig *dc, size_t n,
 			    xstrdup(dc[i].data);
 			break;
 		case ACME_LOCK:
-			if (hosts_id_valid(dc[i].hosts_id) &&
-			    dc[i].expires > now) {
-				st->locks = xreallocarray(st->locks,
-				    st->nlocks + 1, sizeof(*st->locks));
-				st->locks[st->nlocks++] =
-				    xstrdup(dc[i].hosts_id);
-			}
+			if (!hosts_id_valid(dc[i].hosts_id))
+				break;
+			st->locks = xreallocarray(st->locks, st->nlocks + 1,
+			    sizeof(*st->locks));
+			l = &st->locks[st->nlocks++];
+			l->hosts_id = xstrdup(dc[i].hosts_id);
+			l->expires = dc[i].expires;
 			break;
 		case ACME_CERT:
 			if (!hosts_id_valid(dc[i].hosts_id))
@@ -251,9 +280,20 @@ acme_store_build(struct acme_store *st, const struct dconfig *dc, size_t n,
 			break;
 		}
 	}
+	/* One answer per token: the same token twice is one map key. */
 	sort_array(st->challenges, st->nchallenges, sizeof(*st->challenges),
 	    kv_cmp);
-	sort_array(st->locks, st->nlocks, sizeof(*st->locks), str_cmp_ptr);
+	for (i = j = 0; i < st->nchallenges; i++) {
+		if (j > 0 && strcmp(st->challenges[j - 1].key,
+		    st->challenges[i].key) == 0) {
+			free(st->challenges[i].key);
+			free(st->challenges[i].value);
+			continue;
+		}
+		st->challenges[j++] = st->challenges[i];
+	}
+	st->nchallenges = j;
+	sort_array(st->locks, st->nlocks, sizeof(*st->locks), lock_cmp);
 }
 
 void
@@ -270,7 +310,7 @@ acme_store_free(struct acme_store *st)
 	}
 	free(st->challenges);
 	for (i = 0; i < st->nlocks; i++)
-		free(st->locks[i]);
+		free(st->locks[i].hosts_id);
 	free(st->locks);
 	memset(st, 0, sizeof(*st));
 }
@@ -288,11 +328,54 @@ acme_store_cert(const struct acme_store *st, const char *hosts_id)
 	    acme_cert_cmp);
 }
 
+/*
+ * Whether an order for those names is under way: a lock that has not
+ * expired.  Expiry is judged now, not when the store was read, since a
+ * store that does not change is not read into a new one.
+ */
 int
-acme_store_locked(const struct acme_store *st, const char *hosts_id)
+acme_store_locked(const struct acme_store *st, const char *hosts_id,
+    long long now)
 {
-	return find_in_array(&hosts_id, st->locks, st->nlocks, sizeof(char *),
-	    str_cmp_ptr) != NULL;
+	const struct acme_lock *l;
+	struct acme_lock key;
+
+	key.hosts_id = (char *)hosts_id;
+	l = find_in_array(&key, st->locks, st->nlocks, sizeof(*st->locks),
+	    lock_cmp);
+	return l != NULL && l->expires > now;
+}
+
+/*
+ * Borrowed: while the names have no certificate of their own (a host was
+ * added to the service, say), the store's usable one that names most of
+ * them, so that those keep their HTTPS until the new one comes; or NULL.
+ */
+const struct acme_cert *
+acme_store_fallback(const struct acme_store *st, char *const *names,
+    size_t n)
+{
+	const struct acme_cert *best = NULL;
+	size_t i, j, k, hits, best_hits = 0;
+
+	for (i = 0; st != NULL && i < st->ncerts; i++) {
+		if (st->certs[i].pair.pem == NULL)
+			continue;
+		for (j = hits = 0; j < n; j++)
+			for (k = 0; k < st->certs[i].pair.info.nnames; k++)
+				if (strcmp(st->certs[i].pair.info.names[k],
+				    names[j]) == 0) {
+					hits++;
+					break;
+				}
+		if (hits > best_hits || (hits == best_hits && hits > 0 &&
+		    st->certs[i].pair.info.not_after >
+		    best->pair.info.not_after)) {
+			best = &st->certs[i];
+			best_hits = hits;
+		}
+	}
+	return best;
 }
 
 int
@@ -337,9 +420,9 @@ acme_due(const struct acme_want *w, const struct acme_store *st,
 {
 	const struct acme_cert *c;
 
-	if (acme_store_locked(st, w->hosts_id))
+	if (acme_store_locked(st, w->hosts_id, now))
 		return ACME_NOT_DUE;
-	if (t != NULL && t->failures > 0 && now < t->next_try)
+	if (t != NULL && now < t->next_try)
 		return ACME_NOT_DUE;
 	c = acme_store_cert(st, w->hosts_id);
 	if (c == NULL || c->pair.pem == NULL)
@@ -406,11 +489,71 @@ acme_state(const struct acme_want *w, const struct acme_store *st,
 {
 	const struct acme_cert *c = acme_store_cert(st, w->hosts_id);
 
-	if (t != NULL && t->failures > 0)
+	/* Failing until a certificate newer than the failure comes (it
+	 * may be another dovetail's). */
+	if (t != NULL && t->failures > 0 && (c == NULL || c->pair.pem ==
+	    NULL || c->created <= t->failed_at))
 		return ACME_FAILING;
 	if (c == NULL || c->pair.pem == NULL)
 		return ACME_PENDING;
 	if (c->pair.info.not_after - now < (long long)renew_days * 86400)
 		return ACME_RENEWING;
 	return ACME_VALID;
+}
+
+/*
+ * What an order's process told its parent (acmeorder.c): its configs
+ * made and not since removed or kept, as name -> ID (new, in *left), and
+ * its result.  Returns 0 when it gave a result, -1 when it did not (it
+ * died, or was killed).
+ */
+int
+acme_parse_child(const char *text, struct kv **left, size_t *nleft,
+    struct acme_outcome *o)
+{
+	const char *p, *eol, *sp;
+	char *line, *name;
+	size_t i;
+	int got = -1;
+
+	*left = NULL;
+	*nleft = 0;
+	memset(o, 0, sizeof(*o));
+	for (p = text; *p != '\0'; p = *eol == '\0' ? eol : eol + 1) {
+		eol = p + strcspn(p, "\n");
+		line = xstrndup(p, (size_t)(eol - p));
+		if (strncmp(line, "made ", 5) == 0 &&
+		    (sp = strchr(line + 5, ' ')) != NULL) {
+			name = xstrndup(line + 5, (size_t)(sp - line - 5));
+			if (strncmp(name, ACME_CONFIG_PREFIX,
+			    strlen(ACME_CONFIG_PREFIX)) == 0 &&
+			    name_valid(name, DT_NAME_MAX) &&
+			    name_valid(sp + 1, DT_NAME_MAX)) {
+				*left = xreallocarray(*left, *nleft + 1,
+				    sizeof(**left));
+				(*left)[*nleft].key = name;
+				(*left)[(*nleft)++].value = xstrdup(sp + 1);
+			} else
+				free(name);
+		} else if (strncmp(line, "removed ", 8) == 0 ||
+		    strncmp(line, "kept ", 5) == 0) {
+			name = strchr(line, ' ') + 1;
+			for (i = 0; i < *nleft; i++)
+				if (strcmp((*left)[i].key, name) == 0)
+					break;
+			if (i < *nleft) {
+				free((*left)[i].key);
+				free((*left)[i].value);
+				(*left)[i] = (*left)[--*nleft];
+			}
+		} else {
+			if (got == 0) {
+				free(o->host);
+				free(o->why);
+			}
+			got = acme_parse_outcome(line, o);
+		}
+		free(line);
+	}
+	return got;
 }

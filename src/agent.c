@@ -2092,6 +2092,7 @@ agent_free(struct agent *a)
 	ctl_close(a->ctl);
 	running_free(a->seen);
 	ctl_reloads_free(&a->reloads);
+	certify_stop(a->acme, a->docker_up ? a->docker : NULL);
 	certify_free(a->acme);
 	for (i = 0; i < a->metrics.nacme_failing; i++)
 		free(a->metrics.acme_failing[i]);
@@ -2176,10 +2177,11 @@ acme_sync(struct agent *a, long long now)
 	char *cause;
 	int rc;
 
+	/* Reaped whatever the settings now: it was started under others. */
+	if (certify_reap(a->acme, a->cfg, a->docker_up ? a->docker : NULL))
+		a->dirty = 1;
 	if (!a->cfg->acme_enabled || !a->docker_up)
 		return;
-	if (certify_reap(a->acme, a->cfg))
-		a->dirty = 1;
 	rc = certify_sync(a->acme, a->docker, a->cfg, now,
 	    a->cfg->audit_interval_ms, &cause);
 	if (rc == -1)
@@ -2304,12 +2306,7 @@ agent_run(struct config *cfg, const char *config_path,
 			next = earliest(next, next_ping(&a));
 			if (a.cfg->acme_enabled)
 				next = earliest(next,
-				    certify_deadline(a.acme) == 0 ? now :
-				    certify_deadline(a.acme));
-			/* SIGCHLD wakes the loop; this is in case it was
-			 * missed between the reap and the wait. */
-			if (certify_busy(a.acme))
-				next = earliest(next, now + 1000);
+				    certify_deadline(a.acme, now));
 		} else
 			next = earliest(next, a.docker_retry_at);
 		next = earliest(next, ctl_deadline(a.ctl));

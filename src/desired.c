@@ -932,7 +932,8 @@ cert_covers(const struct cert_info *ci, char *const *names, size_t n)
 /*
  * An ACME service's certificate names (its hosts and https:// redirect
  * sources), and the store's certificate for them if it has one that
- * opens and names them all.  None yet is no error: the service is
+ * opens and names them all, else the one that names most of them (the
+ * service's names changed).  None yet is no error: the service is
  * routed, and its certificate comes when the order is done.  Returns a
  * problem (new), with *label set, or NULL.
  */
@@ -958,6 +959,9 @@ acme_cert(const struct acme_store *st, struct routed *r, const char **label)
 	if (c != NULL && c->pair.pem != NULL && cert_covers(&c->pair.info,
 	    r->acme_names, r->nacme_names))
 		r->cert = &c->pair;
+	else if ((c = acme_store_fallback(st, r->acme_names,
+	    r->nacme_names)) != NULL)
+		r->cert = &c->pair;	/* until its own is issued */
 	/* No redirect to an HTTPS that has no certificate yet. */
 	if (r->cert == NULL)
 		r->spec.ssl_redirect = 0;

@@ -300,8 +300,10 @@ struct dconfig {
 int swarm_parse_configs(const char *, size_t, struct dconfig **, size_t *,
     char **cause);
 int swarm_parse_config(const char *, size_t, struct dconfig *, char **cause);
+char *swarm_parse_created(const char *, size_t);
 char *swarm_config_body(const char *name, enum acme_kind, const char *hosts_id,
     long long expires, const char *data, size_t len);
+void dconfig_free_fields(struct dconfig *);
 void dconfigs_free(struct dconfig *, size_t);
 int swarm_parse_error(const char *, size_t, char **message);
 void task_free_fields(struct task *);
@@ -412,12 +414,16 @@ struct acme_cert {
 	long long created;	/* Unix time */
 	struct cert_pair pair;	/* pem: chain and key; cert, key: NULL */
 };
+struct acme_lock {
+	char *hosts_id;
+	long long expires;	/* Unix time: stale after */
+};
 struct acme_store {
 	struct acme_cert *certs;	/* sorted by hosts_id; the newest each */
 	size_t ncerts;
 	struct kv *challenges;		/* token -> key authorization, sorted */
 	size_t nchallenges;
-	char **locks;			/* hosts ids being ordered, sorted */
+	struct acme_lock *locks;	/* orders under way, by hosts_id */
 	size_t nlocks;
 };
 /* A certificate dovetail wants: one per set of names. */
@@ -431,7 +437,8 @@ struct acme_want {
 struct acme_track {
 	char *hosts_id;
 	unsigned failures;	/* in a row */
-	long long next_try;	/* Unix time */
+	long long failed_at;	/* Unix time of the last, or 0 */
+	long long next_try;	/* Unix time: no order before */
 	char *error;		/* the last failure, or NULL */
 };
 enum acme_due {
@@ -448,11 +455,14 @@ struct acme_policy {
 #define ACME_MAX_NAMES 100	/* Let's Encrypt's limit per certificate */
 char *acme_hosts_id(char *const *hosts, size_t n);
 void acme_store_build(struct acme_store *, const struct dconfig *, size_t,
-    const unsigned char *seal_key, long long now);
+    const unsigned char *seal_key, const char *thumbprint);
 void acme_store_free(struct acme_store *);
 const struct acme_cert *acme_store_cert(const struct acme_store *,
     const char *hosts_id);
-int acme_store_locked(const struct acme_store *, const char *hosts_id);
+int acme_store_locked(const struct acme_store *, const char *hosts_id,
+    long long now);
+const struct acme_cert *acme_store_fallback(const struct acme_store *,
+    char *const *names, size_t n);
 const struct acme_track *acme_track_find(const struct acme_track *, size_t,
     const char *hosts_id);
 enum acme_due acme_due(const struct acme_want *, const struct acme_store *,
@@ -475,6 +485,8 @@ struct acme_outcome {
 	char *why;		/* failed */
 };
 int acme_parse_outcome(const char *, struct acme_outcome *);
+int acme_parse_child(const char *, struct kv **left, size_t *nleft,
+    struct acme_outcome *);
 /* What becomes of a certificate dovetail orders. */
 enum acme_state {
 	ACME_VALID = 0,
@@ -1063,23 +1075,30 @@ int acme_key_matches(const char *cert_pem, const char *key_pem,
 int acme_csr(const char *key_pem, const char *const *hosts, size_t nhosts,
     struct buf *der, char **cause);
 
+/* acmeorder.c: one ACME order, in a child process (I/O) */
+#define ACME_LOCK_SLACK_S 60	/* a lock lives [acme] timeout and this */
+char *acme_store_query(const char *label);
+int acme_store_remove(struct docker *, const char *name, const char *id,
+    char **cause);
+int acme_read_key(const struct config *, unsigned char key[32],
+    char **cause);
+void acme_order_child(const struct config *, const struct acme_want *,
+    int fd);
+
 /* certify.c: ACME in the loop: the store read, an order in a child */
 struct certify;
+struct metrics;
 struct certify *certify_new(void);
+void certify_stop(struct certify *, struct docker *);
 void certify_free(struct certify *);
 void certify_touch(struct certify *);
-long long certify_deadline(const struct certify *);
+long long certify_deadline(const struct certify *, long long now);
 const struct acme_store *certify_store(const struct certify *);
-const unsigned long long *certify_orders(const struct certify *);
 int certify_sync(struct certify *, struct docker *, const struct config *,
     long long now_ms, unsigned audit_ms, char **cause);
-int certify_reap(struct certify *, const struct config *);
-int certify_busy(const struct certify *);
+int certify_reap(struct certify *, const struct config *, struct docker *);
 void certify_schedule(struct certify *, const struct config *,
     const struct desired *, long long now);
-const struct acme_track *certify_track(const struct certify *,
-    const char *hosts_id);
-struct metrics;
 void certify_metrics(const struct certify *, const struct config *,
     const struct desired *, long long now, struct metrics *);
 

@@ -825,6 +825,25 @@ swarm_parse_config(const char *text, size_t len, struct dconfig *c,
 	return rc;
 }
 
+/* The ID of a created object ({"ID": "..."}), new, or NULL. */
+char *
+swarm_parse_created(const char *text, size_t len)
+{
+	json_t *root;
+	const char *id;
+	char *cause, *out = NULL;
+
+	if ((root = load_json(text, len, JSON_OBJECT, &cause)) == NULL) {
+		free(cause);
+		return NULL;
+	}
+	id = jstr(root, "ID");
+	if (id != NULL && name_valid(id, DT_NAME_MAX))
+		out = xstrdup(id);
+	json_decref(root);
+	return out;
+}
+
 /*
  * The body of POST /configs/create (new) for a config of dovetail's
  * store: its name, kind, and names' id and expiry when not empty or 0.
@@ -867,18 +886,24 @@ swarm_config_body(const char *name, enum acme_kind kind,
 }
 
 void
+dconfig_free_fields(struct dconfig *c)
+{
+	free(c->id);
+	free(c->name);
+	free(c->hosts_id);
+	if (c->data != NULL)
+		explicit_bzero(c->data, c->len);
+	free(c->data);
+	memset(c, 0, sizeof(*c));
+}
+
+void
 dconfigs_free(struct dconfig *c, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		free(c[i].id);
-		free(c[i].name);
-		free(c[i].hosts_id);
-		if (c[i].data != NULL)
-			explicit_bzero(c[i].data, c[i].len);
-		free(c[i].data);
-	}
+	for (i = 0; i < n; i++)
+		dconfig_free_fields(&c[i]);
 	free(c);
 }
 

@@ -121,8 +121,9 @@ store_of(struct acme_store *st, long long not_after, long long created)
 	st->certs[1].hosts_id = xstrdup("h2");
 	st->certs[1].created = created;
 	st->certs[1].pair.error = xstrdup("does not open");
-	st->locks = xcalloc(1, sizeof(char *));
-	st->locks[0] = xstrdup("h3");
+	st->locks = xcalloc(1, sizeof(*st->locks));
+	st->locks[0].hosts_id = xstrdup("h3");
+	st->locks[0].expires = NOW + 60;
 	st->nlocks = 1;
 }
 
@@ -130,7 +131,7 @@ START_TEST(test_due)
 {
 	struct acme_policy p = { 30, 12 * 3600, 600 };
 	struct acme_want w = { "h1", NULL, 0, "svc" };
-	struct acme_track t = { "h1", 0, 0, NULL };
+	struct acme_track t = { "h1", 0, 0, 0, NULL };
 	struct acme_store st;
 
 	/* Valid for 60 days: nothing to do; 20 days: renewal. */
@@ -143,10 +144,22 @@ START_TEST(test_due)
 	ck_assert_int_eq(acme_state(&w, &st, NULL, 30, NOW), ACME_RENEWING);
 	/* A failure waits its turn, then the renewal is due again. */
 	t.failures = 2;
+	t.failed_at = NOW - 10;
 	t.next_try = NOW + 100;
 	ck_assert_int_eq(acme_due(&w, &st, &t, &p, NOW), ACME_NOT_DUE);
 	ck_assert_int_eq(acme_state(&w, &st, &t, 30, NOW), ACME_FAILING);
 	ck_assert_int_eq(acme_due(&w, &st, &t, &p, NOW + 100), ACME_DUE_RENEW);
+	/* "locked" sets next_try without a failure: it is waited for too. */
+	t.failures = 0;
+	ck_assert_int_eq(acme_due(&w, &st, &t, &p, NOW), ACME_NOT_DUE);
+	acme_store_free(&st);
+	/* Another dovetail's certificate, newer than this one's failure:
+	 * not failing any more. */
+	store_of(&st, NOW + 80 * DAY, NOW - 5);
+	t.failures = 1;
+	ck_assert_int_eq(acme_state(&w, &st, &t, 30, NOW), ACME_VALID);
+	t.failed_at = NOW - 1;
+	ck_assert_int_eq(acme_state(&w, &st, &t, 30, NOW), ACME_FAILING);
 	acme_store_free(&st);
 	/* A window longer than the certificate's life: once per
 	 * renew_interval, not on every pass. */
@@ -164,9 +177,12 @@ START_TEST(test_due)
 	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_NOT_DUE);
 	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW + 12 * 3600),
 	    ACME_DUE_NEW);
-	/* Another dovetail orders: not due here. */
+	/* Another dovetail orders: not due here, until its lock is stale
+	 * (judged now: a store that does not change is not read again). */
 	w.hosts_id = "h3";
 	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW), ACME_NOT_DUE);
+	ck_assert_int_eq(acme_due(&w, &st, NULL, &p, NOW + 60),
+	    ACME_DUE_NEW);
 	acme_store_free(&st);
 }
 END_TEST
@@ -203,35 +219,83 @@ START_TEST(test_store_build)
 	    32, key, &cause), 0);
 	v[0] = dc("dovetail-acme-chal-1", ACME_CHALLENGE, "", 0,
 	    "tok_1-A.thumb_PRINT");
-	/* Not TOKEN.THUMBPRINT in base64url: never reaches the map. */
+	/* Not TOKEN.THUMBPRINT in base64url, or another account's: never
+	 * reaches the map. */
 	v[1] = dc("dovetail-acme-chal-2", ACME_CHALLENGE, "", 0,
-	    "tok 2.thumb");
+	    "tok 2.thumb_PRINT");
 	v[2] = dc("dovetail-acme-chal-3", ACME_CHALLENGE, "", 0,
-	    "tok3.thumb;x");
+	    "tok3.other_ACCOUNT");
 	v[3] = dc("dovetail-acme-lock-a", ACME_LOCK, "0123456789abcdef",
 	    NOW + 60, "lb1");
 	v[4] = dc("dovetail-acme-lock-b", ACME_LOCK, "fedcba9876543210",
 	    NOW - 1, "stale");
 	v[5] = dc("dovetail-acme-cert-x", ACME_CERT, "0123456789abcdef", 0,
 	    "no sealed key\n");
-	acme_store_build(&st, v, 6, key, NOW);
+	acme_store_build(&st, v, 6, key, "thumb_PRINT");
 	ck_assert_uint_eq(st.nchallenges, 1);
 	ck_assert_str_eq(st.challenges[0].key, "tok_1-A");
 	ck_assert_str_eq(st.challenges[0].value, "tok_1-A.thumb_PRINT");
-	ck_assert_uint_eq(st.nlocks, 1);
-	ck_assert(acme_store_locked(&st, "0123456789abcdef"));
-	ck_assert(!acme_store_locked(&st, "fedcba9876543210"));
+	ck_assert_uint_eq(st.nlocks, 2);
+	ck_assert(acme_store_locked(&st, "0123456789abcdef", NOW));
+	ck_assert(!acme_store_locked(&st, "0123456789abcdef", NOW + 60));
+	ck_assert(!acme_store_locked(&st, "fedcba9876543210", NOW));
+	ck_assert(!acme_store_locked(&st, "0000000000000000", NOW));
 	c = acme_store_cert(&st, "0123456789abcdef");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_ptr_null(c->pair.pem);
 	ck_assert_ptr_nonnull(strstr(c->pair.error, "no chain"));
 	acme_store_free(&st);
-	for (i = 0; i < 6; i++) {
-		free(v[i].id);
-		free(v[i].name);
-		free(v[i].hosts_id);
-		free(v[i].data);
-	}
+	/* No account in the store: no challenge is answered. */
+	acme_store_build(&st, v, 6, key, NULL);
+	ck_assert_uint_eq(st.nchallenges, 0);
+	acme_store_free(&st);
+	/* The same token twice is one map entry. */
+	dconfig_free_fields(&v[1]);
+	v[1] = dc("dovetail-acme-chal-2", ACME_CHALLENGE, "", 0,
+	    "tok_1-A.thumb_PRINT");
+	acme_store_build(&st, v, 2, key, "thumb_PRINT");
+	ck_assert_uint_eq(st.nchallenges, 1);
+	acme_store_free(&st);
+	for (i = 0; i < 6; i++)
+		dconfig_free_fields(&v[i]);
+}
+END_TEST
+
+START_TEST(test_child_lines)
+{
+	struct acme_outcome o;
+	struct kv *left;
+	size_t n;
+
+	/* Everything made is removed or kept, and a result: nothing left. */
+	ck_assert_int_eq(acme_parse_child("made dovetail-acme-lock-a id1\n"
+	    "made dovetail-acme-account id2\nkept dovetail-acme-account\n"
+	    "made dovetail-acme-chal-b id3\nremoved dovetail-acme-chal-b\n"
+	    "removed dovetail-acme-lock-a\nok 2100000000\n", &left, &n, &o),
+	    0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(o.result, ACME_ORDER_OK);
+	free(left);
+	/* Killed in the middle: the lock and a challenge are left, with
+	 * their IDs; no result. */
+	ck_assert_int_eq(acme_parse_child("made dovetail-acme-lock-a id1\n"
+	    "made dovetail-acme-chal-b id3\nmade dovetail-acme-chal-c id4\n"
+	    "removed dovetail-acme-chal-c\n", &left, &n, &o), -1);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(left[0].key, "dovetail-acme-lock-a");
+	ck_assert_str_eq(left[0].value, "id1");
+	ck_assert_str_eq(left[1].key, "dovetail-acme-chal-b");
+	free(left[0].key);
+	free(left[0].value);
+	free(left[1].key);
+	free(left[1].value);
+	free(left);
+	/* Names that are no config of the store are never removed. */
+	ck_assert_int_eq(acme_parse_child("made my-app-config id9\n"
+	    "made dovetail-acme-x;rm id8\nlocked\n", &left, &n, &o), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(o.result, ACME_ORDER_LOCKED);
+	free(left);
 }
 END_TEST
 
@@ -288,6 +352,7 @@ suite_acmestate(void)
 	tcase_add_test(tc, test_due);
 	tcase_add_test(tc, test_store_build);
 	tcase_add_test(tc, test_challenge_plan);
+	tcase_add_test(tc, test_child_lines);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -130,15 +130,15 @@ load_running_extra(struct running *r, const char *dir)
 
 /*
  * The case's ACME store: Docker's configs (configs.json) opened with the
- * sealing key (seal.key).  Returns 0 when the case has none.  The store's
- * locks are read as of 2026-12-01.
+ * sealing key (seal.key), the account's thumbprint in thumbprint.txt.
+ * Returns 0 when the case has none.
  */
 static int
 load_acme(struct acme_store *st, const char *dir)
 {
 	struct dconfig *v;
 	unsigned char key[32];
-	char *text, *material, *cause = NULL;
+	char *text, *material, *thumbprint, *cause = NULL;
 	size_t n;
 
 	text = read_opt(dir, "configs.json");
@@ -151,10 +151,15 @@ load_acme(struct acme_store *st, const char *dir)
 	    &cause) == 0, "%s: seal.key: %s", dir, cause);
 	ck_assert_msg(swarm_parse_configs(text, strlen(text), &v, &n,
 	    &cause) == 0, "%s: configs.json: %s", dir, cause);
-	acme_store_build(st, v, n, key, 1796083200LL);
+	/* The account's thumbprint: the case's challenges' own. */
+	thumbprint = read_opt(dir, "thumbprint.txt");
+	if (thumbprint != NULL)
+		thumbprint[strcspn(thumbprint, "\n")] = '\0';
+	acme_store_build(st, v, n, key, thumbprint);
 	dconfigs_free(v, n);
 	free(text);
 	free(material);
+	free(thumbprint);
 	return 1;
 }
 

@@ -47,18 +47,13 @@ struct child {
 static void DT_PRINTF(2, 3)
 say(const struct child *ch, const char *fmt, ...)
 {
-	struct buf b;
 	va_list ap;
 
-	buf_init(&b);
 	va_start(ap, fmt);
-	buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	buf_addc(&b, '\n');
-	if (write(ch->fd, b.data, b.len) == -1) {
+	if (vdprintf(ch->fd, fmt, ap) < 0 || write(ch->fd, "\n", 1) == -1) {
 		/* The parent is gone: nobody to tell. */
 	}
-	buf_free(&b);
+	va_end(ap);
 }
 
 /* GET path of the store's configs with the label (new). */

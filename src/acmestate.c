@@ -304,11 +304,7 @@ acme_store_free(struct acme_store *st)
 	for (i = 0; i < st->ncerts; i++)
 		acme_cert_free(&st->certs[i]);
 	free(st->certs);
-	for (i = 0; i < st->nchallenges; i++) {
-		free(st->challenges[i].key);
-		free(st->challenges[i].value);
-	}
-	free(st->challenges);
+	kvs_free(st->challenges, st->nchallenges);
 	for (i = 0; i < st->nlocks; i++)
 		free(st->locks[i].hosts_id);
 	free(st->locks);

@@ -109,18 +109,6 @@ remove_leftovers(struct docker *d, const struct kv *left, size_t n)
 	}
 }
 
-static void
-free_kvs(struct kv *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(v[i].key);
-		free(v[i].value);
-	}
-	free(v);
-}
-
 /* On exit: the order under way is ended, and what it left removed. */
 void
 certify_stop(struct certify *c, struct docker *d)
@@ -139,7 +127,7 @@ certify_stop(struct certify *c, struct docker *d)
 	acme_parse_child(c->child_out.data == NULL ? "" : c->child_out.data,
 	    &left, &n, &o);
 	remove_leftovers(d, left, n);
-	free_kvs(left, n);
+	kvs_free(left, n);
 	free(o.host);
 	free(o.why);
 	child_clear(c);
@@ -417,7 +405,7 @@ child_ended(struct certify *c, const struct config *cfg, struct docker *d,
 		    "ended (status %d) without a result", status);
 	}
 	remove_leftovers(d, left, n);
-	free_kvs(left, n);
+	kvs_free(left, n);
 	c->orders[o.result]++;
 	t = track_of(c, c->child_hosts_id);
 	switch (o.result) {

@@ -270,6 +270,7 @@ const struct service *swarm_service(const struct swarm *, const char *id);
 const struct node *swarm_node(const struct swarm *, const char *id);
 char *swarm_sortable_time(const char *);
 int kv_cmp(const void *, const void *);
+void kvs_free(struct kv *, size_t);
 int service_cmp(const void *, const void *);
 int task_cmp(const void *, const void *);
 const char *service_label(const struct service *, const char *key);

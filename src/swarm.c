@@ -159,6 +159,19 @@ node_cmp(const void *a, const void *b)
 	    ((const struct node *)b)->id);
 }
 
+/* Frees n pairs and the array. */
+void
+kvs_free(struct kv *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
 void
 service_free_fields(struct service *s)
 {
@@ -167,11 +180,7 @@ service_free_fields(struct service *s)
 	free(s->id);
 	free(s->name);
 	free(s->created);
-	for (i = 0; i < s->nlabels; i++) {
-		free(s->labels[i].key);
-		free(s->labels[i].value);
-	}
-	free(s->labels);
+	kvs_free(s->labels, s->nlabels);
 	for (i = 0; i < s->nnetworks; i++)
 		free(s->networks[i]);
 	free(s->networks);

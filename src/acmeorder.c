@@ -508,6 +508,14 @@ acme_read_key(const struct config *cfg, unsigned char key[32], char **cause)
 	return rc;
 }
 
+/* s, at most max bytes, on one line: control bytes become '?'. */
+static void
+one_line(struct buf *b, const char *s, size_t max)
+{
+	for (; *s != '\0' && max > 0; s++, max--)
+		buf_addc(b, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
 /* One order for w, in the child; lines to the parent on fd. */
 void
 acme_order_child(const struct config *cfg, const struct acme_want *w, int fd)
@@ -565,13 +573,15 @@ acme_order_child(const struct config *cfg, const struct acme_want *w, int fd)
 unlock:
 	remove_config(&ch, lock, lock_id);
 failed:
+	/* Causes and problems come escaped for the log; only what would
+	 * break the line is left to take out. */
 	buf_addf(&line, "failed %s\t", res.failed_host != NULL ?
 	    res.failed_host : "-");
-	str_escape(&line, res.problem != NULL ? res.problem : cause != NULL ?
+	one_line(&line, res.problem != NULL ? res.problem : cause != NULL ?
 	    cause : "unknown", 1000);
 	if (res.problem != NULL && cause != NULL) {
 		buf_adds(&line, ": ");
-		str_escape(&line, cause, 500);
+		one_line(&line, cause, 500);
 	}
 done:
 	say(&ch, "%s", line.data);

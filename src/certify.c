@@ -393,6 +393,7 @@ child_ended(struct certify *c, const struct config *cfg, struct docker *d,
 	struct acme_track *t;
 	struct kv *left;
 	size_t n;
+	char until[32];
 	long long now = (long long)time(NULL);
 	unsigned retry = cfg->acme_retry_interval_ms / 1000;
 
@@ -410,8 +411,9 @@ child_ended(struct certify *c, const struct config *cfg, struct docker *d,
 	t = track_of(c, c->child_hosts_id);
 	switch (o.result) {
 	case ACME_ORDER_OK:
-		log_info("acme: certificate issued for %s, valid until %lld",
-		    c->child_what, o.not_after);
+		ctl_time(until, sizeof(until), o.not_after);
+		log_info("acme: certificate issued for %s, valid until %s",
+		    c->child_what, until);
 		t->failures = 0;
 		t->next_try = 0;
 		free(t->error);
@@ -427,10 +429,10 @@ child_ended(struct certify *c, const struct config *cfg, struct docker *d,
 		t->failures++;
 		t->failed_at = now;
 		t->next_try = acme_retry_at(t->failures, retry, now);
+		/* why is the child's, escaped where it came from. */
 		log_warnx("acme: the order for %s failed%s%s: %s; next try in "
 		    "%lld s", c->child_what, o.host != NULL ? " at " : "",
-		    o.host != NULL ? o.host : "", esc(o.why),
-		    t->next_try - now);
+		    o.host != NULL ? o.host : "", o.why, t->next_try - now);
 		free(t->error);
 		t->error = o.host != NULL ? xasprintf("%s: %s", o.host,
 		    o.why) : xstrdup(o.why);

@@ -185,7 +185,7 @@ with_b setup_node b "$HTTP_B" "$HTTPS_B" "$METRICS_B"
 check "A: --once writes the first file, [acme] on" "$DOVETAIL" -c "$LAB_DIR/a/dovetail.conf" --once 2>>"$LOG_A"
 check "B: --once writes the first file, [acme] on" "$DOVETAIL" -c "$LAB_DIR/b/dovetail.conf" --once 2>>"$LOG_B"
 check "the HTTP frontend answers ACME challenges from its map" \
-	grep -q 'acme-challenge.*dovetail.acme.map' "$LAB_DIR/a/dovetail.cfg"
+	grep -q 'map(.*dovetail.acme.map) if { path_beg /.well-known/acme-challenge/ }' "$LAB_DIR/a/dovetail.cfg"
 lab_haproxy_up "$LAB_DIR/a/base.cfg" "$LAB_DIR/a/dovetail.cfg" || bail "HAProxy A did not start"
 with_b lab_haproxy_up "$LAB_DIR/b/base.cfg" "$LAB_DIR/b/dovetail.cfg" || bail "HAProxy B did not start"
 start_a() {

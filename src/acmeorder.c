@@ -577,12 +577,13 @@ failed:
 	 * break the line is left to take out. */
 	buf_addf(&line, "failed %s\t", res.failed_host != NULL ?
 	    res.failed_host : "-");
-	one_line(&line, res.problem != NULL ? res.problem : cause != NULL ?
-	    cause : "unknown", 1000);
-	if (res.problem != NULL && cause != NULL) {
+	if (cause != NULL && res.problem != NULL &&
+	    strstr(cause, res.problem) == NULL) {
+		one_line(&line, res.problem, 1000);
 		buf_adds(&line, ": ");
-		one_line(&line, cause, 500);
 	}
+	one_line(&line, cause != NULL ? cause : res.problem != NULL ?
+	    res.problem : "unknown", 1000);
 done:
 	say(&ch, "%s", line.data);
 	if (account != NULL)

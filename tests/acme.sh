@@ -3,8 +3,8 @@
 # End-to-end tests of automatic certificates ([acme], dovetail(8) ACME):
 # the real dockerd in swarm mode, two load balancers on it (two HAProxies,
 # each with its own dovetail, as on two nodes), and Debian's pebble, the
-# ACME test CA, with pebble-challtestsrv as its DNS (every name is
-# 127.0.0.1 but ghost.local, 127.0.0.2, where nothing listens).  pebble
+# ACME test CA, with pebble-challtestsrv as its DNS: shop.local and
+# blog.local are 127.0.0.1, and ghost.local is unknown to it.  pebble
 # validates HTTP-01 on the second load balancer's HTTP port, so whichever
 # dovetail orders, the other's HAProxy must answer the challenge.  All
 # traffic stays on 127.0.0.1.  No assertion is about speed.
@@ -123,13 +123,17 @@ start_pebble() {
 	lab_wait 20 curl -sf -o /dev/null --cacert "$PB/ca.crt" \
 		"https://127.0.0.1:$ACME_PORT/dir"
 }
-pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -defaultIPv4 127.0.0.1 \
+pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -defaultIPv4 "" \
 	-defaultIPv6 "" -http01 "" -https01 "" -tlsalpn01 "" \
 	-management "127.0.0.1:$DNS_MGMT" >>"$LAB_LOG_DIR/challtestsrv.log" 2>&1 &
 DNS_PID=$!
-lab_wait 10 curl -sf -o /dev/null -X POST \
-	-d '{"host":"ghost.local.","addresses":["127.0.0.2"]}' \
-	"http://127.0.0.1:$DNS_MGMT/add-a" || bail "pebble-challtestsrv did not start"
+dns_name() {
+	curl -sf -o /dev/null -X POST \
+		-d '{"host":"'"$1"'.","addresses":["127.0.0.1"]}' \
+		"http://127.0.0.1:$DNS_MGMT/add-a"
+}
+lab_wait 10 dns_name shop.local && dns_name blog.local ||
+	bail "pebble-challtestsrv did not start"
 start_pebble || bail "pebble did not start"
 # The issuing chain pebble made for this run, to verify what is served.
 curl -sf --cacert "$PB/ca.crt" "https://127.0.0.1:$ACME_MGMT/roots/0" \
@@ -329,8 +333,8 @@ kill -HUP "$DT_A" "$DT_B"
 # ---- 4. a rejected order is that service's alone -----------------------------
 
 lab_graceful_service ghost 1 --label "$L.acme=true"
-check "the failed order is logged with the service and the host" \
-	lab_wait 90 eval 'grep -h "acme: the order for ghost.local (service ghost) failed" "$LOG_A" "$LOG_B" | grep -q "ghost.local"'
+check "the order for an unknown host fails, logged with the service and the host" \
+	lab_wait 90 eval 'grep -h "acme: the order for ghost.local (service ghost) failed at ghost.local" "$LOG_A" "$LOG_B" | grep -q -i "dns"'
 check "/healthz names the failing order" lab_wait 20 eval \
 	'curl -s "http://127.0.0.1:$METRICS_A/healthz" "http://127.0.0.1:$METRICS_B/healthz" | grep -q "\"failures\":\[\"ghost: ghost.local"'
 failing_sum() {

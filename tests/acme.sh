@@ -334,7 +334,7 @@ kill -HUP "$DT_A" "$DT_B"
 
 lab_graceful_service ghost 1 --label "$L.acme=true"
 check "the order for an unknown host fails, logged with the service and the host" \
-	lab_wait 90 eval 'grep -h "acme: the order for ghost.local (service ghost) failed at ghost.local" "$LOG_A" "$LOG_B" | grep -q -i "dns"'
+	lab_wait 90 eval 'grep -h "acme: the order for ghost.local (service ghost) failed at ghost.local" "$LOG_A" "$LOG_B" | grep -q "could not resolve"'
 check "/healthz names the failing order" lab_wait 20 eval \
 	'curl -s "http://127.0.0.1:$METRICS_A/healthz" "http://127.0.0.1:$METRICS_B/healthz" | grep -q "\"failures\":\[\"ghost: ghost.local"'
 failing_sum() {

@@ -715,6 +715,11 @@ config_validate(const struct config *c, char **cause)
 		*cause = xstrdup("[docker] tls_cert and tls_key go together");
 		return -1;
 	}
+	if (c->acme_enabled && *c->https_bind == '\0') {
+		*cause = xstrdup("[acme] enabled needs [routing] https_bind: "
+		    "the certificates are served on the HTTPS port");
+		return -1;
+	}
 	return 0;
 }
 

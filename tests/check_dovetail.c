@@ -143,6 +143,37 @@ START_TEST(test_config_file)
 	ck_assert_int_eq(config_set(c, "docker", "tls_key", "/k.pem",
 	    &cause), 0);
 	ck_assert_int_eq(config_validate(c, &cause), 0);
+	/* ACME serves its certificates on the HTTPS port: one is needed. */
+	ck_assert_int_eq(config_set(c, "acme", "enabled", "true", &cause), 0);
+	ck_assert_int_eq(config_validate(c, &cause), 0);
+	ck_assert_int_eq(config_set(c, "routing", "https_bind", "", &cause),
+	    0);
+	ck_assert_int_eq(config_validate(c, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "https_bind"));
+	free(cause);
+	ck_assert_int_eq(config_set(c, "acme", "enabled", "false", &cause),
+	    0);
+	ck_assert_int_eq(config_validate(c, &cause), 0);
+	/* Bad [acme] values, each refused with its key. */
+	ck_assert_int_eq(config_set(c, "acme", "directory",
+	    "http://ca.example/dir", &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "https:// URL"));
+	free(cause);
+	ck_assert_int_eq(config_set(c, "acme", "contact", "ops@example.com",
+	    &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "mailto:"));
+	free(cause);
+	ck_assert_int_eq(config_set(c, "acme", "key_file", "", &cause), -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "acme", "renew_days", "0", &cause),
+	    -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "acme", "timeout", "200ms", &cause),
+	    -1);
+	free(cause);
+	ck_assert_int_eq(config_set(c, "acme", "retry_interval", "1h",
+	    &cause), 0);
+	ck_assert_uint_eq(c->acme_retry_interval_ms, 3600000);
 	config_free(c);
 }
 END_TEST

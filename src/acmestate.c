@@ -352,18 +352,12 @@ acme_store_fallback(const struct acme_store *st, char *const *names,
     size_t n)
 {
 	const struct acme_cert *best = NULL;
-	size_t i, j, k, hits, best_hits = 0;
+	size_t i, hits, best_hits = 0;
 
 	for (i = 0; st != NULL && i < st->ncerts; i++) {
 		if (st->certs[i].pair.pem == NULL)
 			continue;
-		for (j = hits = 0; j < n; j++)
-			for (k = 0; k < st->certs[i].pair.info.nnames; k++)
-				if (strcmp(st->certs[i].pair.info.names[k],
-				    names[j]) == 0) {
-					hits++;
-					break;
-				}
+		hits = tls_names_covered(&st->certs[i].pair.info, names, n);
 		if (hits > best_hits || (hits == best_hits && hits > 0 &&
 		    st->certs[i].pair.info.not_after >
 		    best->pair.info.not_after)) {

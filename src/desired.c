@@ -913,22 +913,6 @@ free_routed(struct routed *r)
 	free(r->acme_id);
 }
 
-/* Whether the certificate names every one of names. */
-static int
-cert_covers(const struct cert_info *ci, char *const *names, size_t n)
-{
-	size_t i, j;
-
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < ci->nnames; j++)
-			if (strcmp(ci->names[j], names[i]) == 0)
-				break;
-		if (j == ci->nnames)
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * An ACME service's certificate names (its hosts and https:// redirect
  * sources), and the store's certificate for them if it has one that
@@ -956,8 +940,8 @@ acme_cert(const struct acme_store *st, struct routed *r, const char **label)
 	}
 	r->acme_id = acme_hosts_id(r->acme_names, r->nacme_names);
 	c = acme_store_cert(st, r->acme_id);
-	if (c != NULL && c->pair.pem != NULL && cert_covers(&c->pair.info,
-	    r->acme_names, r->nacme_names))
+	if (c != NULL && c->pair.pem != NULL && tls_names_covered(
+	    &c->pair.info, r->acme_names, r->nacme_names) == r->nacme_names)
 		r->cert = &c->pair;
 	else if ((c = acme_store_fallback(st, r->acme_names,
 	    r->nacme_names)) != NULL)

@@ -393,6 +393,8 @@ char *tls_combine(const char *cert, size_t, const char *key, size_t,
 int tls_cert_info(const char *pem, struct cert_info *, char **cause);
 void cert_info_copy(struct cert_info *, const struct cert_info *);
 void cert_info_free(struct cert_info *);
+size_t tls_names_covered(const struct cert_info *, char *const *names,
+    size_t n);
 long long tls_days_left(long long not_after, long long now);
 enum cert_expiry tls_expiry(const struct cert_info *, long long now,
     unsigned warn_days);

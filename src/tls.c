@@ -261,6 +261,21 @@ cert_info_free(struct cert_info *ci)
 }
 
 /* Whole days from now to not_after, rounded down: -1 once it expired. */
+/* How many of names the certificate names (its DNS subjectAltNames). */
+size_t
+tls_names_covered(const struct cert_info *ci, char *const *names, size_t n)
+{
+	size_t i, j, hits = 0;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < ci->nnames; j++)
+			if (strcmp(ci->names[j], names[i]) == 0) {
+				hits++;
+				break;
+			}
+	return hits;
+}
+
 long long
 tls_days_left(long long not_after, long long now)
 {

@@ -258,18 +258,6 @@ build_service(struct ctl_snapshot *sn, const struct ctl_state *in,
 		out->state = CTL_ROUTED;
 }
 
-/* Whether the service's certificate is ordered: its acme label says so. */
-static int
-acme_labelled(const struct service *svc, const char *prefix)
-{
-	char *key = xasprintf("%s.acme", prefix);
-	const char *v = service_label(svc, key);
-	int on = 0;
-
-	free(key);
-	return v != NULL && label_parse_bool(v, &on) == 0 && on;
-}
-
 static void
 build_certs(struct ctl_snapshot *sn, const struct ctl_state *in)
 {
@@ -299,8 +287,7 @@ build_certs(struct ctl_snapshot *sn, const struct ctl_state *in)
 		    &c->cert_secret, &c->key_secret))
 			c->cert_secret = c->key_secret = NULL;
 		/* Ordered ([acme]): from the swarm's store, no secret. */
-		if (svc != NULL && c->cert_secret == NULL && acme_labelled(svc,
-		    in->prefix))
+		if (dc->acme)
 			c->cert_secret = c->key_secret = "(acme)";
 	}
 }

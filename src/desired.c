@@ -809,6 +809,7 @@ build_certs(struct desired *d, const struct routed *routed, size_t nrouted)
 		c->file = xasprintf("svc-%s.pem", r->svc->name);
 		c->service = xstrdup(r->svc->name);
 		c->pem = xstrdup(r->cert->pem);
+		c->acme = r->spec.acme;
 		cert_info_copy(&c->info, &r->cert->info);
 		names = cert_names(&r->spec, &c->nsnis);
 		c->snis = copy_strings(names, c->nsnis);

@@ -546,6 +546,7 @@ struct dcert {
 	char **snis;		/* sorted */
 	size_t nsnis;
 	struct cert_info info;	/* what pem's certificate says */
+	int acme;		/* ordered ([acme]), not from secrets */
 };
 struct desired {
 	struct dbackend *backends;	/* sorted by name */

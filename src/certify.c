@@ -29,9 +29,7 @@
 #define KILL_SLACK_MS 30000	/* past [acme] timeout: less than the lock's */
 
 struct certify {
-	struct dconfig *configs;	/* the store, as last read */
-	size_t nconfigs;
-	uint64_t configs_hash;
+	uint64_t configs_hash;		/* the store's reply, as last read */
 	int have_configs;
 	int key_ok;
 	unsigned char key[32];		/* sealing key, from key_file */
@@ -141,7 +139,6 @@ certify_free(struct certify *c)
 	if (c == NULL)
 		return;
 	certify_stop(c, NULL);
-	dconfigs_free(c->configs, c->nconfigs);
 	acme_store_free(&c->store);
 	for (i = 0; i < c->ntracks; i++) {
 		free(c->tracks[i].hosts_id);
@@ -282,18 +279,15 @@ certify_sync(struct certify *c, struct docker *d, const struct config *cfg,
 		rc = -1;
 		goto out;
 	}
-	dconfigs_free(c->configs, c->nconfigs);
-	c->configs = v;
-	c->nconfigs = n;
 	c->configs_hash = h;
 	c->have_configs = 1;
 	c->key_ok = key_ok;
 	memcpy(c->key, key, sizeof(key));
 	thumb = key_ok ? account_thumbprint(v, n, c->key) : NULL;
 	acme_store_free(&c->store);
-	acme_store_build(&c->store, c->configs, c->nconfigs, key_ok ? c->key :
-	    NULL, thumb);
+	acme_store_build(&c->store, v, n, key_ok ? c->key : NULL, thumb);
 	free(thumb);
+	dconfigs_free(v, n);
 	log_debug("acme: the store holds %zu certificate(s), %zu "
 	    "challenge(s), %zu lock(s)", c->store.ncerts,
 	    c->store.nchallenges, c->store.nlocks);

@@ -67,6 +67,36 @@ acme_store_query(const char *label)
 	return path;
 }
 
+/* Reads one config of the store into dc: 0, 1 when there is none, -1. */
+static int
+read_config(struct docker *d, const char *name, struct dconfig *dc,
+    char **cause)
+{
+	struct buf out;
+	char *path = xasprintf("/configs/%s", name), *why;
+	long status;
+	int rc = -1;
+
+	buf_init(&out);
+	status = docker_send(d, "GET", path, NULL, &out, cause);
+	if (status == 404) {
+		free(*cause);
+		*cause = NULL;
+		rc = 1;
+	} else if (status == 200) {
+		if (swarm_parse_config(out.data == NULL ? "" : out.data,
+		    out.len, dc, &why) == 0)
+			rc = 0;
+		else {
+			*cause = xasprintf("config %s: %s", name, why);
+			free(why);
+		}
+	}
+	free(path);
+	buf_free(&out);
+	return rc;
+}
+
 /*
  * Removes a config of the store by name; with id, only while the name
  * is still that config (a lock another dovetail took over is not
@@ -78,32 +108,22 @@ acme_store_remove(struct docker *d, const char *name, const char *id,
 {
 	struct dconfig dc;
 	struct buf out;
-	char *path = xasprintf("/configs/%s", name), *why;
+	char *path = xasprintf("/configs/%s", name);
 	long status;
 	int rc = 0;
 
 	*cause = NULL;
 	buf_init(&out);
 	if (id != NULL) {
-		status = docker_send(d, "GET", path, NULL, &out, cause);
-		if (status == 404)
-			goto done;
-		if (status != 200 || swarm_parse_config(out.data == NULL ?
-		    "" : out.data, out.len, &dc, &why) == -1) {
-			if (status == 200) {
-				*cause = xasprintf("config %s: %s", name, why);
-				free(why);
-			}
-			rc = -1;
-			goto done;
-		}
-		rc = strcmp(dc.id, id) == 0 ? 0 : 1;
+		memset(&dc, 0, sizeof(dc));
+		rc = read_config(d, name, &dc, cause);
+		if (rc == 0 && strcmp(dc.id, id) != 0)
+			rc = 1;		/* another's now: not ours to remove */
 		dconfig_free_fields(&dc);
-		if (rc == 1) {
-			rc = 0;		/* another's now: not ours to remove */
+		if (rc != 0) {
+			rc = rc == 1 ? 0 : -1;	/* none (any more) is fine */
 			goto done;
 		}
-		buf_reset(&out);
 	}
 	status = docker_send(d, "DELETE", path, NULL, &out, cause);
 	if (status != 404 && (status < 200 || status > 299))
@@ -175,36 +195,6 @@ remove_config(struct child *ch, const char *name, const char *id)
 	say(ch, "removed %s", name);
 }
 
-/* Reads one config of the store into dc: 0, 1 when there is none, -1. */
-static int
-read_config(struct child *ch, const char *name, struct dconfig *dc,
-    char **cause)
-{
-	struct buf out;
-	char *path = xasprintf("/configs/%s", name), *why;
-	long status;
-	int rc = -1;
-
-	buf_init(&out);
-	status = docker_send(ch->docker, "GET", path, NULL, &out, cause);
-	if (status == 404) {
-		free(*cause);
-		*cause = NULL;
-		rc = 1;
-	} else if (status == 200) {
-		if (swarm_parse_config(out.data == NULL ? "" : out.data,
-		    out.len, dc, &why) == 0)
-			rc = 0;
-		else {
-			*cause = xasprintf("config %s: %s", name, why);
-			free(why);
-		}
-	}
-	free(path);
-	buf_free(&out);
-	return rc;
-}
-
 /*
  * Takes the names' lock: 0 with *id (new), 1 when another dovetail holds
  * it, -1 with *cause.  A lock past its expiry is removed, by its ID (two
@@ -230,7 +220,7 @@ take_lock(struct child *ch, const char *name, const char *hosts_id,
 		if (rc != 1)
 			break;
 		memset(&dc, 0, sizeof(dc));
-		rc = read_config(ch, name, &dc, cause);
+		rc = read_config(ch->docker, name, &dc, cause);
 		if (rc == -1)
 			break;
 		rc = 1;		/* not taken, unless a create succeeds */
@@ -258,7 +248,8 @@ account_key(struct child *ch, const unsigned char *key, char **cause)
 	int rc, tries;
 
 	for (tries = 0; tries < 2; tries++) {
-		rc = read_config(ch, ACME_CONFIG_PREFIX "account", &dc, cause);
+		rc = read_config(ch->docker, ACME_CONFIG_PREFIX "account", &dc,
+		    cause);
 		if (rc == -1)
 			return NULL;
 		if (rc == 0) {

@@ -2291,13 +2291,16 @@ agent_run(struct config *cfg, const char *config_path,
 		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)
 			fast_polls(&a);
 		acme_sync(&a, now);
-		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile))
+		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile)) {
 			reconcile(&a);
-		if (a.cfg->acme_enabled && a.docker_up && a.in_sync)
-			certify_schedule(a.acme, a.cfg, a.last,
-			    (long long)time(NULL));
-		certify_metrics(a.acme, a.cfg, a.last, (long long)time(NULL),
-		    &a.metrics);
+			/* After each reconcile, not each pass: a change, a
+			 * finished order (it sets dirty) or poll_interval. */
+			if (a.cfg->acme_enabled && a.docker_up && a.in_sync)
+				certify_schedule(a.acme, a.cfg, a.last,
+				    (long long)time(NULL));
+			certify_metrics(a.acme, a.cfg, a.last,
+			    (long long)time(NULL), &a.metrics);
+		}
 
 		next = a.next_reconcile;
 		if (a.docker_up) {

@@ -86,15 +86,20 @@ child_read(struct certify *c)
 }
 
 /*
- * Removes what a child left in the store; docker NULL: nothing can be
- * (the lock expires, and only this cluster's challenges are answered).
+ * What the child said: its result into o (0), or -1 when it gave none;
+ * what it left in the store is removed (with d; NULL: nothing can be,
+ * the lock expires, and only this cluster's challenges are answered).
  */
-static void
-remove_leftovers(struct docker *d, const struct kv *left, size_t n)
+static int
+child_outcome(struct certify *c, struct docker *d, struct acme_outcome *o)
 {
+	struct kv *left;
 	char *cause;
-	size_t i;
+	size_t i, n;
+	int rc;
 
+	rc = acme_parse_child(c->child_out.data == NULL ? "" :
+	    c->child_out.data, &left, &n, o);
 	for (i = 0; d != NULL && i < n; i++) {
 		if (acme_store_remove(d, left[i].key, left[i].value,
 		    &cause) == -1) {
@@ -105,6 +110,8 @@ remove_leftovers(struct docker *d, const struct kv *left, size_t n)
 			log_info("acme: removed %s, left by an unfinished "
 			    "order", left[i].key);
 	}
+	kvs_free(left, n);
+	return rc;
 }
 
 /* On exit: the order under way is ended, and what it left removed. */
@@ -112,8 +119,6 @@ void
 certify_stop(struct certify *c, struct docker *d)
 {
 	struct acme_outcome o;
-	struct kv *left;
-	size_t n;
 	int status;
 
 	if (c == NULL || c->child == 0)
@@ -122,10 +127,7 @@ certify_stop(struct certify *c, struct docker *d)
 	while (waitpid(c->child, &status, 0) == -1 && errno == EINTR)
 		;
 	child_read(c);
-	acme_parse_child(c->child_out.data == NULL ? "" : c->child_out.data,
-	    &left, &n, &o);
-	remove_leftovers(d, left, n);
-	kvs_free(left, n);
+	child_outcome(c, d, &o);
 	free(o.host);
 	free(o.why);
 	child_clear(c);
@@ -385,22 +387,17 @@ child_ended(struct certify *c, const struct config *cfg, struct docker *d,
 {
 	struct acme_outcome o;
 	struct acme_track *t;
-	struct kv *left;
-	size_t n;
 	char until[32];
 	long long now = (long long)time(NULL);
 	unsigned retry = cfg->acme_retry_interval_ms / 1000;
 
-	if (acme_parse_child(c->child_out.data == NULL ? "" :
-	    c->child_out.data, &left, &n, &o) == -1) {
+	if (child_outcome(c, d, &o) == -1) {
 		o.result = ACME_ORDER_FAILED;
 		o.host = NULL;
 		o.why = c->child_killed ? xasprintf("it ran past [acme] "
 		    "timeout and was stopped") : xasprintf("its process "
 		    "ended (status %d) without a result", status);
 	}
-	remove_leftovers(d, left, n);
-	kvs_free(left, n);
 	c->orders[o.result]++;
 	t = track_of(c, c->child_hosts_id);
 	switch (o.result) {

@@ -55,6 +55,30 @@ struct cert_warned {
 };
 #define CERT_WARN_EVERY (24 * 3600)
 
+/* What the files held before a write, to put back. */
+struct saved_files {
+	char *config;
+	char *side[NSIDE];
+};
+
+/*
+ * A check and reload running beside the loop.  Task changes go on through
+ * the runtime API meanwhile, to the backends of the file HAProxy runs.
+ */
+struct flight {
+	struct reload_job *job;
+	const char *why;	/* reload_reason's */
+	long long started;
+	char *config;		/* the file checked */
+	struct saved_files old;	/* what the files held before */
+	char **known;		/* backends of the file before: HAProxy's */
+	size_t nknown;
+	char **certs;		/* certificate files the file names, sorted */
+	size_t ncerts;
+	size_t nbackends, nhosts;
+	long master;		/* the master's PID when it started */
+};
+
 /* A combined certificate and what haproxy -c said of it (NULL: fine). */
 struct cert_check {
 	char *pem;
@@ -104,6 +128,7 @@ struct agent {
 	char *refused_config;	/* a file haproxy -c refused: not retried */
 	int reload_pending;	/* a checked file is on disk, not yet loaded */
 	long pending_master;	/* master PID when it was written, -1: none */
+	struct flight *flight;	/* a check and reload under way, or NULL */
 	int once;		/* --once: no retries to announce */
 	int ready;		/* READY=1 sent to the supervisor */
 	struct metrics metrics;
@@ -1086,76 +1111,119 @@ quarantine_refused(struct agent *a, const char *config, const char *out)
 	return added;
 }
 
+static void
+saved_files_free(struct saved_files *old)
+{
+	int i;
+
+	free(old->config);
+	for (i = 0; i < NSIDE; i++)
+		free(old->side[i]);
+	memset(old, 0, sizeof(*old));
+}
+
+static void
+restore_files(struct agent *a, const struct saved_files *old)
+{
+	int i;
+
+	restore(a->cfg->haproxy_config, &a->disk_config, old->config);
+	for (i = 0; i < NSIDE; i++)
+		restore(a->side_path[i], &a->disk_side[i], old->side[i]);
+}
+
 /*
- * Writes the side files and the file, checked with haproxy -c.  On any
- * failure the previous files are put back and -1 returned; -2 when the
- * refusal put services in quarantine, and a reconcile without them must
- * come before anything of this one is applied.
+ * Writes the certificates, the side files and the file, keeping in *old
+ * what they held.  On failure the files are put back, the cause reported
+ * and -1 returned.
+ */
+static int
+write_files(struct agent *a, const struct desired *d, const char *config,
+    char *const *sides, struct saved_files *old)
+{
+	char *cause = NULL;
+	int i;
+
+	old->config = a->disk_config == NULL ? NULL : xstrdup(a->disk_config);
+	for (i = 0; i < NSIDE; i++)
+		old->side[i] = a->disk_side[i] == NULL ? NULL :
+		    xstrdup(a->disk_side[i]);
+	if (write_certs(a, d, 0, &cause) == 0 &&
+	    write_sides(a, sides, &cause) == 0 &&
+	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,
+	    &cause) == 0)
+		return 0;
+	restore_files(a, old);
+	saved_files_free(old);
+	file_failed(a, cause);
+	return -1;
+}
+
+/*
+ * haproxy -c refused config (the files are back as they were): HAProxy's
+ * reason is logged, the same file is not tried again, and the services
+ * it names are left out.  Returns -2 when some were (a reconcile without
+ * them comes before anything else), -1 otherwise.
+ */
+static int
+check_refused(struct agent *a, const char *config, const char *cause,
+    const struct buf *out)
+{
+	char *said;
+
+	said = hastate_check_alerts(out->data == NULL ? "" : out->data);
+	log_warnx("haproxy: %s; keeping the previous file. HAProxy said: %s",
+	    cause, esc(said));
+	free(said);
+	free(a->refused_config);
+	a->refused_config = xstrdup(config);
+	/*
+	 * Without the services it names, at once.  Only backends of the
+	 * file HAProxy runs were changed meanwhile (a backend HAProxy
+	 * refused may share its name with one of the base file's).
+	 */
+	if (!quarantine_refused(a, config, out->data == NULL ? "" :
+	    out->data))
+		return -1;
+	a->dirty = 1;
+	return -2;
+}
+
+/*
+ * Writes the side files and the file, checked with haproxy -c, waiting
+ * for it: only while HAProxy is away, as a running one is reloaded
+ * beside the loop (flight_start).  On any failure the previous files are
+ * put back and -1 returned; -2 when the refusal put services in
+ * quarantine.
  */
 static int
 write_checked(struct agent *a, const struct desired *d, const char *config,
     char *const *sides)
 {
+	struct saved_files old;
 	struct buf out;
-	char *old_config, *old_side[NSIDE], *cause = NULL, *said;
-	int rc = -1, i, checked;
+	char *cause = NULL;
+	int rc;
 
 	/* The same file would be refused again: wait for a change. */
 	if (a->refused_config != NULL && strcmp(a->refused_config, config) == 0)
 		return -1;
-	old_config = a->disk_config == NULL ? NULL : xstrdup(a->disk_config);
-	for (i = 0; i < NSIDE; i++)
-		old_side[i] = a->disk_side[i] == NULL ? NULL :
-		    xstrdup(a->disk_side[i]);
+	if (write_files(a, d, config, sides, &old) == -1)
+		return -1;
 	buf_init(&out);
-	if (write_certs(a, d, 0, &cause) == -1 ||
-	    write_sides(a, sides, &cause) == -1 ||
-	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,
-	    &cause) == -1)
-		goto done;
-	checked = haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
+	rc = haproxy_check(a->cfg->haproxy_binary, a->cfg->haproxy_base,
 	    a->cfg->haproxy_config, &out, &cause);
-	if (checked != 0) {
-		restore(a->cfg->haproxy_config, &a->disk_config, old_config);
-		for (i = 0; i < NSIDE; i++)
-			restore(a->side_path[i], &a->disk_side[i], old_side[i]);
-	}
-	if (checked == -2) {
+	if (rc != 0)
+		restore_files(a, &old);
+	if (rc == -2) {
 		/* Not HAProxy's judgement: the same file is tried again. */
 		log_warnx("haproxy: %s; keeping the previous file", cause);
-		free(cause);
-		cause = NULL;
-		goto done;
-	}
-	if (checked == -1) {
-		said = hastate_check_alerts(out.data == NULL ? "" : out.data);
-		log_warnx("haproxy: %s; keeping the previous file. HAProxy "
-		    "said: %s", cause, esc(said));
-		free(said);
-		free(cause);
-		cause = NULL;
-		free(a->refused_config);
-		a->refused_config = xstrdup(config);
-		/*
-		 * Without the services it names, at once; nothing of this
-		 * desired state is applied meanwhile (a backend HAProxy
-		 * refused may share its name with one of the base file's).
-		 */
-		if (quarantine_refused(a, config, out.data == NULL ? "" :
-		    out.data)) {
-			a->dirty = 1;
-			rc = -2;
-		}
-		goto done;
-	}
-	rc = 0;
-done:
-	if (cause != NULL)
-		file_failed(a, cause);
+		rc = -1;
+	} else if (rc == -1)
+		rc = check_refused(a, config, cause, &out);
+	free(cause);
 	buf_free(&out);
-	free(old_config);
-	for (i = 0; i < NSIDE; i++)
-		free(old_side[i]);
+	saved_files_free(&old);
 	return rc;
 }
 
@@ -1278,6 +1346,9 @@ cert_applied(struct agent *a, const struct cmd *c)
 
 	if (c->file == NULL || (c->kind != CMD_CERT_COMMIT &&
 	    c->kind != CMD_CERT_DEL))
+		return;
+	/* The file a flight loads may name it: pruned after the reload. */
+	if (c->kind == CMD_CERT_DEL && a->flight != NULL)
 		return;
 	path = xasprintf("%s/%s", a->certs_dir, c->file);
 	if (c->kind == CMD_CERT_DEL) {
@@ -1606,26 +1677,33 @@ read_committed(struct agent *a, const struct desired *d, struct running *r)
 	    rmapent_cmp);
 }
 
-/* Certificate files no longer in use, once HAProxy reloaded without them. */
+/*
+ * Certificate files no longer in use, once HAProxy reloaded without them:
+ * neither in d nor among keep (sorted names, those of the file loaded).
+ */
 static void
-prune_certs(struct agent *a, const struct desired *d)
+prune_certs(struct agent *a, const struct desired *d, char *const *keep,
+    size_t nkeep)
 {
 	DIR *dir;
 	struct dirent *e;
 	struct dcert key;
-	char *path;
+	char *path, *name;
 
 	/* Without TLS, no key is left behind. */
-	if (d->ncerts == 0 && unlink(a->default_cert) == -1 && errno != ENOENT)
+	if (d->ncerts == 0 && nkeep == 0 && unlink(a->default_cert) == -1 &&
+	    errno != ENOENT)
 		log_warn("%s", a->default_cert);
 	if ((dir = opendir(a->certs_dir)) == NULL)
 		return;
 	while ((e = readdir(dir)) != NULL) {
-		key.file = e->d_name;
-		if (strncmp(e->d_name, "svc-", 4) != 0 || find_in_array(&key,
-		    d->certs, d->ncerts, sizeof(*d->certs), dcert_cmp) != NULL)
+		key.file = name = e->d_name;
+		if (strncmp(name, "svc-", 4) != 0 || find_in_array(&key,
+		    d->certs, d->ncerts, sizeof(*d->certs), dcert_cmp) != NULL ||
+		    find_in_array(&name, keep, nkeep, sizeof(char *),
+		    str_cmp_ptr) != NULL)
 			continue;
-		path = xasprintf("%s/%s", a->certs_dir, e->d_name);
+		path = xasprintf("%s/%s", a->certs_dir, name);
 		if (unlink(path) == -1)
 			log_warn("%s", path);
 		free(path);
@@ -1642,6 +1720,137 @@ record_reload(struct agent *a, const char *why, long long started,
 
 	ctl_reloads_add(&a->reloads, (long long)time(NULL) - ms / 1000,
 	    (unsigned)ms, why, error);
+}
+
+static void
+flight_free(struct flight *f)
+{
+	size_t i;
+
+	if (f == NULL)
+		return;
+	reload_job_free(f->job);
+	free(f->config);
+	saved_files_free(&f->old);
+	for (i = 0; i < f->nknown; i++)
+		free(f->known[i]);
+	free(f->known);
+	for (i = 0; i < f->ncerts; i++)
+		free(f->certs[i]);
+	free(f->certs);
+	free(f);
+}
+
+/*
+ * Writes the files of d and starts checking them and reloading HAProxy
+ * beside the loop.  Returns 0 when under way, -1 when the files could
+ * not be written or the check not started (reported).
+ */
+static int
+flight_start(struct agent *a, const struct desired *d, const char *why,
+    const char *config, char *const *sides)
+{
+	struct flight *f;
+	char *cause;
+	size_t i;
+
+	f = xcalloc(1, sizeof(*f));
+	f->started = mono_ms();
+	f->why = why;
+	if (write_files(a, d, config, sides, &f->old) == -1) {
+		record_reload(a, why, f->started, "the file was not written");
+		flight_free(f);
+		return -1;
+	}
+	f->job = reload_job_start(a->cfg->haproxy_binary, a->cfg->haproxy_base,
+	    a->cfg->haproxy_config, a->cfg->master_socket, RELOAD_TIMEOUT_MS,
+	    &cause);
+	if (f->job == NULL) {
+		log_warnx("haproxy: cannot check the file: %s; keeping the "
+		    "previous file", cause);
+		record_reload(a, why, f->started, cause);
+		free(cause);
+		restore_files(a, &f->old);
+		flight_free(f);
+		return -1;
+	}
+	f->config = xstrdup(config);
+	f->known = render_backends(f->old.config == NULL ? "" : f->old.config,
+	    &f->nknown);
+	f->ncerts = d->ncerts;
+	f->certs = xcalloc(d->ncerts + 1, sizeof(char *));
+	for (i = 0; i < d->ncerts; i++)
+		f->certs[i] = xstrdup(d->certs[i].file);
+	f->nbackends = d->nbackends;
+	f->nhosts = d->nhosts;
+	f->master = master_pid(a);
+	a->flight = f;
+	log_debug("haproxy: checking the file, then reloading (%s)", why);
+	return 0;
+}
+
+/*
+ * The flight ended as r says.  Returns 0 when HAProxy loaded the file,
+ * -2 when haproxy -c refused it and services went to quarantine (a
+ * reconcile without them follows), -1 otherwise.
+ */
+static int
+flight_end(struct agent *a, struct reload_result *r)
+{
+	struct flight *f = a->flight;
+	int rc = -1;
+
+	a->flight = NULL;
+	switch (r->outcome) {
+	case RELOAD_REFUSED:
+	case RELOAD_CHECK_FAILED:
+		restore_files(a, &f->old);
+		if (r->outcome == RELOAD_CHECK_FAILED)
+			/* Not HAProxy's judgement: tried again. */
+			log_warnx("haproxy: %s; keeping the previous file",
+			    r->cause);
+		else
+			rc = check_refused(a, f->config, r->cause, &r->output);
+		record_reload(a, f->why, f->started, rc == -2 ? "haproxy -c "
+		    "refused the file; the services it names are in "
+		    "quarantine" : r->cause);
+		break;
+	case RELOAD_FAILED:
+		a->reload_pending = 1;
+		a->pending_master = f->master;
+		record_reload(a, f->why, f->started, r->cause);
+		report_once(&a->reload_error, xasprintf("haproxy: reload "
+		    "failed: %s; retrying", r->cause));
+		a->metrics.reloads_failed++;
+		a->next_reconcile = mono_ms() + 2000;
+		break;
+	case RELOAD_DONE:
+		record_reload(a, f->why, f->started, NULL);
+		report_clear(&a->reload_error, "haproxy: reloads work again");
+		a->metrics.reloads_ok++;
+		a->reload_pending = 0;
+		log_info("haproxy: reloaded (%s): %zu backend(s), %zu host(s)",
+		    f->why, f->nbackends, f->nhosts);
+		if (a->last != NULL)
+			prune_certs(a, a->last, f->certs, f->ncerts);
+		/* The new worker is read and brought up to date at once. */
+		a->dirty = 1;
+		rc = 0;
+		break;
+	}
+	reload_result_free(r);
+	flight_free(f);
+	return rc;
+}
+
+/* Waits for a flight under way to end: for --once and at exit. */
+static int
+flight_land(struct agent *a)
+{
+	struct reload_result r;
+
+	reload_job_wait(a->flight->job, &r);
+	return flight_end(a, &r);
 }
 
 /*
@@ -1702,8 +1911,7 @@ reconcile(struct agent *a)
 	char *sides[NSIDE];
 	const char *why;
 	char *cause;
-	long long started;
-	int rc = -1, i, checked, retried, reuse;
+	int rc = -1, i, reuse;
 
 	/*
 	 * Nothing changed since a reconcile that left HAProxy in sync: what
@@ -1737,8 +1945,11 @@ reconcile(struct agent *a)
 		/*
 		 * HAProxy is away: leave a file it will start right with.  If
 		 * it is only its runtime socket that is away, the file must
-		 * still be loaded once it answers.
+		 * still be loaded once it answers.  A flight's file stays as
+		 * it is until the flight ends.
 		 */
+		if (a->flight != NULL)
+			goto out;
 		if (skeleton_changed(a->disk_config, config.data)) {
 			if (write_checked(a, d, config.data, sides) != 0)
 				goto out;
@@ -1757,54 +1968,35 @@ reconcile(struct agent *a)
 	}
 
 	settle_pending_reload(a);
-	if ((why = reload_reason(a, d, r, config.data)) != NULL) {
-		/* A file refused already is not tried, nor recorded, again. */
-		retried = a->refused_config == NULL ||
-		    strcmp(a->refused_config, config.data) != 0;
-		started = mono_ms();
-		checked = write_checked(a, d, config.data, sides);
-		if (checked != 0 && retried)
-			record_reload(a, why, started, checked == -2 ?
-			    "haproxy -c refused the file; the services it "
-			    "names are in quarantine" : "the file was not "
-			    "written, or haproxy -c refused it");
-		if (checked == -2)
-			goto out;
-		if (checked == -1)
-			goto plan;
-		a->reload_pending = 1;
-		a->pending_master = master_pid(a);
+	why = reload_reason(a, d, r, config.data);
+	/*
+	 * A file refused already is not tried, nor recorded, again; one
+	 * under way is let finish, and whatever changed meanwhile goes into
+	 * the next (a burst of new services makes one reload after it).
+	 */
+	if (why != NULL && a->flight == NULL && (a->refused_config == NULL ||
+	    strcmp(a->refused_config, config.data) != 0) &&
+	    flight_start(a, d, why, config.data, sides) == 0)
 		log_backend_changes(d, r);
-		if (haproxy_reload(a->cfg->master_socket, RELOAD_TIMEOUT_MS,
-		    &cause) == -1) {
-			record_reload(a, why, started, cause);
-			report_once(&a->reload_error, xasprintf("haproxy: "
-			    "reload failed: %s; retrying", cause));
-			a->metrics.reloads_failed++;
-			free(cause);
-			a->next_reconcile = mono_ms() + 2000;
-			goto plan;
-		}
-		record_reload(a, why, started, NULL);
-		report_clear(&a->reload_error, "haproxy: reloads work again");
-		a->metrics.reloads_ok++;
-		a->reload_pending = 0;
-		log_info("haproxy: reloaded (%s): %zu backend(s), %zu "
-		    "host(s)", why, d->nbackends, d->nhosts);
-		prune_certs(a, d);
-		running_free(r);
-		if (read_running(a, &r) == -1)
-			goto out;
-	}
-plan:
+	/*
+	 * Meanwhile only the backends of the file HAProxy runs are changed:
+	 * a new one may bear the name of one of the base file's, which the
+	 * check refuses.
+	 */
+	if (a->flight != NULL)
+		running_keep_backends(r, a->flight->known, a->flight->nknown);
 	poll_fallen(a, r);
 	read_committed(a, d, r);
 	plan_build(&p, d, a->last, r, &a->ro);
 	/* Refused ones wait: the full read's reconcile comes back to them. */
 	hold_filter(&a->hold, &p, mono_ms());
 	apply_plan(a, &p);
-	/* Server lines and map entries only: no check or reload needed. */
-	if (!skeleton_changed(a->disk_config, config.data)) {
+	/*
+	 * Server lines and map entries only: no check or reload needed.  The
+	 * files a flight checks and loads are not touched before it ends.
+	 */
+	if (a->flight == NULL && !skeleton_changed(a->disk_config,
+	    config.data)) {
 		if (write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
 		    config.data, &cause) == -1) {
@@ -2090,6 +2282,7 @@ agent_free(struct agent *a)
 
 	metrics_stop(a->http);
 	ctl_close(a->ctl);
+	flight_free(a->flight);
 	running_free(a->seen);
 	ctl_reloads_free(&a->reloads);
 	certify_stop(a->acme, a->docker_up ? a->docker : NULL);
@@ -2194,6 +2387,34 @@ acme_sync(struct agent *a, long long now)
 }
 
 /*
+ * --once: a reconcile, and when it reloads HAProxy, the reload waited for
+ * and HAProxy brought up to date after it.
+ */
+static int
+once_reconcile(struct agent *a)
+{
+	int rc;
+
+	for (;;) {
+		rc = reconcile(a);
+		if (a->flight == NULL)
+			return rc;
+		if (flight_land(a) == -1)
+			return -1;
+	}
+}
+
+/* A flight that ended is taken in; a reload makes HAProxy read again. */
+static void
+flight_check(struct agent *a, long long now)
+{
+	struct reload_result r;
+
+	if (a->flight != NULL && reload_job_poll(a->flight->job, now, &r) == 1)
+		flight_end(a, &r);
+}
+
+/*
  * Runs until SIGTERM or SIGINT (returns 0), or with once set, does one
  * full reconcile and returns 0 on success, 1 otherwise.
  */
@@ -2204,7 +2425,7 @@ agent_run(struct config *cfg, const char *config_path,
 	struct agent a;
 	struct docker_event ev;
 	long long now, next;
-	struct pollfd fds[2 + CTL_MAX_CLIENTS + 1];
+	struct pollfd fds[2 + CTL_MAX_CLIENTS + 2];
 	char drain[64];
 	size_t nfds;
 	int rc = 0;
@@ -2226,7 +2447,7 @@ agent_run(struct config *cfg, const char *config_path,
 		docker_up(&a);
 		if (a.docker_up && full_sync(&a) == 0)
 			acme_sync(&a, mono_ms());	/* the ordered certificates */
-		if (!a.docker_up || !a.have_snapshot || reconcile(&a) == -1)
+		if (!a.docker_up || !a.have_snapshot || once_reconcile(&a) == -1)
 			rc = 1;
 		else
 			log_info("once: %s written", cfg->haproxy_config);
@@ -2270,7 +2491,8 @@ agent_run(struct config *cfg, const char *config_path,
 	log_info("started: docker %s, haproxy runtime %s, file %s",
 	    cfg->docker_url, cfg->runtime_socket, cfg->haproxy_config);
 	while (!got_term) {
-		if (got_hup) {
+		/* Another configuration waits for the reload under way. */
+		if (got_hup && a.flight == NULL) {
 			got_hup = 0;
 			notify_reloading();
 			reread_config(&a);
@@ -2291,6 +2513,7 @@ agent_run(struct config *cfg, const char *config_path,
 		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)
 			fast_polls(&a);
 		acme_sync(&a, now);
+		flight_check(&a, now);
 		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile)) {
 			reconcile(&a);
 			/* After each reconcile, not each pass: a change, a
@@ -2313,6 +2536,9 @@ agent_run(struct config *cfg, const char *config_path,
 		} else
 			next = earliest(next, a.docker_retry_at);
 		next = earliest(next, ctl_deadline(a.ctl));
+		if (a.flight != NULL)
+			next = earliest(next,
+			    reload_job_deadline(a.flight->job));
 		now = mono_ms();
 		next = next <= now ? 0 : next - now;
 		if (next > 60000)
@@ -2325,13 +2551,22 @@ agent_run(struct config *cfg, const char *config_path,
 		fds[1].fd = metrics_fd(a.http);
 		fds[1].events = POLLIN;
 		nfds = 2 + ctl_pollfds(a.ctl, fds + 2,
-		    sizeof(fds) / sizeof(fds[0]) - 2);
+		    sizeof(fds) / sizeof(fds[0]) - 3);
+		if (a.flight != NULL) {
+			fds[nfds].fd = reload_job_fd(a.flight->job);
+			fds[nfds++].events = POLLIN;
+		}
 		if (docker_wait(a.docker, fds, nfds, (int)next) == -1)
 			log_warnx("docker: waiting on the event stream failed");
 		metrics_run(a.http);
 		ctl_run(a.ctl, mono_ms());
 		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 			;
+	}
+	/* A reload under way ends first: its file must not stay unchecked. */
+	if (a.flight != NULL) {
+		log_info("stopping once the reload under way ends");
+		flight_land(&a);
 	}
 	log_info("stopping on signal");
 	notify_send("STOPPING=1");

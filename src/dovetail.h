@@ -643,6 +643,7 @@ void render_crt_list(struct buf *, const struct desired *,
 void render_skeleton(struct buf *, const char *config_text);
 unsigned render_default_server_line(const char *text);
 char *render_services_at(const char *text, unsigned line);
+char **render_backends(const char *text, size_t *n);
 void render_server_addr(struct buf *, const struct dserver *);
 void render_server_args(struct buf *, const struct desired *,
     const struct dbackend *, const struct dserver *);
@@ -706,6 +707,7 @@ int hastate_parse_reload(const char *reply, char **alerts);
 unsigned hastate_check_line(const char *out, const char *file,
     char **message);
 int running_has_backend(const struct running *, const char *);
+void running_keep_backends(struct running *, char *const *names, size_t n);
 int rmapent_cmp(const void *, const void *);
 int rserver_cmp(const void *, const void *);
 int rserver_in_maint(const struct rserver *);
@@ -792,6 +794,34 @@ int haproxy_check_reason(const char *output, char **reason);
 int haproxy_reload(const char *master_socket, unsigned timeout_ms,
     char **cause);
 int haproxy_master_pid(const char *master_socket, long *pid, char **cause);
+/*
+ * A check and reload running beside the loop: "haproxy -c" of the files,
+ * then, when it passed, the reload through the master CLI, in a child
+ * process that reports on a pipe.
+ */
+enum reload_outcome {
+	RELOAD_DONE = 0,	/* checked and reloaded */
+	RELOAD_REFUSED,		/* haproxy -c refused the files */
+	RELOAD_CHECK_FAILED,	/* the check could not run or finish */
+	RELOAD_FAILED,		/* checked, but the reload failed */
+};
+struct reload_result {
+	enum reload_outcome outcome;
+	char *cause;		/* new; NULL with RELOAD_DONE */
+	struct buf output;	/* what haproxy -c printed */
+};
+struct reload_job;
+struct reload_job *reload_job_start(const char *binary, const char *base,
+    const char *config, const char *master_socket, unsigned reload_timeout_ms,
+    char **cause);
+int reload_job_fd(const struct reload_job *);
+long long reload_job_deadline(const struct reload_job *);
+int reload_job_poll(struct reload_job *, long long now,
+    struct reload_result *);
+void reload_job_wait(struct reload_job *, struct reload_result *);
+void reload_job_free(struct reload_job *);
+void reload_result_free(struct reload_result *);
+int reload_report_parse(const char *, size_t, struct reload_result *);
 
 /* docker.c: the Docker Engine API over libcurl */
 struct docker;

@@ -517,6 +517,26 @@ running_has_backend(const struct running *r, const char *name)
 	    str_cmp_ptr) != NULL;
 }
 
+/*
+ * Leaves in r only the backends among names (sorted) and dovetail's own
+ * no-route one: a plan then touches no other.  Order is kept.
+ */
+void
+running_keep_backends(struct running *r, char *const *names, size_t n)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < r->nbackends; i++) {
+		if (strcmp(r->backends[i], DT_BACKEND_NO_ROUTE) == 0 ||
+		    find_in_array(&r->backends[i], names, n, sizeof(char *),
+		    str_cmp_ptr) != NULL)
+			r->backends[kept++] = r->backends[i];
+		else
+			free(r->backends[i]);
+	}
+	r->nbackends = kept;
+}
+
 int
 rserver_in_maint(const struct rserver *s)
 {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -357,4 +358,280 @@ haproxy_reload(const char *master, unsigned timeout_ms, char **cause)
 		}
 		poll(NULL, 0, 50);
 	}
+}
+
+/* ---- a check and reload beside the loop ---- */
+
+/* What a report may hold: the check's output and a cause. */
+#define REPORT_MAX (CHECK_OUTPUT_MAX + 16384)
+
+struct reload_job {
+	pid_t pid;
+	int fd;			/* the child's report, non-blocking */
+	struct buf report;
+	long long deadline;
+	long long limit_ms;	/* the deadline, from the start */
+};
+
+static int
+write_all(int fd, const char *data, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, data, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The child: check, then reload when the check passed, then one report
+ * on fd: "OUTCOME CAUSE-LENGTH\n", the cause, what haproxy -c printed.
+ */
+static void
+reload_child(int fd, const char *binary, const char *base, const char *config,
+    const char *master, unsigned timeout_ms)
+{
+	enum reload_outcome outcome = RELOAD_DONE;
+	struct buf out;
+	char *cause = NULL, head[64];
+	int n, rc;
+
+	buf_init(&out);
+	rc = haproxy_check(binary, base, config, &out, &cause);
+	if (rc == -1)
+		outcome = RELOAD_REFUSED;
+	else if (rc == -2)
+		outcome = RELOAD_CHECK_FAILED;
+	else if (haproxy_reload(master, timeout_ms, &cause) == -1)
+		outcome = RELOAD_FAILED;
+	n = snprintf(head, sizeof(head), "%d %zu\n", (int)outcome,
+	    cause == NULL ? 0 : strlen(cause));
+	if (write_all(fd, head, (size_t)n) == -1 || (cause != NULL &&
+	    write_all(fd, cause, strlen(cause)) == -1) ||
+	    write_all(fd, out.data == NULL ? "" : out.data, out.len) == -1)
+		_exit(1);
+	_exit(0);
+}
+
+/*
+ * Starts checking config (with base) and, when HAProxy accepts it,
+ * reloading through master, beside the caller.  Returns the job (new),
+ * or NULL with *cause when no process could be started.
+ */
+struct reload_job *
+reload_job_start(const char *binary, const char *base, const char *config,
+    const char *master, unsigned reload_timeout_ms, char **cause)
+{
+	struct reload_job *j;
+	pid_t parent = getpid(), pid;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		*cause = xasprintf("pipe: %s", strerror(errno));
+		return NULL;
+	}
+	pid = fork();
+	if (pid == -1) {
+		*cause = xasprintf("fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		/*
+		 * Its own process group, so that the check it runs goes
+		 * with it; gone with dovetail, which may be killed in the
+		 * middle of a reload and restarted.
+		 */
+		setpgid(0, 0);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(1);
+		if (dup2(p[1], 3) == -1 || fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+			_exit(1);
+		close_range(4, ~0U, 0);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGCHLD, SIG_DFL);
+		reload_child(3, binary, base, config, master, reload_timeout_ms);
+	}
+	close(p[1]);
+	j = xcalloc(1, sizeof(*j));
+	j->pid = pid;
+	j->fd = p[0];
+	buf_init(&j->report);
+	j->limit_ms = CHECK_TIMEOUT_MS + (long long)reload_timeout_ms + 5000;
+	j->deadline = mono_ms() + j->limit_ms;
+	/* The loop reads what is there, never waits on it. */
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) == -1) {
+		*cause = xasprintf("fcntl: %s", strerror(errno));
+		reload_job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* The descriptor to poll for the job's report. */
+int
+reload_job_fd(const struct reload_job *j)
+{
+	return j->fd;
+}
+
+/* When the job is given up (monotonic ms). */
+long long
+reload_job_deadline(const struct reload_job *j)
+{
+	return j->deadline;
+}
+
+/*
+ * Reads a report: 0 with *r filled (r->cause and r->output new), -1
+ * when it is not one.  Pure.
+ */
+int
+reload_report_parse(const char *data, size_t len, struct reload_result *r)
+{
+	const char *nl, *p;
+	char *end;
+	unsigned long outcome, clen;
+
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->output);
+	nl = memchr(data, '\n', len);
+	if (nl == NULL || len == 0 || data[0] < '0' || data[0] > '9')
+		return -1;
+	errno = 0;
+	outcome = strtoul(data, &end, 10);
+	if (errno != 0 || *end != ' ' || outcome > RELOAD_FAILED)
+		return -1;
+	p = end + 1;
+	if (p >= nl || *p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	clen = strtoul(p, &end, 10);
+	if (errno != 0 || end != nl || clen > (size_t)(data + len - nl - 1))
+		return -1;
+	if ((outcome == RELOAD_DONE) != (clen == 0))
+		return -1;
+	r->outcome = (enum reload_outcome)outcome;
+	if (clen > 0)
+		r->cause = xasprintf("%.*s", (int)clen, nl + 1);
+	buf_add(&r->output, nl + 1 + clen, (size_t)(data + len - nl - 1) -
+	    clen);
+	return 0;
+}
+
+static void
+job_reap(struct reload_job *j, int killed, struct reload_result *r)
+{
+	int status = 0;
+
+	if (killed) {
+		kill(-j->pid, SIGKILL);
+		kill(j->pid, SIGKILL);
+	}
+	while (waitpid(j->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	j->pid = -1;
+	if (killed) {
+		memset(r, 0, sizeof(*r));
+		buf_init(&r->output);
+		r->outcome = RELOAD_CHECK_FAILED;
+		r->cause = xasprintf("the check and reload did not finish "
+		    "within %lld seconds", j->limit_ms / 1000);
+		return;
+	}
+	if (reload_report_parse(j->report.data == NULL ? "" : j->report.data,
+	    j->report.len, r) == 0)
+		return;
+	reload_result_free(r);
+	r->outcome = RELOAD_CHECK_FAILED;
+	r->cause = WIFSIGNALED(status) ? xasprintf("the check and reload "
+	    "process ended on signal %d", WTERMSIG(status)) :
+	    xstrdup("the check and reload process ended without a report");
+}
+
+/*
+ * Reads what the job said so far.  Returns 1 when it ended, with *r
+ * filled (free it with reload_result_free), or 0 while it runs.  A job
+ * past its deadline is killed and ends as RELOAD_CHECK_FAILED.
+ */
+int
+reload_job_poll(struct reload_job *j, long long now, struct reload_result *r)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	if (j->pid == -1)
+		return 0;
+	for (;;) {
+		n = read(j->fd, chunk, sizeof(chunk));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN) {
+			if (now < j->deadline)
+				return 0;
+			job_reap(j, 1, r);
+			return 1;
+		}
+		if (n <= 0)
+			break;
+		if (j->report.len < REPORT_MAX)
+			buf_add(&j->report, chunk, (size_t)n);
+	}
+	job_reap(j, 0, r);
+	return 1;
+}
+
+/* Waits for the job to end (or its deadline), then as reload_job_poll. */
+void
+reload_job_wait(struct reload_job *j, struct reload_result *r)
+{
+	struct pollfd pfd;
+	long long left;
+
+	for (;;) {
+		if (reload_job_poll(j, mono_ms(), r) == 1)
+			return;
+		left = j->deadline - mono_ms();
+		pfd.fd = j->fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, left < 0 ? 0 : (int)left) == -1 &&
+		    errno != EINTR)
+			poll(NULL, 0, 10);
+	}
+}
+
+/* Stops a job still running (killing it) and frees it.  NULL: nothing. */
+void
+reload_job_free(struct reload_job *j)
+{
+	struct reload_result r;
+
+	if (j == NULL)
+		return;
+	if (j->pid != -1) {
+		job_reap(j, 1, &r);
+		reload_result_free(&r);
+	}
+	close(j->fd);
+	buf_free(&j->report);
+	free(j);
+}
+
+void
+reload_result_free(struct reload_result *r)
+{
+	free(r->cause);
+	r->cause = NULL;
+	buf_free(&r->output);
 }

@@ -406,3 +406,33 @@ render_services_at(const char *text, unsigned line)
 	nl = strchr(svc, '\n');
 	return nl == NULL ? xstrdup(svc) : xstrndup(svc, (size_t)(nl - svc));
 }
+
+/*
+ * The backends a rendered file declares, sorted (new array of new
+ * strings, *n of them).  Pure.
+ */
+char **
+render_backends(const char *text, size_t *n)
+{
+	const char *p = text, *end;
+	char **names = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, "backend ", 8) == 0) {
+			p += 8;
+			end = p + strcspn(p, " \t\n");
+			if (*n == cap) {
+				cap = cap == 0 ? 16 : cap * 2;
+				names = xreallocarray(names, cap,
+				    sizeof(char *));
+			}
+			names[(*n)++] = xstrndup(p, (size_t)(end - p));
+		}
+		if ((p = strchr(p, '\n')) != NULL)
+			p++;
+	}
+	sort_array(names, *n, sizeof(char *), str_cmp_ptr);
+	return names;
+}

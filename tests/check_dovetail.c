@@ -5,11 +5,13 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1725,6 +1727,181 @@ START_TEST(test_check_refusal)
 }
 END_TEST
 
+START_TEST(test_render_backends)
+{
+	char **names;
+	size_t n, i;
+
+	names = render_backends("global\n\tmaxconn 10\nfrontend http\n"
+	    "\tuse_backend svc-x\nbackend svc-b\n\t# services: b\n"
+	    "\tserver s1 127.0.0.1:1\nbackend dovetail-no-route\n"
+	    "backend svc-a mode\nlisten backend\n  backend svc-c\n"
+	    "backend tlssvc-z", &n);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_str_eq(names[0], "dovetail-no-route");
+	ck_assert_str_eq(names[1], "svc-a");
+	ck_assert_str_eq(names[2], "svc-b");
+	ck_assert_str_eq(names[3], "tlssvc-z");
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	names = render_backends("", &n);
+	ck_assert_uint_eq(n, 0);
+	free(names);
+}
+END_TEST
+
+START_TEST(test_running_keep_backends)
+{
+	struct running *r = running_new();
+	char *known[] = { "svc-a", "svc-c" }, *cause;
+
+	ck_assert_int_eq(hastate_parse_backends(r, "# name\nbase-web\n"
+	    "dovetail-no-route\nsvc-a\nsvc-b\nsvc-c\n", &cause), 0);
+	running_keep_backends(r, known, 2);
+	ck_assert_uint_eq(r->nbackends, 3);
+	ck_assert_int_eq(running_has_backend(r, "svc-a"), 1);
+	ck_assert_int_eq(running_has_backend(r, "svc-c"), 1);
+	ck_assert_int_eq(running_has_backend(r, DT_BACKEND_NO_ROUTE), 1);
+	/* A base file's backend, one the file does not have yet: gone. */
+	ck_assert_int_eq(running_has_backend(r, "base-web"), 0);
+	ck_assert_int_eq(running_has_backend(r, "svc-b"), 0);
+	running_keep_backends(r, NULL, 0);
+	ck_assert_uint_eq(r->nbackends, 1);
+	running_free(r);
+}
+END_TEST
+
+START_TEST(test_reload_report_parse)
+{
+	struct reload_result r;
+
+	ck_assert_int_eq(reload_report_parse("0 0\n", 4, &r), 0);
+	ck_assert_int_eq(r.outcome, RELOAD_DONE);
+	ck_assert_ptr_null(r.cause);
+	ck_assert_uint_eq(r.output.len, 0);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("1 7\nrefusedline 1\n", 18, &r),
+	    0);
+	ck_assert_int_eq(r.outcome, RELOAD_REFUSED);
+	ck_assert_str_eq(r.cause, "refused");
+	ck_assert_uint_eq(r.output.len, 7);
+	ck_assert_int_eq(memcmp(r.output.data, "line 1\n", 7), 0);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("3 2\nno", 6, &r), 0);
+	ck_assert_int_eq(r.outcome, RELOAD_FAILED);
+	ck_assert_str_eq(r.cause, "no");
+	reload_result_free(&r);
+	/* Cut short, an unknown outcome, a done one with a cause, junk. */
+	ck_assert_int_eq(reload_report_parse("3 5\nno", 6, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("4 0\n", 4, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("0 2\nok", 6, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("2 0\n", 4, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("", 0, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("0 0", 3, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("1 -1\n", 5, &r), -1);
+	reload_result_free(&r);
+	ck_assert_int_eq(reload_report_parse("1  1\nx", 6, &r), -1);
+	reload_result_free(&r);
+}
+END_TEST
+
+/* A job with a stand-in for haproxy: its exit status is the check's. */
+static void
+run_job(const char *binary, struct reload_result *r)
+{
+	struct reload_job *j;
+	char *cause = NULL;
+
+	j = reload_job_start(binary, "", "/nonexistent/dovetail.cfg",
+	    "/nonexistent/master.sock", 1000, &cause);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_gt(reload_job_fd(j), 2);
+	ck_assert_int_gt(reload_job_deadline(j), mono_ms());
+	reload_job_wait(j, r);
+	/* Ended: polling again says nothing new. */
+	ck_assert_int_eq(reload_job_poll(j, mono_ms(), NULL), 0);
+	reload_job_free(j);
+}
+
+START_TEST(test_reload_job)
+{
+	struct reload_result r;
+
+	run_job("/bin/false", &r);
+	ck_assert_int_eq(r.outcome, RELOAD_REFUSED);
+	ck_assert_ptr_nonnull(strstr(r.cause, "refused"));
+	reload_result_free(&r);
+	run_job("/nonexistent/haproxy", &r);
+	ck_assert_int_eq(r.outcome, RELOAD_CHECK_FAILED);
+	ck_assert_str_eq(r.cause, "cannot run /nonexistent/haproxy");
+	ck_assert_ptr_nonnull(strstr(r.output.data, "cannot run"));
+	reload_result_free(&r);
+	/* Checked; then no master to reload. */
+	run_job("/bin/true", &r);
+	ck_assert_int_eq(r.outcome, RELOAD_FAILED);
+	ck_assert_ptr_nonnull(strstr(r.cause, "/nonexistent/master.sock"));
+	reload_result_free(&r);
+	/* A job freed while it runs is killed with its check. */
+	{
+		struct reload_job *j;
+		char script[] = "/tmp/dovetail-check-XXXXXX", pidfile[64],
+		    *cause = NULL, *stat;
+		struct buf b;
+		long pid;
+		int fd, gone = 0, tries;
+
+		fd = mkstemp(script);
+		ck_assert_int_ne(fd, -1);
+		snprintf(pidfile, sizeof(pidfile), "%s.pid", script);
+		ck_assert_int_gt(dprintf(fd, "#!/bin/sh\necho $$ > %s.tmp && "
+		    "mv %s.tmp %s\nexec sleep 600\n", pidfile, pidfile,
+		    pidfile), 0);
+		ck_assert_int_eq(fchmod(fd, 0700), 0);
+		close(fd);
+		j = reload_job_start(script, "", "x", "/nonexistent", 1000,
+		    &cause);
+		ck_assert_ptr_nonnull(j);
+		buf_init(&b);
+		for (tries = 0; tries < 1000; tries++) {
+			buf_reset(&b);
+			if (file_read(pidfile, &b, &cause) == 0 && b.len > 0)
+				break;
+			free(cause);
+			cause = NULL;
+			poll(NULL, 0, 10);
+		}
+		ck_assert_uint_gt(b.len, 0);
+		pid = strtol(b.data, NULL, 10);
+		ck_assert_int_eq(reload_job_poll(j, mono_ms(), &r), 0);
+		reload_job_free(j);
+		/* Killed: gone, or a zombie for init to reap. */
+		for (tries = 0; tries < 1000 && !gone; tries++) {
+			stat = xasprintf("/proc/%ld/stat", pid);
+			buf_reset(&b);
+			if (file_read(stat, &b, &cause) == -1) {
+				free(cause);
+				gone = 1;
+			} else if (strstr(b.data, ") Z ") != NULL)
+				gone = 1;
+			else
+				poll(NULL, 0, 10);
+			free(stat);
+		}
+		ck_assert_int_eq(gone, 1);
+		buf_free(&b);
+		unlink(pidfile);
+		unlink(script);
+	}
+}
+END_TEST
+
 START_TEST(test_add_server_twin)
 {
 	check_add_server_twin(0, -1);
@@ -2460,6 +2637,10 @@ suite_units(void)
 	tcase_add_test(tc, test_skeleton);
 	tcase_add_test(tc, test_skeleton_invariant);
 	tcase_add_test(tc, test_add_server_twin);
+	tcase_add_test(tc, test_render_backends);
+	tcase_add_test(tc, test_running_keep_backends);
+	tcase_add_test(tc, test_reload_report_parse);
+	tcase_add_test(tc, test_reload_job);
 	tcase_add_test(tc, test_map_used);
 	tcase_add_test(tc, test_hold);
 	tcase_add_test(tc, test_check_refusal);

@@ -302,6 +302,59 @@ check "HAProxy restarted in the middle of a batch: web ends routed to exactly it
 	lab_wait 60 exactly web 5
 check "... and the other services too" exactly full 1
 
+# ---- a slow check ------------------------------------------------------------------
+# haproxy -c held (a wrapper in front of it waits while a file exists):
+# the check and reload run beside dovetail's loop, so task changes still
+# reach HAProxy meanwhile, nothing of the new service does before its
+# reload, and the new services of a burst that arrive meanwhile are loaded
+# together by one more reload, not one each.
+
+SLOW=$LAB_DIR/slow-haproxy
+HOLD=$LAB_DIR/check.hold
+HELD=$LAB_DIR/check.held
+cat >"$SLOW" <<EOF
+#!/bin/sh
+# Held for at most 50 s: dovetail gives a check 60.
+if [ -e "$HOLD" ]; then
+	touch "$HELD"
+	n=0
+	while [ -e "$HOLD" ] && [ \$n -lt 250 ]; do sleep 0.2; n=\$((n + 1)); done
+fi
+exec "$LAB_HAPROXY" "\$@"
+EOF
+chmod +x "$SLOW"
+hups=$(grep -c "SIGHUP: configuration" "$LOG")
+sed -i "s|^binary = .*|binary = $SLOW|" "$CONF"
+kill -HUP "$DT_PID"
+check "a slow haproxy -c: the configuration naming it is taken" \
+	lab_wait 30 sh -c "[ \$(grep -c 'SIGHUP: configuration' '$LOG') -gt $hups ]"
+reloads_ok() { metric 'dovetail_reloads_total{result="ok"}'; }
+before=$(reloads_ok)
+load_start
+rm -f "$HELD"
+touch "$HOLD"
+app slow1 1
+check "... a new service's check is under way" lab_wait 60 test -e "$HELD"
+dk service scale --detach web=2 >/dev/null
+check "... meanwhile, web's scale-down reaches HAProxy: exactly its 2 tasks" \
+	lab_wait 40 exactly web 2
+check "... and nothing of the new service does before its reload" \
+	test "$(servers svc-slow1)" -eq 0
+app slow2 1
+app slow3 1
+both_run() { [ -n "$(lab_expected slow2)" ] && [ -n "$(lab_expected slow3)" ]; }
+check "... two more new services run while the check is held" lab_wait 40 both_run
+check "... and the check is still held" test -e "$HOLD"
+rm -f "$HOLD"
+check "the check released: slow1 is routed" lab_wait 60 exactly slow1 1
+check "... slow2 as well" lab_wait 60 exactly slow2 1
+check "... and slow3" lab_wait 60 exactly slow3 1
+after=$(reloads_ok)
+check "... with at most two reloads for the three new services ($before -> $after)" \
+	test "$((after - before))" -ge 1 -a "$((after - before))" -le 2
+check "... and web is still routed to exactly its 2 tasks" lab_wait 20 exactly web 2
+load_checked "a slow haproxy -c"
+
 stop_dovetail
 check "dovetail stops cleanly at the end" test -z "$DT_PID"
 check "dovetail never crashed (no sanitizer report)" sh -c "! grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error:' '$LOG'"

@@ -98,32 +98,159 @@ load_json(const char *text, size_t len, json_type type, char **cause)
 	return root;
 }
 
+static void node_free_fields(struct node *);
+
+/* One element of each kind freed, for parse_array. */
+static void
+service_elem_free(void *p)
+{
+	service_free_fields(p);
+}
+
+static void
+task_elem_free(void *p)
+{
+	task_free_fields(p);
+}
+
+static void
+node_elem_free(void *p)
+{
+	node_free_fields(p);
+}
+
+static void
+network_elem_free(void *p)
+{
+	struct network *n = p;
+
+	free(n->id);
+	free(n->name);
+}
+
+static void
+secret_elem_free(void *p)
+{
+	struct secret *x = p;
+
+	free(x->name);
+	free(x->stack);
+}
+
+static void
+dconfig_elem_free(void *p)
+{
+	dconfig_free_fields(p);
+}
+
+static int
+count_lines(const char *p, size_t len)
+{
+	const char *end = p + len;
+	int n = 0;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+/* Past the JSON whitespace at text[i], counting the newlines in *line. */
+static size_t
+skip_space(const char *text, size_t len, size_t i, int *line)
+{
+	for (; i < len; i++) {
+		if (text[i] == '\n')
+			(*line)++;
+		else if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r')
+			break;
+	}
+	return i;
+}
+
 /*
  * Parses a JSON array of objects into a new array of size-byte elements:
- * parse fills one element from one object, or returns -1 to skip it.
- * The result is sorted with cmp.
+ * parse fills one element from one object, or returns -1 to skip it;
+ * free_elem frees a filled one.  The result is sorted with cmp.
+ *
+ * One object is parsed at a time, so that a reply of ten thousand tasks
+ * never becomes one tree in memory: only the elements and one object's
+ * tree are held.
  */
 static int
 parse_array(const char *text, size_t len, size_t size,
-    int (*parse)(json_t *, void *), int (*cmp)(const void *, const void *),
-    void **out, size_t *nout, char **cause)
+    int (*parse)(json_t *, void *), void (*free_elem)(void *),
+    int (*cmp)(const void *, const void *), void **out, size_t *nout,
+    char **cause)
 {
-	json_t *root, *elem;
-	size_t i, n = 0;
-	char *v;
+	json_error_t err;
+	json_t *elem;
+	size_t i, n = 0, cap = 0;
+	char *v = NULL;
+	int line = 1;
 
-	if ((root = load_json(text, len, JSON_ARRAY, cause)) == NULL)
+	i = skip_space(text, len, 0, &line);
+	if (i == len || text[i] != '[') {
+		*cause = xstrdup(i == len ? "bad JSON at line 1: empty reply" :
+		    "expected a JSON array");
 		return -1;
-	v = xcalloc(json_array_size(root), size);
-	json_array_foreach(root, i, elem) {
+	}
+	i = skip_space(text, len, i + 1, &line);
+	if (i < len && text[i] == ']')
+		goto end;
+	for (;;) {
+		if (i == len || text[i] != '{') {
+			*cause = i == len ? xasprintf("bad JSON at line %d: "
+			    "the array is cut short", line) :
+			    xstrdup("expected a JSON array of objects");
+			goto fail;
+		}
+		elem = json_loadb(text + i, len - i, JSON_DISABLE_EOF_CHECK,
+		    &err);
+		if (elem == NULL) {
+			*cause = xasprintf("bad JSON at line %d: %s",
+			    line + err.line - 1, err.text);
+			goto fail;
+		}
+		/* Where the object ended, which jansson says on success. */
+		line += count_lines(text + i, (size_t)err.position);
+		i += (size_t)err.position;
+		if (n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			v = xreallocarray(v, cap, size);
+		}
+		memset(v + n * size, 0, size);
 		if (parse(elem, v + n * size) == 0)
 			n++;
+		json_decref(elem);
+		i = skip_space(text, len, i, &line);
+		if (i < len && text[i] == ',') {
+			i = skip_space(text, len, i + 1, &line);
+			continue;
+		}
+		if (i < len && text[i] == ']')
+			break;
+		*cause = i == len ? xasprintf("bad JSON at line %d: the array "
+		    "is cut short", line) : xasprintf("bad JSON at line %d: "
+		    "',' or ']' expected in the array", line);
+		goto fail;
 	}
-	json_decref(root);
+end:
+	if (skip_space(text, len, i + 1, &line) != len) {
+		*cause = xasprintf("bad JSON at line %d: end of file expected",
+		    line);
+		goto fail;
+	}
 	sort_array(v, n, size, cmp);
-	*out = v;
+	*out = v == NULL ? xcalloc(1, size) : v;
 	*nout = n;
 	return 0;
+fail:
+	for (i = 0; i < n; i++)
+		free_elem(v + i * size);
+	free(v);
+	return -1;
 }
 
 /* Sort orders of the model: labels by key, services by id, tasks by
@@ -420,7 +547,7 @@ swarm_parse_services(struct swarm *sw, const char *text, size_t len,
 	size_t n;
 
 	if (parse_array(text, len, sizeof(struct service), parse_service,
-	    service_cmp, &out, &n, cause) == -1)
+	    service_elem_free, service_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_services(sw);
 	sw->services = out;
@@ -527,7 +654,8 @@ swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, sizeof(struct task), parse_task, task_cmp,
+	if (parse_array(text, len, sizeof(struct task), parse_task, task_elem_free,
+	    task_cmp,
 	    &out, &n, cause) == -1)
 		return -1;
 	free_tasks(sw);
@@ -582,7 +710,8 @@ swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t i, n;
 
-	if (parse_array(text, len, sizeof(struct node), parse_node, node_cmp,
+	if (parse_array(text, len, sizeof(struct node), parse_node, node_elem_free,
+	    node_cmp,
 	    &out, &n, cause) == -1)
 		return -1;
 	for (i = 0; i < sw->nnodes; i++)
@@ -621,7 +750,7 @@ swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
 	size_t n;
 
 	if (parse_array(text, len, sizeof(struct network), parse_network,
-	    network_cmp, &out, &n, cause) == -1)
+	    network_elem_free, network_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_networks(sw);
 	sw->networks = out;
@@ -665,7 +794,7 @@ swarm_parse_secrets(struct swarm *sw, const char *text, size_t len,
 	size_t n;
 
 	if (parse_array(text, len, sizeof(struct secret), parse_secret,
-	    secret_cmp, &out, &n, cause) == -1)
+	    secret_elem_free, secret_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_secrets(sw);
 	sw->secrets = out;
@@ -811,7 +940,7 @@ swarm_parse_configs(const char *text, size_t len, struct dconfig **out,
 	void *v;
 
 	if (parse_array(text, len, sizeof(struct dconfig), parse_dconfig,
-	    dconfig_cmp, &v, n, cause) == -1)
+	    dconfig_elem_free, dconfig_cmp, &v, n, cause) == -1)
 		return -1;
 	*out = v;
 	return 0;

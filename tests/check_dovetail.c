@@ -1902,6 +1902,59 @@ START_TEST(test_reload_job)
 }
 END_TEST
 
+/* Replies are read one object at a time: the array's own syntax. */
+START_TEST(test_parse_array_stream)
+{
+	struct swarm *sw = swarm_new();
+	char *cause;
+	const char *task = "{\"ID\":\"t%d\",\"ServiceID\":\"s\","
+	    "\"Status\":{\"State\":\"running\",\"Message\":\"}]\\\"{[\"},"
+	    "\"DesiredState\":\"running\"}";
+	char *two = xasprintf("\n [ %s ,\n\t%s ] \n", task, task);
+	static const struct {
+		const char *text;
+		const char *cause;
+	} bad[] = {
+		{ "", "bad JSON at line 1: empty reply" },
+		{ "{}", "expected a JSON array" },
+		{ "[1]", "expected a JSON array of objects" },
+		{ "[{},]", "expected a JSON array of objects" },
+		{ "[{}", "bad JSON at line 1: the array is cut short" },
+		{ "[{} {}]", "bad JSON at line 1: ',' or ']' expected in the "
+		    "array" },
+		{ "[{}]\n x", "bad JSON at line 2: end of file expected" },
+		{ "[{},\n\n{\"a\":tru}]", NULL },
+	};
+	size_t i;
+
+	ck_assert_int_eq(swarm_parse_tasks(sw, " [ ] ", 5, &cause), 0);
+	ck_assert_uint_eq(sw->ntasks, 0);
+	/* Braces and brackets inside strings are not the array's. */
+	ck_assert_int_eq(swarm_parse_tasks(sw, two, strlen(two), &cause), 0);
+	ck_assert_uint_eq(sw->ntasks, 2);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(swarm_parse_tasks(sw, bad[i].text,
+		    strlen(bad[i].text), &cause), -1);
+		if (bad[i].cause != NULL)
+			ck_assert_str_eq(cause, bad[i].cause);
+		else
+			/* jansson's reason, at the line in the reply. */
+			ck_assert_msg(strncmp(cause, "bad JSON at line 3:", 19) ==
+			    0, "%s", cause);
+		free(cause);
+		/* A refused reply leaves the model as it was. */
+		ck_assert_uint_eq(sw->ntasks, 2);
+	}
+	free(two);
+	/* Parsed elements are freed when a later one is bad (ASan, valgrind). */
+	two = xasprintf("[%s,%s,{\"ID\":\"x\",}]", task, task);
+	ck_assert_int_eq(swarm_parse_tasks(sw, two, strlen(two), &cause), -1);
+	free(cause);
+	free(two);
+	swarm_free(sw);
+}
+END_TEST
+
 START_TEST(test_add_server_twin)
 {
 	check_add_server_twin(0, -1);
@@ -2641,6 +2694,7 @@ suite_units(void)
 	tcase_add_test(tc, test_running_keep_backends);
 	tcase_add_test(tc, test_reload_report_parse);
 	tcase_add_test(tc, test_reload_job);
+	tcase_add_test(tc, test_parse_array_stream);
 	tcase_add_test(tc, test_map_used);
 	tcase_add_test(tc, test_hold);
 	tcase_add_test(tc, test_check_refusal);

@@ -489,24 +489,63 @@ apply_weights(struct dbackend *b, const struct routed *routed,
 	free(share);
 }
 
+/*
+ * The backends of d by name while they are built, so that finding one is
+ * not a walk of all: open addressing, slots hold an index + 1.
+ */
+struct backend_index {
+	size_t *slot;
+	size_t mask;
+	size_t cap;		/* of d->backends */
+};
+
+static void
+backend_index_init(struct backend_index *x, size_t most)
+{
+	size_t n = 16;
+
+	while (n < most * 2)
+		n *= 2;
+	x->slot = xcalloc(n, sizeof(*x->slot));
+	x->mask = n - 1;
+	x->cap = 0;
+}
+
+/* Where name is, or the empty slot where it goes. */
+static size_t *
+backend_slot(const struct backend_index *x, const struct desired *d,
+    const char *name)
+{
+	size_t i;
+
+	i = (size_t)hash_bytes(name, strlen(name), HASH_INIT) & x->mask;
+	while (x->slot[i] != 0 &&
+	    strcmp(d->backends[x->slot[i] - 1].name, name) != 0)
+		i = (i + 1) & x->mask;
+	return &x->slot[i];
+}
+
 static const char *
-build_backend(struct desired *d, const struct claim *c, size_t n,
-    const struct routed *routed)
+build_backend(struct desired *d, struct backend_index *x,
+    const struct claim *c, size_t n, const struct routed *routed)
 {
 	const struct route_spec *spec = &routed[c[0].routed].spec;
 	struct dbackend *b;
-	size_t i, j, k;
+	size_t i, j, k, *slot;
 	char *name;
 
 	name = backend_name(c, n);
-	for (i = 0; i < d->nbackends; i++) {
-		if (strcmp(d->backends[i].name, name) == 0) {
-			free(name);
-			return d->backends[i].name;
-		}
+	slot = backend_slot(x, d, name);
+	if (*slot != 0) {
+		free(name);
+		return d->backends[*slot - 1].name;
 	}
-	d->backends = xreallocarray(d->backends, d->nbackends + 1,
-	    sizeof(*d->backends));
+	if (d->nbackends == x->cap) {
+		x->cap = x->cap == 0 ? 16 : x->cap * 2;
+		d->backends = xreallocarray(d->backends, x->cap,
+		    sizeof(*d->backends));
+	}
+	*slot = d->nbackends + 1;
 	b = &d->backends[d->nbackends++];
 	memset(b, 0, sizeof(*b));
 	b->name = name;
@@ -1109,6 +1148,7 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	struct desired *d;
 	struct routed *routed;
 	struct claim *claims;
+	struct backend_index index;
 	const char *backend;
 	size_t i, nrouted = 0, nclaims, start;
 
@@ -1124,12 +1164,15 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	admit_services(d, routed, nrouted, o);
 
 	claims = collect_claims(routed, nrouted, &nclaims);
+	/* A backend for each key at most: the index never fills. */
+	backend_index_init(&index, nclaims);
 	for (start = 0; start < nclaims; start = i) {
 		for (i = start + 1; i < nclaims && claims[i].map ==
 		    claims[start].map && strcmp(claims[i].key,
 		    claims[start].key) == 0; i++)
 			;
-		backend = build_backend(d, claims + start, i - start, routed);
+		backend = build_backend(d, &index, claims + start, i - start,
+		    routed);
 		/* The default route is the frontend's default_backend. */
 		if (claims[start].map == MAP_ROUTES &&
 		    strcmp(claims[start].key, "*") == 0)
@@ -1139,6 +1182,7 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 			    backend);
 	}
 	free_claims(claims, nclaims);
+	free(index.slot);
 	build_certs(d, routed, nrouted);
 	if (o->acme != NULL)
 		build_acme(d, routed, nrouted, o->acme);

@@ -7,6 +7,9 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#ifdef HAVE_MALLOC_H
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,15 @@ main(int argc, char **argv)
 	int ch, check_only = 0, once = 0, verbosity = LOG_LEVEL_INFO;
 	int explicit_config = 0, have_file, rc = 1;
 
+#ifdef M_MMAP_THRESHOLD
+	/*
+	 * The big buffers (Docker's replies, the file: megabytes at 2,000
+	 * services) are mapped and given back when freed, instead of
+	 * raising the heap for good: glibc's threshold would otherwise grow
+	 * past them after the first one is freed.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
 	longopts = xcalloc(config_nkeys + 4, sizeof(*longopts));
 	longopts[0] = (struct option){ "version", no_argument, NULL, 'V' };
 	longopts[1] = (struct option){ "once", no_argument, NULL, OPT_ONCE };

@@ -1133,6 +1133,29 @@ restore_files(struct agent *a, const struct saved_files *old)
 }
 
 /*
+ * What path holds before it is written (new, or NULL when it does not
+ * exist): what dovetail wrote there, or, before it wrote anything, what
+ * is on disk (written by an earlier run, which HAProxy may be running),
+ * so that a refused file puts that back rather than removing it.
+ */
+static char *
+saved_text(const char *path, const char *written)
+{
+	struct buf b;
+	char *cause;
+
+	if (written != NULL)
+		return xstrdup(written);
+	buf_init(&b);
+	if (file_read(path, &b, &cause) == -1) {
+		free(cause);
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+/*
  * Writes the certificates, the side files and the file, keeping in *old
  * what they held.  On failure the files are put back, the cause reported
  * and -1 returned.
@@ -1144,10 +1167,9 @@ write_files(struct agent *a, const struct desired *d, const char *config,
 	char *cause = NULL;
 	int i;
 
-	old->config = a->disk_config == NULL ? NULL : xstrdup(a->disk_config);
+	old->config = saved_text(a->cfg->haproxy_config, a->disk_config);
 	for (i = 0; i < NSIDE; i++)
-		old->side[i] = a->disk_side[i] == NULL ? NULL :
-		    xstrdup(a->disk_side[i]);
+		old->side[i] = saved_text(a->side_path[i], a->disk_side[i]);
 	if (write_certs(a, d, 0, &cause) == 0 &&
 	    write_sides(a, sides, &cause) == 0 &&
 	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,

@@ -165,7 +165,7 @@ run_suite e2e-labels "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
 step "automatic certificates: pebble, two load balancers on one swarm"
 run_suite acme "$top/tests/acme.sh" "$top/build/src/dovetail"
 
-step "faults: Docker broken, a full disk, kill -9, HAProxy not answering"
+step "faults: Docker broken, a full disk, kill -9, HAProxy not answering, a slow check"
 run_suite faults "$top/tests/faults.sh" "$top/build/src/dovetail"
 
 step "the daemon under valgrind on the real swarm (the build without sanitizers)"

@@ -115,6 +115,7 @@ struct agent {
 	int sync_hash_valid;	/* 0: the model changed since, by an event */
 	uint64_t secrets_hash;	/* the list of secrets in the model */
 	long long next_full_sync;
+	size_t audit_bytes;	/* what the last full read read */
 	long long next_fast_poll;
 	struct fastpoll *fast;
 	size_t nfast;
@@ -482,6 +483,9 @@ full_sync(struct agent *a)
 		buf_init(&out[i]);
 	rc = fetch_replies(a, out, &cause);
 	if (rc == 0) {
+		a->audit_bytes = 0;
+		for (i = 0; i < REPLY_COUNT; i++)
+			a->audit_bytes += out[i].len;
 		h = replies_hash(out);
 		same = a->have_snapshot && a->sync_hash_valid &&
 		    h == a->sync_hash && !doom_expired(a);
@@ -2529,7 +2533,9 @@ agent_run(struct config *cfg, const char *config_path,
 			handle_event(&a, &ev);
 		if (a.docker_up && now >= a.next_full_sync &&
 		    full_sync(&a) == 0)
-			a.next_full_sync = mono_ms() + a.cfg->audit_interval_ms;
+			a.next_full_sync = mono_ms() + swarm_audit_delay_ms(
+			    a.audit_bytes, a.cfg->audit_interval_ms,
+			    a.cfg->audit_rate_kbs);
 		if (a.docker_up && now >= next_ping(&a))
 			docker_ping(&a);
 		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)

@@ -97,6 +97,8 @@ const struct config_key config_keys[] = {
 	  "period of the comparison with HAProxy's state" },
 	{ "agent", "audit_interval", "agent-audit-interval", "30s",
 	  "DURATION", "period of the full read of the swarm" },
+	{ "agent", "audit_rate", "agent-audit-rate", "8", "KB/S",
+	  "the full reads' average Docker traffic at most, in KB/s" },
 	{ "agent", "converge_interval", "agent-converge-interval", "50ms",
 	  "DURATION", "task polling period of a service that just changed" },
 	{ "agent", "converge_timeout", "agent-converge-timeout", "60s",
@@ -443,6 +445,12 @@ config_set_option(struct config *c, size_t i, const char *v, char **cause)
 		if (parse_count(v, 1, 65536, &c->docker_max_reply_mb) == -1) {
 			*cause = xasprintf("max_reply \"%s\" is not a number "
 			    "of megabytes from 1 to 65536", esc(v));
+			return -1;
+		}
+	} else if (strcmp(o, "agent-audit-rate") == 0) {
+		if (parse_count(v, 1, 1048576, &c->audit_rate_kbs) == -1) {
+			*cause = xasprintf("audit_rate \"%s\" is not a number "
+			    "of KB/s from 1 to 1048576", esc(v));
 			return -1;
 		}
 	} else if (strcmp(o, "haproxy-check-rate") == 0) {

@@ -118,6 +118,7 @@ struct config {
 	char *control_socket;	/* "" = beside haproxy_config */
 	unsigned poll_interval_ms;
 	unsigned audit_interval_ms;
+	unsigned audit_rate_kbs;	/* full reads' average, KB/s */
 	unsigned converge_interval_ms;
 	unsigned converge_timeout_ms;
 	unsigned docker_timeout_ms;
@@ -257,6 +258,9 @@ struct swarm *swarm_new(void);
 void swarm_free(struct swarm *);
 int swarm_parse_services(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_tasks(struct swarm *, const char *, size_t, char **cause);
+#define SWARM_AUDIT_MAX_MS 3600000LL
+long long swarm_audit_delay_ms(size_t bytes, unsigned interval_ms,
+    unsigned rate_kbs);
 int swarm_parse_nodes(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_networks(struct swarm *, const char *, size_t, char **cause);
 int swarm_parse_secrets(struct swarm *, const char *, size_t, char **cause);

@@ -1303,3 +1303,20 @@ swarm_parse_error(const char *text, size_t len, char **message)
 	json_decref(root);
 	return 0;
 }
+
+/*
+ * How long after a full read of bytes the next one comes: interval_ms,
+ * or longer, so that full reads average rate_kbs KB/s at most, and an
+ * hour at the longest.  Pure.
+ */
+long long
+swarm_audit_delay_ms(size_t bytes, unsigned interval_ms, unsigned rate_kbs)
+{
+	unsigned long long ms;
+
+	ms = (unsigned long long)bytes * 1000 /
+	    ((unsigned long long)(rate_kbs == 0 ? 1 : rate_kbs) * 1024);
+	if (ms < interval_ms)
+		ms = interval_ms;
+	return ms > SWARM_AUDIT_MAX_MS ? SWARM_AUDIT_MAX_MS : (long long)ms;
+}

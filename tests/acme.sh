@@ -179,6 +179,8 @@ timeout = 60s
 [agent]
 poll_interval = 1s
 audit_interval = 5s
+; every audit_interval, whatever the size of the swarm's replies
+audit_rate = 1048576
 converge_interval = 100ms
 listen = 127.0.0.1:$metrics
 control_socket = $LAB_RUN_DIR/dt-$n.sock

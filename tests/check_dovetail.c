@@ -1955,6 +1955,22 @@ START_TEST(test_parse_array_stream)
 }
 END_TEST
 
+START_TEST(test_audit_delay)
+{
+	/* Small swarms: audit_interval. */
+	ck_assert_int_eq(swarm_audit_delay_ms(0, 30000, 8), 30000);
+	ck_assert_int_eq(swarm_audit_delay_ms(200 * 1024, 30000, 8), 30000);
+	/* 12 MB at 8 KB/s: every 1,536 s; at 64 KB/s: 192 s. */
+	ck_assert_int_eq(swarm_audit_delay_ms(12 * 1024 * 1024, 30000, 8),
+	    1536000);
+	ck_assert_int_eq(swarm_audit_delay_ms(12 * 1024 * 1024, 30000, 64),
+	    192000);
+	/* An hour at the longest, whatever the size. */
+	ck_assert_int_eq(swarm_audit_delay_ms((size_t)1 << 40, 30000, 1),
+	    SWARM_AUDIT_MAX_MS);
+}
+END_TEST
+
 START_TEST(test_add_server_twin)
 {
 	check_add_server_twin(0, -1);
@@ -2695,6 +2711,7 @@ suite_units(void)
 	tcase_add_test(tc, test_reload_report_parse);
 	tcase_add_test(tc, test_reload_job);
 	tcase_add_test(tc, test_parse_array_stream);
+	tcase_add_test(tc, test_audit_delay);
 	tcase_add_test(tc, test_map_used);
 	tcase_add_test(tc, test_hold);
 	tcase_add_test(tc, test_check_refusal);

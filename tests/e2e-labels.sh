@@ -198,6 +198,8 @@ timeout = 5s
 [agent]
 poll_interval = 1s
 audit_interval = 3s
+; every audit_interval, whatever the size of the swarm's replies
+audit_rate = 1048576
 converge_interval = 100ms
 listen = 127.0.0.1:$METRICS_PORT
 EOF

@@ -70,6 +70,8 @@ timeout = 20s
 [agent]
 poll_interval = 1s
 audit_interval = 2s
+; every audit_interval, whatever the size of the swarm's replies
+audit_rate = 1048576
 converge_interval = 200ms
 listen = 127.0.0.1:$METRICS_PORT
 control_socket = $LAB_DIR/dovetail.sock

@@ -1869,7 +1869,31 @@ flight_end(struct agent *a, struct reload_result *r)
 	return rc;
 }
 
-/* Waits for a flight under way to end: for --once and at exit. */
+/*
+ * Stopping: a flight under way is let go.  A file whose check passed is
+ * HAProxy's to load (the reload, if sent, goes on without dovetail); one
+ * still under check is taken back, so that no unchecked file stays.
+ */
+static void
+flight_abandon(struct agent *a)
+{
+	struct flight *f = a->flight;
+
+	if (f == NULL)
+		return;
+	a->flight = NULL;
+	if (reload_job_checked(f->job))
+		log_info("stopping in the middle of a reload: the file passed "
+		    "its check and stays");
+	else {
+		log_info("stopping in the middle of a check: the previous "
+		    "file is put back");
+		restore_files(a, &f->old);
+	}
+	flight_free(f);
+}
+
+/* Waits for a flight under way to end: for --once. */
 static int
 flight_land(struct agent *a)
 {
@@ -2591,11 +2615,7 @@ agent_run(struct config *cfg, const char *config_path,
 		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 			;
 	}
-	/* A reload under way ends first: its file must not stay unchecked. */
-	if (a.flight != NULL) {
-		log_info("stopping once the reload under way ends");
-		flight_land(&a);
-	}
+	flight_abandon(&a);
 	log_info("stopping on signal");
 	notify_send("STOPPING=1");
 	agent_free(&a);

@@ -823,6 +823,7 @@ long long reload_job_deadline(const struct reload_job *);
 int reload_job_poll(struct reload_job *, long long now,
     struct reload_result *);
 void reload_job_wait(struct reload_job *, struct reload_result *);
+int reload_job_checked(struct reload_job *);
 void reload_job_free(struct reload_job *);
 void reload_result_free(struct reload_result *);
 int reload_report_parse(const char *, size_t, struct reload_result *);

@@ -393,6 +393,7 @@ write_all(int fd, const char *data, size_t len)
 /*
  * The child: check, then reload when the check passed, then one report
  * on fd: "OUTCOME CAUSE-LENGTH\n", the cause, what haproxy -c printed.
+ * A "c" comes first, alone, as soon as the check passed.
  */
 static void
 reload_child(int fd, const char *binary, const char *base, const char *config,
@@ -409,6 +410,8 @@ reload_child(int fd, const char *binary, const char *base, const char *config,
 		outcome = RELOAD_REFUSED;
 	else if (rc == -2)
 		outcome = RELOAD_CHECK_FAILED;
+	else if (write_all(fd, "c", 1) == -1)
+		_exit(1);
 	else if (haproxy_reload(master, timeout_ms, &cause) == -1)
 		outcome = RELOAD_FAILED;
 	n = snprintf(head, sizeof(head), "%d %zu\n", (int)outcome,
@@ -530,9 +533,16 @@ reload_report_parse(const char *data, size_t len, struct reload_result *r)
 	return 0;
 }
 
+/*
+ * Reaps the job (killed first when killed is set) into *r.  A job that
+ * ends without a report failed where it was: in the check, or, once the
+ * check passed, in the reload.
+ */
 static void
 job_reap(struct reload_job *j, int killed, struct reload_result *r)
 {
+	const char *data = j->report.data == NULL ? "" : j->report.data;
+	size_t checked = j->report.len > 0 && data[0] == 'c';
 	int status = 0;
 
 	if (killed) {
@@ -542,22 +552,23 @@ job_reap(struct reload_job *j, int killed, struct reload_result *r)
 	while (waitpid(j->pid, &status, 0) == -1 && errno == EINTR)
 		;
 	j->pid = -1;
-	if (killed) {
-		memset(r, 0, sizeof(*r));
-		buf_init(&r->output);
-		r->outcome = RELOAD_CHECK_FAILED;
-		r->cause = xasprintf("the check and reload did not finish "
-		    "within %lld seconds", j->limit_ms / 1000);
+	if (!killed && reload_report_parse(data + checked,
+	    j->report.len - checked, r) == 0)
 		return;
-	}
-	if (reload_report_parse(j->report.data == NULL ? "" : j->report.data,
-	    j->report.len, r) == 0)
-		return;
-	reload_result_free(r);
-	r->outcome = RELOAD_CHECK_FAILED;
-	r->cause = WIFSIGNALED(status) ? xasprintf("the check and reload "
-	    "process ended on signal %d", WTERMSIG(status)) :
-	    xstrdup("the check and reload process ended without a report");
+	if (!killed)
+		reload_result_free(r);
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->output);
+	r->outcome = checked ? RELOAD_FAILED : RELOAD_CHECK_FAILED;
+	if (killed)
+		r->cause = xasprintf("the %s did not finish within %lld "
+		    "seconds", checked ? "reload" : "check", j->limit_ms / 1000);
+	else if (WIFSIGNALED(status))
+		r->cause = xasprintf("the %s's process ended on signal %d",
+		    checked ? "reload" : "check", WTERMSIG(status));
+	else
+		r->cause = xasprintf("the %s's process ended without a report",
+		    checked ? "reload" : "check");
 }
 
 /*
@@ -590,6 +601,22 @@ reload_job_poll(struct reload_job *j, long long now, struct reload_result *r)
 	}
 	job_reap(j, 0, r);
 	return 1;
+}
+
+/*
+ * Whether the check passed: the files the job checked are then HAProxy's
+ * to load, whatever becomes of the reload.
+ */
+int
+reload_job_checked(struct reload_job *j)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	while (j->pid != -1 && (n = read(j->fd, chunk, sizeof(chunk))) > 0)
+		if (j->report.len < REPORT_MAX)
+			buf_add(&j->report, chunk, (size_t)n);
+	return j->report.len > 0 && j->report.data[0] == 'c';
 }
 
 /* Waits for the job to end (or its deadline), then as reload_job_poll. */

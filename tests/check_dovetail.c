@@ -1814,7 +1814,7 @@ END_TEST
 
 /* A job with a stand-in for haproxy: its exit status is the check's. */
 static void
-run_job(const char *binary, struct reload_result *r)
+run_job(const char *binary, struct reload_result *r, int checked)
 {
 	struct reload_job *j;
 	char *cause = NULL;
@@ -1825,6 +1825,8 @@ run_job(const char *binary, struct reload_result *r)
 	ck_assert_int_gt(reload_job_fd(j), 2);
 	ck_assert_int_gt(reload_job_deadline(j), mono_ms());
 	reload_job_wait(j, r);
+	/* Whether the check passed, which stopping dovetail needs to know. */
+	ck_assert_int_eq(reload_job_checked(j), checked);
 	/* Ended: polling again says nothing new. */
 	ck_assert_int_eq(reload_job_poll(j, mono_ms(), NULL), 0);
 	reload_job_free(j);
@@ -1834,17 +1836,17 @@ START_TEST(test_reload_job)
 {
 	struct reload_result r;
 
-	run_job("/bin/false", &r);
+	run_job("/bin/false", &r, 0);
 	ck_assert_int_eq(r.outcome, RELOAD_REFUSED);
 	ck_assert_ptr_nonnull(strstr(r.cause, "refused"));
 	reload_result_free(&r);
-	run_job("/nonexistent/haproxy", &r);
+	run_job("/nonexistent/haproxy", &r, 0);
 	ck_assert_int_eq(r.outcome, RELOAD_CHECK_FAILED);
 	ck_assert_str_eq(r.cause, "cannot run /nonexistent/haproxy");
 	ck_assert_ptr_nonnull(strstr(r.output.data, "cannot run"));
 	reload_result_free(&r);
 	/* Checked; then no master to reload. */
-	run_job("/bin/true", &r);
+	run_job("/bin/true", &r, 1);
 	ck_assert_int_eq(r.outcome, RELOAD_FAILED);
 	ck_assert_ptr_nonnull(strstr(r.cause, "/nonexistent/master.sock"));
 	reload_result_free(&r);

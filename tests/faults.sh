@@ -355,6 +355,22 @@ after=$(reloads_ok)
 check "... with at most two reloads for the three new services ($before -> $after)" \
 	test "$((after - before))" -ge 1 -a "$((after - before))" -le 2
 check "... and web is still routed to exactly its 2 tasks" lab_wait 20 exactly web 2
+# Stopped while a check is held: dovetail does not wait for it, and the
+# file it was checking is not left behind.
+rm -f "$HELD"
+touch "$HOLD"
+app slow4 1
+check "a new service's check held again" lab_wait 60 test -e "$HELD"
+kill "$DT_PID"
+stopped() { ! kill -0 "$DT_PID" 2>/dev/null; }
+check "... dovetail stops without waiting for it" lab_wait 20 stopped
+wait "$DT_PID" 2>/dev/null
+DT_PID=
+check "... the previous file is back: whole, without the new service" \
+	sh -c "! grep -q 'backend svc-slow4' '$GEN' && '$LAB_HAPROXY' -c -q -f '$BASE' -f '$GEN'"
+rm -f "$HOLD"
+start_dovetail
+check "... restarted, slow4 is routed" lab_wait 60 exactly slow4 1
 load_checked "a slow haproxy -c"
 
 stop_dovetail

@@ -14,7 +14,9 @@
 #      (tests/e2e.sh), the service labels (tests/e2e-labels.sh) and the
 #      faults (tests/faults.sh), with Debian 12's HAProxy 2.6 and Docker
 #      20.10, then again with Debian 13's HAProxy 3.0 and Docker 26 (from a
-#      trixie tree made with mmdebstrap, tests/trixie.sh);
+#      trixie tree made with mmdebstrap, tests/trixie.sh); and, with
+#      Debian 12's, a swarm of four nodes in network namespaces
+#      (tests/multinode.sh);
 #   7. the packaging tests: systemd unit and notify protocol, Debian
 #      package, container images, swarm stack (tests/packaging.sh);
 #   8. a short run of bench/churn, checking that no request is lost and
@@ -29,7 +31,7 @@ cd "$top"
 packages=(build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libmicrohttpd-dev check mandoc
 	pebble
-	docker.io haproxy busybox-static socat curl openssl iproute2 procps
+	docker.io haproxy busybox-static socat curl openssl iproute2 procps python3
 	mmdebstrap clang valgrind chromium)
 if [ "${DOVETAIL_SKIP_APT:-0}" != 1 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -167,6 +169,9 @@ run_suite acme "$top/tests/acme.sh" "$top/build/src/dovetail"
 
 step "faults: Docker broken, a full disk, kill -9, HAProxy not answering, a slow check"
 run_suite faults "$top/tests/faults.sh" "$top/build/src/dovetail"
+
+step "a swarm of four nodes (network namespaces): drain, a node lost, manager failover"
+run_suite multinode "$top/tests/multinode.sh" "$top/build/src/dovetail"
 
 step "the daemon under valgrind on the real swarm (the build without sanitizers)"
 run_suite e2e-valgrind "$top/tests/e2e-valgrind.sh" "$top/build-valgrind/src/dovetail"

@@ -130,6 +130,7 @@ struct agent {
 	int reload_pending;	/* a checked file is on disk, not yet loaded */
 	long pending_master;	/* master PID when it was written, -1: none */
 	struct flight *flight;	/* a check and reload under way, or NULL */
+	long long reload_settle_until;	/* after a reload: see reconcile */
 	int once;		/* --once: no retries to announce */
 	int ready;		/* READY=1 sent to the supervisor */
 	struct metrics metrics;
@@ -1137,22 +1138,26 @@ restore_files(struct agent *a, const struct saved_files *old)
 }
 
 /*
- * What path holds before it is written (new, or NULL when it does not
- * exist): what dovetail wrote there, or, before it wrote anything, what
- * is on disk (written by an earlier run, which HAProxy may be running),
- * so that a refused file puts that back rather than removing it.
+ * What path holds before it is written (new): what dovetail wrote there,
+ * or, before it wrote anything, what is on disk (written by an earlier
+ * run, which HAProxy may be running), so that a refused file puts that
+ * back rather than removing it.  NULL with *none set when there is no
+ * file, NULL with *cause when it cannot be read.
  */
 static char *
-saved_text(const char *path, const char *written)
+saved_text(const char *path, const char *written, int *none, char **cause)
 {
 	struct buf b;
-	char *cause;
 
+	*none = 0;
 	if (written != NULL)
 		return xstrdup(written);
+	if (access(path, F_OK) == -1 && errno == ENOENT) {
+		*none = 1;
+		return NULL;
+	}
 	buf_init(&b);
-	if (file_read(path, &b, &cause) == -1) {
-		free(cause);
+	if (file_read(path, &b, cause) == -1) {
 		buf_free(&b);
 		return NULL;
 	}
@@ -1169,11 +1174,19 @@ write_files(struct agent *a, const struct desired *d, const char *config,
     char *const *sides, struct saved_files *old)
 {
 	char *cause = NULL;
-	int i;
+	int i, none;
 
-	old->config = saved_text(a->cfg->haproxy_config, a->disk_config);
-	for (i = 0; i < NSIDE; i++)
-		old->side[i] = saved_text(a->side_path[i], a->disk_side[i]);
+	memset(old, 0, sizeof(*old));
+	old->config = saved_text(a->cfg->haproxy_config, a->disk_config, &none,
+	    &cause);
+	for (i = 0; i < NSIDE && cause == NULL; i++)
+		old->side[i] = saved_text(a->side_path[i], a->disk_side[i],
+		    &none, &cause);
+	if (cause != NULL) {
+		saved_files_free(old);
+		file_failed(a, cause);
+		return -1;
+	}
 	if (write_certs(a, d, 0, &cause) == 0 &&
 	    write_sides(a, sides, &cause) == 0 &&
 	    write_if_changed(a->cfg->haproxy_config, &a->disk_config, config,
@@ -1307,6 +1320,9 @@ settle_pending_reload(struct agent *a)
 	}
 }
 
+/* What reload_reason says when the file itself changed. */
+static const char reload_for_file[] = "frontends or backends changed";
+
 /* Why HAProxy must load the file again, or NULL. */
 static const char *
 reload_reason(const struct agent *a, const struct desired *d,
@@ -1315,7 +1331,7 @@ reload_reason(const struct agent *a, const struct desired *d,
 	size_t i;
 
 	if (skeleton_changed(a->disk_config, config))
-		return "frontends or backends changed";
+		return reload_for_file;
 	if (a->reload_pending)
 		return "the last reload did not complete";
 	for (i = 0; i < MAP_COUNT; i++) {
@@ -1372,9 +1388,6 @@ cert_applied(struct agent *a, const struct cmd *c)
 
 	if (c->file == NULL || (c->kind != CMD_CERT_COMMIT &&
 	    c->kind != CMD_CERT_DEL))
-		return;
-	/* The file a flight loads may name it: pruned after the reload. */
-	if (c->kind == CMD_CERT_DEL && a->flight != NULL)
 		return;
 	path = xasprintf("%s/%s", a->certs_dir, c->file);
 	if (c->kind == CMD_CERT_DEL) {
@@ -1788,6 +1801,8 @@ flight_start(struct agent *a, const struct desired *d, const char *why,
 		flight_free(f);
 		return -1;
 	}
+	/* Before the child may reload it. */
+	f->master = master_pid(a);
 	f->job = reload_job_start(a->cfg->haproxy_binary, a->cfg->haproxy_base,
 	    a->cfg->haproxy_config, a->cfg->master_socket, RELOAD_TIMEOUT_MS,
 	    &cause);
@@ -1809,7 +1824,6 @@ flight_start(struct agent *a, const struct desired *d, const char *why,
 		f->certs[i] = xstrdup(d->certs[i].file);
 	f->nbackends = d->nbackends;
 	f->nhosts = d->nhosts;
-	f->master = master_pid(a);
 	a->flight = f;
 	log_debug("haproxy: checking the file, then reloading (%s)", why);
 	return 0;
@@ -1859,8 +1873,12 @@ flight_end(struct agent *a, struct reload_result *r)
 		    f->why, f->nbackends, f->nhosts);
 		if (a->last != NULL)
 			prune_certs(a, a->last, f->certs, f->ncerts);
-		/* The new worker is read and brought up to date at once. */
+		/*
+		 * The new worker is read and brought up to date at once;
+		 * only a changed file reloads it again before poll_interval.
+		 */
 		a->dirty = 1;
+		a->reload_settle_until = mono_ms() + a->cfg->poll_interval_ms;
 		rc = 0;
 		break;
 	}
@@ -1870,26 +1888,28 @@ flight_end(struct agent *a, struct reload_result *r)
 }
 
 /*
- * Stopping: a flight under way is let go.  A file whose check passed is
- * HAProxy's to load (the reload, if sent, goes on without dovetail); one
- * still under check is taken back, so that no unchecked file stays.
+ * Stopping: a flight under way is stopped.  A file HAProxy reloaded with
+ * stays; any other is taken back, so that no file stays that HAProxy
+ * may not have loaded (the next run sees the difference and reloads).
  */
 static void
 flight_abandon(struct agent *a)
 {
 	struct flight *f = a->flight;
+	struct reload_result r;
 
 	if (f == NULL)
 		return;
 	a->flight = NULL;
-	if (reload_job_checked(f->job))
-		log_info("stopping in the middle of a reload: the file passed "
-		    "its check and stays");
+	reload_job_stop(f->job, &r);
+	if (r.outcome == RELOAD_DONE)
+		log_info("stopping: HAProxy reloaded with the new file");
 	else {
-		log_info("stopping in the middle of a check: the previous "
-		    "file is put back");
+		log_info("stopping in the middle of a reload (%s): the "
+		    "previous file is put back", r.cause);
 		restore_files(a, &f->old);
 	}
+	reload_result_free(&r);
 	flight_free(f);
 }
 
@@ -2020,6 +2040,17 @@ reconcile(struct agent *a)
 	settle_pending_reload(a);
 	why = reload_reason(a, d, r, config.data);
 	/*
+	 * Right after a reload, HAProxy that seems not to run the file (a
+	 * runtime socket still answered by the old worker, a master started
+	 * without the file) is given poll_interval before another: never a
+	 * loop of reloads.
+	 */
+	if (why != NULL && why != reload_for_file &&
+	    mono_ms() < a->reload_settle_until) {
+		why = NULL;
+		a->next_reconcile = a->reload_settle_until;
+	}
+	/*
 	 * A file refused already is not tried, nor recorded, again; one
 	 * under way is let finish, and whatever changed meanwhile goes into
 	 * the next (a burst of new services makes one reload after it).
@@ -2038,6 +2069,12 @@ reconcile(struct agent *a)
 	poll_fallen(a, r);
 	read_committed(a, d, r);
 	plan_build(&p, d, a->last, r, &a->ro);
+	/*
+	 * Certificates wait for the flight: the new worker may read a file
+	 * before or after it is written, and what it holds would be unknown.
+	 */
+	if (a->flight != NULL)
+		plan_drop_tls(&p);
 	/* Refused ones wait: the full read's reconcile comes back to them. */
 	hold_filter(&a->hold, &p, mono_ms());
 	apply_plan(a, &p);
@@ -2454,14 +2491,28 @@ once_reconcile(struct agent *a)
 	}
 }
 
-/* A flight that ended is taken in; a reload makes HAProxy read again. */
-static void
+/* A flight that ended is taken in (returns 1). */
+static int
 flight_check(struct agent *a, long long now)
 {
 	struct reload_result r;
 
-	if (a->flight != NULL && reload_job_poll(a->flight->job, now, &r) == 1)
-		flight_end(a, &r);
+	if (a->flight == NULL || reload_job_poll(a->flight->job, now, &r) == 0)
+		return 0;
+	flight_end(a, &r);
+	return 1;
+}
+
+/* SIGHUP: another configuration, once no reload is under way. */
+static void
+take_hup(struct agent *a)
+{
+	if (!got_hup || a->flight != NULL)
+		return;
+	got_hup = 0;
+	notify_reloading();
+	reread_config(a);
+	notify_send("READY=1");
 }
 
 /*
@@ -2541,13 +2592,7 @@ agent_run(struct config *cfg, const char *config_path,
 	log_info("started: docker %s, haproxy runtime %s, file %s",
 	    cfg->docker_url, cfg->runtime_socket, cfg->haproxy_config);
 	while (!got_term) {
-		/* Another configuration waits for the reload under way. */
-		if (got_hup && a.flight == NULL) {
-			got_hup = 0;
-			notify_reloading();
-			reread_config(&a);
-			notify_send("READY=1");
-		}
+		take_hup(&a);
 		now = mono_ms();
 		if (!a.docker_up && now >= a.docker_retry_at)
 			docker_up(&a);
@@ -2565,7 +2610,9 @@ agent_run(struct config *cfg, const char *config_path,
 		if (a.docker_up && a.nfast > 0 && now >= a.next_fast_poll)
 			fast_polls(&a);
 		acme_sync(&a, now);
-		flight_check(&a, now);
+		/* Before the reconcile that may start the next flight. */
+		if (flight_check(&a, now))
+			take_hup(&a);
 		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile)) {
 			reconcile(&a);
 			/* After each reconcile, not each pass: a change, a

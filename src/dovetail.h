@@ -765,6 +765,7 @@ void plan_build(struct plan *, const struct desired *,
     const struct render_opts *);
 void plan_add(struct plan *, enum cmd_kind, char *text, char *what);
 void plan_free(struct plan *);
+void plan_drop_tls(struct plan *);
 int plan_reply_ok(const struct cmd *, const char *reply);
 
 /* runtime.c: talking to the HAProxy runtime API and master CLI */
@@ -823,7 +824,7 @@ long long reload_job_deadline(const struct reload_job *);
 int reload_job_poll(struct reload_job *, long long now,
     struct reload_result *);
 void reload_job_wait(struct reload_job *, struct reload_result *);
-int reload_job_checked(struct reload_job *);
+void reload_job_stop(struct reload_job *, struct reload_result *);
 void reload_job_free(struct reload_job *);
 void reload_result_free(struct reload_result *);
 int reload_report_parse(const char *, size_t, struct reload_result *);

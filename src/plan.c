@@ -45,6 +45,34 @@ plan_free(struct plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/*
+ * Leaves out of p the commands that change HAProxy's certificates and
+ * crt-list, keeping the others in order.
+ */
+void
+plan_drop_tls(struct plan *p)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < p->ncmds; i++) {
+		switch (p->cmds[i].kind) {
+		case CMD_CERT_NEW:
+		case CMD_CERT_SET:
+		case CMD_CERT_COMMIT:
+		case CMD_CERT_DEL:
+		case CMD_CRT_LIST_ADD:
+		case CMD_CRT_LIST_DEL:
+			free(p->cmds[i].text);
+			free(p->cmds[i].what);
+			break;
+		default:
+			p->cmds[kept++] = p->cmds[i];
+			break;
+		}
+	}
+	p->ncmds = kept;
+}
+
 /* New "ADDR:PORT", and the server's options when d is given. */
 static char *
 addr_port(const struct desired *d, const struct dbackend *be,

@@ -533,36 +533,57 @@ reload_report_parse(const char *data, size_t len, struct reload_result *r)
 	return 0;
 }
 
+/* Reads what the job wrote and is there; 1 at its end, 0 otherwise. */
+static int
+job_read(struct reload_job *j)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(j->fd, chunk, sizeof(chunk));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 || errno != EAGAIN;
+		if (j->report.len < REPORT_MAX)
+			buf_add(&j->report, chunk, (size_t)n);
+	}
+}
+
 /*
- * Reaps the job (killed first when killed is set) into *r.  A job that
- * ends without a report failed where it was: in the check, or, once the
- * check passed, in the reload.
+ * Reaps the job (killed first when why is set: the reason) into *r, with
+ * what it wrote until then.  A job that ends without a report failed
+ * where it was: in the check, or, once the check passed, in the reload.
  */
 static void
-job_reap(struct reload_job *j, int killed, struct reload_result *r)
+job_reap(struct reload_job *j, const char *why, struct reload_result *r)
 {
-	const char *data = j->report.data == NULL ? "" : j->report.data;
-	size_t checked = j->report.len > 0 && data[0] == 'c';
+	const char *data;
+	size_t checked;
 	int status = 0;
 
-	if (killed) {
+	if (why != NULL) {
 		kill(-j->pid, SIGKILL);
 		kill(j->pid, SIGKILL);
 	}
 	while (waitpid(j->pid, &status, 0) == -1 && errno == EINTR)
 		;
 	j->pid = -1;
-	if (!killed && reload_report_parse(data + checked,
-	    j->report.len - checked, r) == 0)
+	/* What it wrote before it ended: the pipe holds it still. */
+	job_read(j);
+	data = j->report.data == NULL ? "" : j->report.data;
+	checked = j->report.len > 0 && data[0] == 'c';
+	if (reload_report_parse(data + checked, j->report.len - checked,
+	    r) == 0)
 		return;
-	if (!killed)
-		reload_result_free(r);
+	reload_result_free(r);
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->output);
 	r->outcome = checked ? RELOAD_FAILED : RELOAD_CHECK_FAILED;
-	if (killed)
-		r->cause = xasprintf("the %s did not finish within %lld "
-		    "seconds", checked ? "reload" : "check", j->limit_ms / 1000);
+	if (why != NULL)
+		r->cause = xasprintf("the %s %s", checked ? "reload" : "check",
+		    why);
 	else if (WIFSIGNALED(status))
 		r->cause = xasprintf("the %s's process ended on signal %d",
 		    checked ? "reload" : "check", WTERMSIG(status));
@@ -574,49 +595,45 @@ job_reap(struct reload_job *j, int killed, struct reload_result *r)
 /*
  * Reads what the job said so far.  Returns 1 when it ended, with *r
  * filled (free it with reload_result_free), or 0 while it runs.  A job
- * past its deadline is killed and ends as RELOAD_CHECK_FAILED.
+ * past its deadline is killed, and ends as RELOAD_CHECK_FAILED, or as
+ * RELOAD_FAILED once its check passed.
  */
 int
 reload_job_poll(struct reload_job *j, long long now, struct reload_result *r)
 {
-	char chunk[4096];
-	ssize_t n;
+	char *why;
 
 	if (j->pid == -1)
 		return 0;
-	for (;;) {
-		n = read(j->fd, chunk, sizeof(chunk));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN) {
-			if (now < j->deadline)
-				return 0;
-			job_reap(j, 1, r);
-			return 1;
-		}
-		if (n <= 0)
-			break;
-		if (j->report.len < REPORT_MAX)
-			buf_add(&j->report, chunk, (size_t)n);
+	if (job_read(j)) {
+		job_reap(j, NULL, r);
+		return 1;
 	}
-	job_reap(j, 0, r);
+	if (now < j->deadline)
+		return 0;
+	why = xasprintf("did not finish within %lld seconds",
+	    j->limit_ms / 1000);
+	job_reap(j, why, r);
+	free(why);
 	return 1;
 }
 
 /*
- * Whether the check passed: the files the job checked are then HAProxy's
- * to load, whatever becomes of the reload.
+ * Stops the job now: killed, unless it ended already, and reaped, with
+ * *r as reload_job_poll's (a job that reported before it was killed ends
+ * as it said).
  */
-int
-reload_job_checked(struct reload_job *j)
+void
+reload_job_stop(struct reload_job *j, struct reload_result *r)
 {
-	char chunk[4096];
-	ssize_t n;
-
-	while (j->pid != -1 && (n = read(j->fd, chunk, sizeof(chunk))) > 0)
-		if (j->report.len < REPORT_MAX)
-			buf_add(&j->report, chunk, (size_t)n);
-	return j->report.len > 0 && j->report.data[0] == 'c';
+	if (j->pid == -1) {
+		memset(r, 0, sizeof(*r));
+		buf_init(&r->output);
+		r->outcome = RELOAD_CHECK_FAILED;
+		r->cause = xstrdup("the check was taken in already");
+		return;
+	}
+	job_reap(j, "was stopped", r);
 }
 
 /* Waits for the job to end (or its deadline), then as reload_job_poll. */
@@ -647,7 +664,7 @@ reload_job_free(struct reload_job *j)
 	if (j == NULL)
 		return;
 	if (j->pid != -1) {
-		job_reap(j, 1, &r);
+		job_reap(j, "was stopped", &r);
 		reload_result_free(&r);
 	}
 	close(j->fd);

@@ -214,6 +214,12 @@ parse_array(const char *text, size_t len, size_t size,
 			goto fail;
 		}
 		/* Where the object ended, which jansson says on success. */
+		if (err.position <= 0 || (size_t)err.position > len - i) {
+			json_decref(elem);
+			*cause = xasprintf("bad JSON at line %d: an object of "
+			    "the array is too big", line);
+			goto fail;
+		}
 		line += count_lines(text + i, (size_t)err.position);
 		i += (size_t)err.position;
 		if (n == cap) {
@@ -654,9 +660,8 @@ swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, sizeof(struct task), parse_task, task_elem_free,
-	    task_cmp,
-	    &out, &n, cause) == -1)
+	if (parse_array(text, len, sizeof(struct task), parse_task,
+	    task_elem_free, task_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_tasks(sw);
 	sw->tasks = out;
@@ -710,9 +715,8 @@ swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t i, n;
 
-	if (parse_array(text, len, sizeof(struct node), parse_node, node_elem_free,
-	    node_cmp,
-	    &out, &n, cause) == -1)
+	if (parse_array(text, len, sizeof(struct node), parse_node,
+	    node_elem_free, node_cmp, &out, &n, cause) == -1)
 		return -1;
 	for (i = 0; i < sw->nnodes; i++)
 		node_free_fields(&sw->nodes[i]);

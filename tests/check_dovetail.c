@@ -1814,7 +1814,7 @@ END_TEST
 
 /* A job with a stand-in for haproxy: its exit status is the check's. */
 static void
-run_job(const char *binary, struct reload_result *r, int checked)
+run_job(const char *binary, struct reload_result *r)
 {
 	struct reload_job *j;
 	char *cause = NULL;
@@ -1825,8 +1825,6 @@ run_job(const char *binary, struct reload_result *r, int checked)
 	ck_assert_int_gt(reload_job_fd(j), 2);
 	ck_assert_int_gt(reload_job_deadline(j), mono_ms());
 	reload_job_wait(j, r);
-	/* Whether the check passed, which stopping dovetail needs to know. */
-	ck_assert_int_eq(reload_job_checked(j), checked);
 	/* Ended: polling again says nothing new. */
 	ck_assert_int_eq(reload_job_poll(j, mono_ms(), NULL), 0);
 	reload_job_free(j);
@@ -1836,17 +1834,17 @@ START_TEST(test_reload_job)
 {
 	struct reload_result r;
 
-	run_job("/bin/false", &r, 0);
+	run_job("/bin/false", &r);
 	ck_assert_int_eq(r.outcome, RELOAD_REFUSED);
 	ck_assert_ptr_nonnull(strstr(r.cause, "refused"));
 	reload_result_free(&r);
-	run_job("/nonexistent/haproxy", &r, 0);
+	run_job("/nonexistent/haproxy", &r);
 	ck_assert_int_eq(r.outcome, RELOAD_CHECK_FAILED);
 	ck_assert_str_eq(r.cause, "cannot run /nonexistent/haproxy");
 	ck_assert_ptr_nonnull(strstr(r.output.data, "cannot run"));
 	reload_result_free(&r);
 	/* Checked; then no master to reload. */
-	run_job("/bin/true", &r, 1);
+	run_job("/bin/true", &r);
 	ck_assert_int_eq(r.outcome, RELOAD_FAILED);
 	ck_assert_ptr_nonnull(strstr(r.cause, "/nonexistent/master.sock"));
 	reload_result_free(&r);
@@ -1882,6 +1880,11 @@ START_TEST(test_reload_job)
 		ck_assert_uint_gt(b.len, 0);
 		pid = strtol(b.data, NULL, 10);
 		ck_assert_int_eq(reload_job_poll(j, mono_ms(), &r), 0);
+		/* Stopped in its check: it says so. */
+		reload_job_stop(j, &r);
+		ck_assert_int_eq(r.outcome, RELOAD_CHECK_FAILED);
+		ck_assert_str_eq(r.cause, "the check was stopped");
+		reload_result_free(&r);
 		reload_job_free(j);
 		/* Killed: gone, or a zombie for init to reap. */
 		for (tries = 0; tries < 1000 && !gone; tries++) {
@@ -1970,6 +1973,27 @@ START_TEST(test_audit_delay)
 	/* An hour at the longest, whatever the size. */
 	ck_assert_int_eq(swarm_audit_delay_ms((size_t)1 << 40, 30000, 1),
 	    SWARM_AUDIT_MAX_MS);
+}
+END_TEST
+
+START_TEST(test_plan_drop_tls)
+{
+	struct plan p;
+	static const enum cmd_kind kinds[] = { CMD_ADD_SERVER, CMD_CERT_NEW,
+	    CMD_CERT_SET, CMD_MAP_ADD, CMD_CERT_COMMIT, CMD_CERT_DEL,
+	    CMD_CRT_LIST_ADD, CMD_CRT_LIST_DEL, CMD_DEL_SERVER };
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		plan_add(&p, kinds[i], xasprintf("cmd %zu", i),
+		    xstrdup("what"));
+	plan_drop_tls(&p);
+	ck_assert_uint_eq(p.ncmds, 3);
+	ck_assert_str_eq(p.cmds[0].text, "cmd 0");
+	ck_assert_str_eq(p.cmds[1].text, "cmd 3");
+	ck_assert_str_eq(p.cmds[2].text, "cmd 8");
+	plan_free(&p);
 }
 END_TEST
 
@@ -2714,6 +2738,7 @@ suite_units(void)
 	tcase_add_test(tc, test_reload_job);
 	tcase_add_test(tc, test_parse_array_stream);
 	tcase_add_test(tc, test_audit_delay);
+	tcase_add_test(tc, test_plan_drop_tls);
 	tcase_add_test(tc, test_map_used);
 	tcase_add_test(tc, test_hold);
 	tcase_add_test(tc, test_check_refusal);

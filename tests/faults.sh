@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: ISC
-# Faults: what a crash, a full disk, a broken Docker or a HAProxy that does
-# not answer does to the routes.  The real dockerd in swarm mode, the real
+# Faults: what a crash, a full disk, a broken Docker, a HAProxy that does
+# not answer or checks slowly, and SIGHUP storms do to the routes.  The real dockerd in swarm mode, the real
 # HAProxy and the real dovetail; each fault under GET and POST load through
 # HAProxy, every request counted.  Traffic goes to 127.0.0.1 only.  Every
 # wait is bounded; no assertion is about speed.
@@ -372,6 +372,37 @@ rm -f "$HOLD"
 start_dovetail
 check "... restarted, slow4 is routed" lab_wait 60 exactly slow4 1
 load_checked "a slow haproxy -c"
+
+# ---- SIGHUP ------------------------------------------------------------------------------
+# A storm of 100 SIGHUPs in a second, then the configuration file replaced
+# by garbage between two SIGHUPs: dovetail runs on, refuses the garbage
+# with its line and keeps the running configuration, and changes go on.
+
+load_start
+hups=$(grep -c "SIGHUP: configuration" "$LOG")
+for i in $(seq 100); do
+	kill -HUP "$DT_PID"
+	sleep 0.01
+done
+check "100 SIGHUPs in a second: dovetail runs on" kill -0 "$DT_PID"
+check "... and takes its configuration again" \
+	lab_wait 30 sh -c "[ \$(grep -c 'SIGHUP: configuration' '$LOG') -gt $hups ]"
+dk service scale --detach web=3 >/dev/null
+check "... web's scale still reaches HAProxy: exactly its 3 tasks" lab_wait 60 exactly web 3
+cp "$CONF" "$LAB_DIR/good.conf"
+printf '[agent\npoll_interval = = 1s\n\001\002 garbage\n' >"$CONF"
+kill -HUP "$DT_PID"
+check "a configuration file of garbage: refused with its line, the running one kept" \
+	lab_wait 30 grep -q "SIGHUP: $CONF:1: .*keeping the running configuration" "$LOG"
+dk service scale --detach web=2 >/dev/null
+check "... changes still go through: web routed to exactly its 2 tasks" lab_wait 60 exactly web 2
+cp "$LAB_DIR/good.conf" "$CONF"
+hups=$(grep -c "SIGHUP: configuration" "$LOG")
+kill -HUP "$DT_PID"
+check "... the good file back and SIGHUP: taken" \
+	lab_wait 30 sh -c "[ \$(grep -c 'SIGHUP: configuration' '$LOG') -gt $hups ]"
+check "... dovetail runs on" kill -0 "$DT_PID"
+load_checked "a SIGHUP storm and a configuration of garbage"
 
 stop_dovetail
 check "dovetail stops cleanly at the end" test -z "$DT_PID"

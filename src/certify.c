@@ -338,14 +338,8 @@ start_child(struct certify *c, const struct config *cfg,
 		return;
 	}
 	if (pid == 0) {
-		/* The parent's sockets and pipes are none of the child's. */
-		if (dup2(p[1], 3) == -1)
+		if (child_detach(p[1]) == -1)
 			_exit(1);
-		close_range(4, ~0U, 0);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGCHLD, SIG_DFL);
 		acme_order_child(cfg, w, 3);
 		_exit(0);
 	}

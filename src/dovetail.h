@@ -816,6 +816,7 @@ struct reload_result {
 	struct buf output;	/* what haproxy -c printed */
 };
 struct reload_job;
+int child_detach(int report_fd);
 struct reload_job *reload_job_start(const char *binary, const char *base,
     const char *config, const char *master_socket, unsigned reload_timeout_ms,
     char **cause);

@@ -362,6 +362,24 @@ haproxy_reload(const char *master, unsigned timeout_ms, char **cause)
 
 /* ---- a check and reload beside the loop ---- */
 
+/*
+ * In a child just forked: its report descriptor moved to 3, the parent's
+ * other descriptors above it closed (its sockets and pipes are none of
+ * the child's), the parent's signal handlers undone.  Returns 0, or -1.
+ */
+int
+child_detach(int report_fd)
+{
+	if (dup2(report_fd, 3) == -1)
+		return -1;
+	close_range(4, ~0U, 0);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	return 0;
+}
+
 /* What a report may hold: the check's output and a cause. */
 #define REPORT_MAX (CHECK_OUTPUT_MAX + 16384)
 
@@ -457,13 +475,10 @@ reload_job_start(const char *binary, const char *base, const char *config,
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent)
 			_exit(1);
-		if (dup2(p[1], 3) == -1 || fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+		/* Not left to the check it runs. */
+		if (child_detach(p[1]) == -1 ||
+		    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
 			_exit(1);
-		close_range(4, ~0U, 0);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGCHLD, SIG_DFL);
 		reload_child(3, binary, base, config, master, reload_timeout_ms);
 	}
 	close(p[1]);

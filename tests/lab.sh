@@ -576,10 +576,12 @@ lab_served() {
 }
 
 # lab_routes_exactly PORT HOST NAME N - HAProxy on 127.0.0.1:PORT sends HOST
-# to exactly the N running tasks of NAME, no more and no fewer.
+# to exactly the N running tasks of NAME, no more and no fewer.  The tasks
+# are asked who they are by lab_expected, or by the function named in
+# LAB_EXPECTED (tests/multinode.sh: tasks on other nodes).
 lab_routes_exactly() {
     local want got
-    want=$(lab_expected "$3")
+    want=$("${LAB_EXPECTED:-lab_expected}" "$3")
     [ "$(printf '%s\n' "$want" | grep -c .)" -eq "$4" ] || return 1
     got=$(lab_served "$1" "$2" $(($4 * 2 + 2)))
     [ "$want" = "$got" ]

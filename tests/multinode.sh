@@ -87,13 +87,8 @@ expected() {
 }
 # routes_exactly NAME N: HAProxy sends NAME.local to exactly the N running
 # tasks of NAME, wherever they run.
-routes_exactly() {
-	local want got
-	want=$(expected "$1")
-	[ "$(printf '%s\n' "$want" | grep -c .)" -eq "$2" ] || return 1
-	got=$(lab_served "$HTTP_PORT" "$1.local" $(($2 * 2 + 2)))
-	[ "$want" = "$got" ]
-}
+LAB_EXPECTED=expected
+routes_exactly() { lab_routes_exactly "$HTTP_PORT" "$1.local" "$1" "$2"; }
 # haproxy_addrs BACKEND: "ADDR:PORT" of BACKEND's servers, sorted.
 haproxy_addrs() {
 	lab_admin "show servers state $1" |

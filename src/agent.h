@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The agent's private header: struct agent, the small types it holds,
+ * and what the files of the agent share (agent.c, follow.c, apply.c,
+ * files.c, certfiles.c).  Included after dovetail.h, whose types it uses;
+ * ownership is written as there ("new", "borrowed"; "steals": the
+ * function frees its argument).
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 5000
+#define RELOAD_TIMEOUT_MS 15000
+
+struct fastpoll {
+	char *service_id;
+	long long until;
+	long long since;	/* the event that started it */
+};
+
+/* A task whose container this node is stopping: out of rotation now. */
+struct doomed {
+	char *task_id;
+	long long until;
+};
+
+#define SIDE_CRT_LIST MAP_COUNT
+#define NSIDE (MAP_COUNT + 1)
+
+/* A certificate warned of: again a day later, or once it is renewed. */
+struct cert_warned {
+	char *file;
+	long long not_after;
+	long long at;		/* Unix time of the warning */
+};
+#define CERT_WARN_EVERY (24 * 3600)
+
+/* What the files held before a write, to put back. */
+struct saved_files {
+	char *config;
+	char *side[NSIDE];
+};
+
+/*
+ * A check and reload running beside the loop.  Task changes go on through
+ * the runtime API meanwhile, to the backends of the file HAProxy runs.
+ */
+struct flight {
+	struct reload_job *job;
+	const char *why;	/* reload_reason's */
+	long long started;
+	char *config;		/* the file checked */
+	struct saved_files old;	/* what the files held before */
+	char **known;		/* backends of the file before: HAProxy's */
+	size_t nknown;
+	char **certs;		/* certificate files the file names, sorted */
+	size_t ncerts;
+	size_t nbackends, nhosts;
+	long master;		/* the master's PID when it started */
+};
+
+/* A combined certificate and what haproxy -c said of it (NULL: fine). */
+struct cert_check {
+	char *pem;
+	char *error;
+	int used;
+};
+
+struct agent {
+	struct config *cfg;
+	const char *config_path;
+	const struct config_override *overrides;
+	size_t noverrides;
+	/* Files beside the generated one: the maps, then the crt-list. */
+	char *side_path[NSIDE];
+	char *disk_side[NSIDE];		/* what they hold on disk */
+	char *certs_dir;
+	char *default_cert;
+	char *tls_socket;
+	char ws_timeout[24];
+	struct render_opts ro;		/* borrows the paths above */
+	struct cert_check *checks;	/* certificate pairs HAProxy judged */
+	size_t nchecks;
+
+	struct docker *docker;
+	int docker_up;
+	long long docker_retry_at;
+	unsigned docker_backoff_ms;
+	char *docker_error;	/* last reported, to log changes once */
+	char *file_error;	/* a file dovetail could not write, or NULL */
+
+	struct swarm *swarm;
+	int have_snapshot;
+	uint64_t sync_hash;	/* Docker's replies the model was built from */
+	int sync_hash_valid;	/* 0: the model changed since, by an event */
+	uint64_t secrets_hash;	/* the list of secrets in the model */
+	long long next_full_sync;
+	size_t audit_bytes;	/* what the last full read read */
+	long long next_fast_poll;
+	struct fastpoll *fast;
+	size_t nfast;
+	struct doomed *doomed;
+	size_t ndoomed;
+
+	int dirty;
+	long long next_reconcile;
+	char *haproxy_error;	/* last reported */
+	char *reload_error;	/* last reported */
+	char *refused_config;	/* a file haproxy -c refused: not retried */
+	int reload_pending;	/* a checked file is on disk, not yet loaded */
+	long pending_master;	/* master PID when it was written, -1: none */
+	struct flight *flight;	/* a check and reload under way, or NULL */
+	long long reload_settle_until;	/* after a reload: see reconcile */
+	int once;		/* --once: no retries to announce */
+	int ready;		/* READY=1 sent to the supervisor */
+	struct metrics metrics;
+	struct metrics_server *http;
+	char *status;		/* last STATUS= sent */
+	struct desired *last;	/* the previous desired state, for names */
+	int in_sync;		/* HAProxy and the files matched last */
+	long long next_rebuild;	/* when last is built again regardless */
+	char *disk_config;	/* what the file on disk holds */
+	struct hold hold;	/* commands HAProxy refused, held back */
+	/* Services whose part of the file haproxy -c refused, left out
+	 * until their labels change: problems, and the labels they had. */
+	struct problem *quarantine;
+	char **quarantine_labels;
+	size_t nquarantine;
+	char **problems;	/* reported label problems, sorted */
+	size_t nproblems;
+	struct ctl_server *ctl;	/* dovetailctl's socket, or NULL */
+	struct running *seen;	/* what HAProxy ran at the last read */
+	struct ctl_reloads reloads;	/* the last reloads, for dovetailctl */
+	struct cert_warned *warned;	/* sorted by file */
+	size_t nwarned;
+	struct certify *acme;	/* [acme]: the store and the orders */
+	char *acme_error;	/* the store's last read error, reported */
+};
+
+#endif /* AGENT_H */

@@ -138,4 +138,37 @@ struct agent {
 	char *acme_error;	/* the store's last read error, reported */
 };
 
+/* agent.c: the loop, signals, deadlines, status and dovetailctl */
+/* Logs msg unless *slot holds the same, the last reported; steals msg. */
+void report_once(char **slot, char *msg);
+/* Writes d's certificate files; an existing one only with overwrite. */
+int write_certs(struct agent *, const struct desired *d, int overwrite,
+    char **cause);
+
+/* files.c: the files HAProxy loads, written, checked, put back */
+/* A file HAProxy would load could not be written; steals cause. */
+void file_failed(struct agent *, char *cause);
+/* Writes text to path unless *disk (what it holds) is the same. */
+int write_if_changed(const char *path, char **disk, const char *text,
+    char **cause);
+/* Writes the side files (the maps, the crt-list) that changed. */
+int write_sides(struct agent *, char *const *want, char **cause);
+/* Lets the i-th quarantined service back in. */
+void unquarantine(struct agent *, size_t i);
+/* Lets back in the quarantined services whose labels changed. */
+void prune_quarantine(struct agent *);
+/* Frees what the saved files hold and zeroes them. */
+void saved_files_free(struct saved_files *old);
+/* Puts the file and the side files back as old has them. */
+void restore_files(struct agent *, const struct saved_files *old);
+/* Writes d's files, what they held into *old (new); -1: reported. */
+int write_files(struct agent *, const struct desired *d, const char *config,
+    char *const *sides, struct saved_files *old);
+/* haproxy -c refused config: logged, services quarantined; -2/-1. */
+int check_refused(struct agent *, const char *config, const char *cause,
+    const struct buf *out);
+/* Writes the files and waits for haproxy -c (HAProxy away); 0/-1/-2. */
+int write_checked(struct agent *, const struct desired *d, const char *config,
+    char *const *sides);
+
 #endif /* AGENT_H */

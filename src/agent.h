@@ -141,9 +141,6 @@ struct agent {
 /* agent.c: the loop, signals, deadlines, status and dovetailctl */
 /* Logs msg unless *slot holds the same, the last reported; steals msg. */
 void report_once(char **slot, char *msg);
-/* Writes d's certificate files; an existing one only with overwrite. */
-int write_certs(struct agent *, const struct desired *d, int overwrite,
-    char **cause);
 
 /* files.c: the files HAProxy loads, written, checked, put back */
 /* A file HAProxy would load could not be written; steals cause. */
@@ -170,5 +167,22 @@ int check_refused(struct agent *, const char *config, const char *cause,
 /* Writes the files and waits for haproxy -c (HAProxy away); 0/-1/-2. */
 int write_checked(struct agent *, const struct desired *d, const char *config,
     char *const *sides);
+
+/* certfiles.c: certificate files, their checks and expiry warnings */
+/* Warns of each certificate served that expires soon, once a day. */
+void warn_certs(struct agent *, const struct desired *d);
+/* Writes d's certificate files; an existing one only with overwrite. */
+int write_certs(struct agent *, const struct desired *d, int overwrite,
+    char **cause);
+/* A certificate command HAProxy took is followed on disk. */
+void cert_applied(struct agent *, const struct cmd *c);
+/* Reads, combines and checks the pairs the services name into st. */
+void load_certs(struct agent *, struct cert_store *st);
+/* Adds to r what the certificate files of d hold on disk. */
+void read_committed(struct agent *, const struct desired *d,
+    struct running *r);
+/* Removes the certificate files neither d nor keep (sorted) names. */
+void prune_certs(struct agent *, const struct desired *d, char *const *keep,
+    size_t nkeep);
 
 #endif /* AGENT_H */

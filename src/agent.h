@@ -141,6 +141,8 @@ struct agent {
 /* agent.c: the loop, signals, deadlines, status and dovetailctl */
 /* Logs msg unless *slot holds the same, the last reported; steals msg. */
 void report_once(char **slot, char *msg);
+/* Logs recovered when *slot holds an error, and clears it. */
+void report_clear(char **slot, const char *recovered);
 
 /* files.c: the files HAProxy loads, written, checked, put back */
 /* A file HAProxy would load could not be written; steals cause. */
@@ -184,5 +186,19 @@ void read_committed(struct agent *, const struct desired *d,
 /* Removes the certificate files neither d nor keep (sorted) names. */
 void prune_certs(struct agent *, const struct desired *d, char *const *keep,
     size_t nkeep);
+
+/* follow.c: following the swarm (Docker reads, events, polls) */
+/* Docker is away: reported once, retried with backoff; steals why. */
+void docker_down(struct agent *, char *why);
+/* Connects to Docker and opens its events; a full read is due. */
+void docker_up(struct agent *);
+/* Reads the whole swarm into a->swarm if it changed; -1: Docker away. */
+int full_sync(struct agent *);
+/* Polls the services of the servers down since a->seen; r borrowed. */
+void poll_fallen(struct agent *, const struct running *r);
+/* Reads again each service that changes, until it settles. */
+void fast_polls(struct agent *);
+/* Marks what a Docker event changed: a service to poll, a read due. */
+void handle_event(struct agent *, const struct docker_event *ev);
 
 #endif /* AGENT_H */

@@ -143,6 +143,8 @@ struct agent {
 void report_once(char **slot, char *msg);
 /* Logs recovered when *slot holds an error, and clears it. */
 void report_clear(char **slot, const char *recovered);
+/* Tells the supervisor how things are after a reconcile's rc. */
+void update_status(struct agent *, const struct desired *d, int rc);
 
 /* files.c: the files HAProxy loads, written, checked, put back */
 /* A file HAProxy would load could not be written; steals cause. */
@@ -194,11 +196,23 @@ void docker_down(struct agent *, char *why);
 void docker_up(struct agent *);
 /* Reads the whole swarm into a->swarm if it changed; -1: Docker away. */
 int full_sync(struct agent *);
-/* Polls the services of the servers down since a->seen; r borrowed. */
+/* Polls the services whose servers went down between a->seen and r. */
 void poll_fallen(struct agent *, const struct running *r);
 /* Reads again each service that changes, until it settles. */
 void fast_polls(struct agent *);
 /* Marks what a Docker event changed: a service to poll, a read due. */
 void handle_event(struct agent *, const struct docker_event *ev);
+
+/* apply.c: applying to HAProxy (reconcile, runtime API, reloads) */
+/* Frees a flight; NULL is a no-op. */
+void flight_free(struct flight *f);
+/* Stopping: ends a flight under way, keeping only a loaded file. */
+void flight_abandon(struct agent *);
+/* --once: waits for the flight to end; 0, -1 or -2 as it ended. */
+int flight_land(struct agent *);
+/* Makes HAProxy equal to the snapshot; 0 when it (or the file) does. */
+int reconcile(struct agent *);
+/* Takes in a flight that ended (returns 1); 0 while none did. */
+int flight_check(struct agent *, long long now);
 
 #endif /* AGENT_H */

@@ -294,19 +294,13 @@ record_reload(struct agent *a, const char *why, long long started,
 void
 flight_free(struct flight *f)
 {
-	size_t i;
-
 	if (f == NULL)
 		return;
 	reload_job_free(f->job);
 	free(f->config);
 	saved_files_free(&f->old);
-	for (i = 0; i < f->nknown; i++)
-		free(f->known[i]);
-	free(f->known);
-	for (i = 0; i < f->ncerts; i++)
-		free(f->certs[i]);
-	free(f->certs);
+	free_strings(f->known, f->nknown);
+	free_strings(f->certs, f->ncerts);
 	free(f);
 }
 

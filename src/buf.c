@@ -112,6 +112,17 @@ buf_steal(struct buf *b)
 	return s;
 }
 
+/* Frees an array of n strings and the strings.  NULL: nothing. */
+void
+free_strings(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* qsort comparator for arrays of C strings. */
 int
 str_cmp_ptr(const void *a, const void *b)

@@ -397,16 +397,6 @@ copy_strings(char *const *v, size_t n)
 	return out;
 }
 
-static void
-free_strings(char **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 static int
 same_str(const char *a, const char *b)
 {

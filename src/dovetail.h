@@ -61,6 +61,7 @@ void buf_addf(struct buf *, const char *, ...) DT_PRINTF(2, 3);
 void buf_vaddf(struct buf *, const char *, va_list) DT_PRINTF(2, 0);
 char *buf_steal(struct buf *);
 int str_cmp_ptr(const void *, const void *);
+void free_strings(char **, size_t);
 #define HASH_INIT UINT64_C(14695981039346656037)
 uint64_t hash_bytes(const void *, size_t, uint64_t);
 void sort_array(void *, size_t, size_t, int (*)(const void *, const void *));

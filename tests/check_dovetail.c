@@ -1730,7 +1730,7 @@ END_TEST
 START_TEST(test_render_backends)
 {
 	char **names;
-	size_t n, i;
+	size_t n;
 
 	names = render_backends("global\n\tmaxconn 10\nfrontend http\n"
 	    "\tuse_backend svc-x\nbackend svc-b\n\t# services: b\n"
@@ -1742,9 +1742,7 @@ START_TEST(test_render_backends)
 	ck_assert_str_eq(names[1], "svc-a");
 	ck_assert_str_eq(names[2], "svc-b");
 	ck_assert_str_eq(names[3], "tlssvc-z");
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	free_strings(names, n);
 	names = render_backends("", &n);
 	ck_assert_uint_eq(n, 0);
 	free(names);

@@ -143,11 +143,12 @@ dconfig_elem_free(void *p)
 	dconfig_free_fields(p);
 }
 
+/* The line of text[i], counted from 1: for an error, never on the way. */
 static int
-count_lines(const char *p, size_t len)
+line_at(const char *text, size_t i)
 {
-	const char *end = p + len;
-	int n = 0;
+	const char *p = text, *end = text + i;
+	int n = 1;
 
 	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		n++;
@@ -156,16 +157,13 @@ count_lines(const char *p, size_t len)
 	return n;
 }
 
-/* Past the JSON whitespace at text[i], counting the newlines in *line. */
+/* Past the JSON whitespace at text[i]. */
 static size_t
-skip_space(const char *text, size_t len, size_t i, int *line)
+skip_space(const char *text, size_t len, size_t i)
 {
-	for (; i < len; i++) {
-		if (text[i] == '\n')
-			(*line)++;
-		else if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r')
-			break;
-	}
+	while (i < len && (text[i] == ' ' || text[i] == '\t' ||
+	    text[i] == '\r' || text[i] == '\n'))
+		i++;
 	return i;
 }
 
@@ -188,21 +186,20 @@ parse_array(const char *text, size_t len, size_t size,
 	json_t *elem;
 	size_t i, n = 0, cap = 0;
 	char *v = NULL;
-	int line = 1;
 
-	i = skip_space(text, len, 0, &line);
+	i = skip_space(text, len, 0);
 	if (i == len || text[i] != '[') {
 		*cause = xstrdup(i == len ? "bad JSON at line 1: empty reply" :
 		    "expected a JSON array");
 		return -1;
 	}
-	i = skip_space(text, len, i + 1, &line);
+	i = skip_space(text, len, i + 1);
 	if (i < len && text[i] == ']')
 		goto end;
 	for (;;) {
 		if (i == len || text[i] != '{') {
 			*cause = i == len ? xasprintf("bad JSON at line %d: "
-			    "the array is cut short", line) :
+			    "the array is cut short", line_at(text, i)) :
 			    xstrdup("expected a JSON array of objects");
 			goto fail;
 		}
@@ -210,17 +207,16 @@ parse_array(const char *text, size_t len, size_t size,
 		    &err);
 		if (elem == NULL) {
 			*cause = xasprintf("bad JSON at line %d: %s",
-			    line + err.line - 1, err.text);
+			    line_at(text, i) + err.line - 1, err.text);
 			goto fail;
 		}
 		/* Where the object ended, which jansson says on success. */
 		if (err.position <= 0 || (size_t)err.position > len - i) {
 			json_decref(elem);
 			*cause = xasprintf("bad JSON at line %d: an object of "
-			    "the array is too big", line);
+			    "the array is too big", line_at(text, i));
 			goto fail;
 		}
-		line += count_lines(text + i, (size_t)err.position);
 		i += (size_t)err.position;
 		if (n == cap) {
 			cap = cap == 0 ? 64 : cap * 2;
@@ -230,22 +226,22 @@ parse_array(const char *text, size_t len, size_t size,
 		if (parse(elem, v + n * size) == 0)
 			n++;
 		json_decref(elem);
-		i = skip_space(text, len, i, &line);
+		i = skip_space(text, len, i);
 		if (i < len && text[i] == ',') {
-			i = skip_space(text, len, i + 1, &line);
+			i = skip_space(text, len, i + 1);
 			continue;
 		}
 		if (i < len && text[i] == ']')
 			break;
-		*cause = i == len ? xasprintf("bad JSON at line %d: the array "
-		    "is cut short", line) : xasprintf("bad JSON at line %d: "
-		    "',' or ']' expected in the array", line);
+		*cause = xasprintf(i == len ? "bad JSON at line %d: the array "
+		    "is cut short" : "bad JSON at line %d: ',' or ']' expected "
+		    "in the array", line_at(text, i));
 		goto fail;
 	}
 end:
-	if (skip_space(text, len, i + 1, &line) != len) {
+	if ((i = skip_space(text, len, i + 1)) != len) {
 		*cause = xasprintf("bad JSON at line %d: end of file expected",
-		    line);
+		    line_at(text, i));
 		goto fail;
 	}
 	sort_array(v, n, size, cmp);

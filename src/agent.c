@@ -417,6 +417,7 @@ agent_free(struct agent *a)
 	for (i = 0; i < a->ndoomed; i++)
 		free(a->doomed[i].task_id);
 	free(a->doomed);
+	free_strings(a->tasks_changed, a->ntasks_changed);
 	for (i = 0; i < a->nproblems; i++)
 		free(a->problems[i]);
 	free(a->problems);
@@ -627,7 +628,8 @@ agent_run(struct config *cfg, const char *config_path,
 		/* Before the reconcile that may start the next flight. */
 		if (flight_check(&a, now))
 			take_hup(&a);
-		if (a.have_snapshot && (a.dirty || now >= a.next_reconcile)) {
+		if (a.have_snapshot && (a.dirty || a.ntasks_changed > 0 ||
+		    now >= a.next_reconcile)) {
 			reconcile(&a);
 			/* After each reconcile, not each pass: a change, a
 			 * finished order (it sets dirty) or poll_interval. */

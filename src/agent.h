@@ -103,7 +103,12 @@ struct agent {
 	struct doomed *doomed;
 	size_t ndoomed;
 
-	int dirty;
+	int dirty;		/* the next reconcile builds everything */
+	/* Services whose tasks alone changed since (ids): the next
+	 * reconcile touches their backends only, unless dirty. */
+	char **tasks_changed;
+	size_t ntasks_changed;
+	int file_stale;		/* servers changed since the file was written */
 	long long next_reconcile;
 	char *haproxy_error;	/* last reported */
 	char *reload_error;	/* last reported */

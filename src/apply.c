@@ -447,6 +447,22 @@ flight_land(struct agent *a)
 	return flight_end(a, &r);
 }
 
+/* d's file into config and its maps and crt-list into side[]. */
+static void
+render_files(struct agent *a, const struct desired *d, struct buf *config,
+    struct buf *side)
+{
+	int i;
+
+	render_config(config, d, &a->ro);
+	for (i = 0; i < NSIDE; i++) {
+		if (i == SIDE_CRT_LIST)
+			render_crt_list(&side[i], d, a->certs_dir);
+		else
+			render_map(&side[i], d, i);
+	}
+}
+
 /*
  * New desired state of the swarm, its file into config and its maps and
  * crt-list into side[] (initialised buffers); the label problems logged.
@@ -458,7 +474,6 @@ build(struct agent *a, struct buf *config, struct buf *side)
 	struct tenancy_opts tenancy;
 	struct cert_store certs;
 	struct desired *d;
-	int i;
 
 	load_certs(a, &certs);
 	memset(&dopts, 0, sizeof(dopts));
@@ -481,14 +496,80 @@ build(struct agent *a, struct buf *config, struct buf *side)
 	d = desired_build(a->swarm, &dopts);
 	cert_store_free(&certs);
 	report_problems(a, d);
-	render_config(config, d, &a->ro);
-	for (i = 0; i < NSIDE; i++) {
-		if (i == SIDE_CRT_LIST)
-			render_crt_list(&side[i], d, a->certs_dir);
-		else
-			render_map(&side[i], d, i);
-	}
+	render_files(a, d, config, side);
 	return d;
+}
+
+/*
+ * The tasks of some services changed, and nothing else: the servers of
+ * the backends they serve are computed again, and only those backends
+ * are read from HAProxy and changed, so that the cost follows the
+ * change, not the swarm.  The file follows within FILE_DELAY_MS (only a
+ * reload reads it, and a reload writes it first).  Returns what
+ * reconcile does, or 1 when the change reaches beyond servers: then
+ * everything is built.
+ */
+#define FILE_DELAY_MS 1000
+static int
+reconcile_tasks(struct agent *a)
+{
+	struct desired_opts dopts;
+	struct desired *old;
+	struct running *r;
+	struct plan p;
+	char **names, *cause;
+	size_t i, n = 0;
+	int changed, rc = 0;
+
+	memset(&dopts, 0, sizeof(dopts));
+	dopts.prefix = a->cfg->label_prefix;
+	dopts.cluster = a->cfg->service_cluster;
+	dopts.check_rate = a->cfg->check_rate;
+	changed = desired_patch_tasks(a->last, a->swarm, &dopts,
+	    a->tasks_changed, a->ntasks_changed, &old);
+	free_strings(a->tasks_changed, a->ntasks_changed);
+	a->tasks_changed = NULL;
+	a->ntasks_changed = 0;
+	if (changed == -1)
+		return 1;
+	if (changed == 0) {
+		desired_free(old);
+		return a->in_sync ? 0 : -1;
+	}
+	a->file_stale = 1;
+	if (a->next_reconcile > mono_ms() + FILE_DELAY_MS)
+		a->next_reconcile = mono_ms() + FILE_DELAY_MS;
+	a->metrics.servers = a->last->nservers;
+	/* During a flight, the backends of the file HAProxy runs only. */
+	names = xcalloc(old->nbackends, sizeof(char *));
+	for (i = 0; i < old->nbackends; i++)
+		if (a->flight == NULL || find_in_array(&old->backends[i].name,
+		    a->flight->known, a->flight->nknown, sizeof(char *),
+		    str_cmp_ptr) != NULL)
+			names[n++] = old->backends[i].name;
+	r = running_new();
+	memset(&p, 0, sizeof(p));
+	if (n > 0 && runtime_read_servers(a->cfg->runtime_socket, names, n, r,
+	    &cause) == -1) {
+		/* The whole reconcile says it, and writes the file. */
+		log_debug("haproxy: runtime API: %s", cause);
+		free(cause);
+		a->dirty = 1;
+		rc = -1;
+	} else {
+		poll_fallen(a, r);
+		plan_build_servers(&p, a->last, old, r);
+		hold_filter(&a->hold, &p, mono_ms());
+		apply_plan(a, &p);
+		if (a->seen != NULL)
+			running_take_servers(a->seen, r);
+		rc = a->in_sync ? 0 : -1;
+	}
+	plan_free(&p);
+	running_free(r);
+	free(names);
+	desired_free(old);
+	return rc;
 }
 
 /*
@@ -513,6 +594,13 @@ reconcile(struct agent *a)
 	 * The whole is built again after a change, and once per
 	 * audit_interval for what no event tells (certificate files).
 	 */
+	if (!a->dirty && a->ntasks_changed > 0 && a->last != NULL &&
+	    mono_ms() < a->next_reconcile && (rc = reconcile_tasks(a)) != 1)
+		return rc;
+	rc = -1;
+	free_strings(a->tasks_changed, a->ntasks_changed);
+	a->tasks_changed = NULL;
+	a->ntasks_changed = 0;
 	reuse = !a->dirty && a->in_sync && a->last != NULL &&
 	    mono_ms() < a->next_rebuild;
 	a->dirty = 0;
@@ -520,7 +608,11 @@ reconcile(struct agent *a)
 	buf_init(&config);
 	for (i = 0; i < NSIDE; i++)
 		buf_init(&side[i]);
-	if (reuse) {
+	if (reuse && a->file_stale) {
+		/* Servers changed since the file was written (above). */
+		d = a->last;
+		render_files(a, d, &config, side);
+	} else if (reuse) {
 		d = a->last;
 		buf_adds(&config, a->disk_config);
 		for (i = 0; i < NSIDE; i++)
@@ -530,6 +622,7 @@ reconcile(struct agent *a)
 		d = build(a, &config, side);
 		a->next_rebuild = mono_ms() + a->cfg->audit_interval_ms;
 	}
+	a->file_stale = 0;
 	a->in_sync = 0;
 	for (i = 0; i < NSIDE; i++)
 		sides[i] = side[i].data;

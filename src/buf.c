@@ -130,6 +130,13 @@ str_cmp_ptr(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Whether two strings, either NULL, are the same. */
+int
+str_same(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
 /*
  * qsort and bsearch, defined for an empty array too: the C library's are
  * undefined when given a NULL base, which an empty array here often has.

@@ -266,32 +266,16 @@ free_servers(struct dserver *v, size_t n)
 static int
 service_servers(const struct swarm *sw, struct routed *r, char **message)
 {
-	struct task key;
 	const struct task *t, *end;
 	char *addr;
 	uint16_t port;
+	size_t first, last;
 	int rc;
 
-	key.service_id = r->svc->id;
-	key.id = "";
-	t = sw->tasks;
-	end = sw->tasks + sw->ntasks;
-	/* Tasks are sorted by service: find the first of this one. */
-	{
-		size_t lo = 0, hi = sw->ntasks;
-
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-
-			if (strcmp(sw->tasks[mid].service_id,
-			    key.service_id) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		t = sw->tasks + lo;
-	}
-	for (; t < end && strcmp(t->service_id, r->svc->id) == 0; t++) {
+	swarm_task_range(sw, r->svc->id, &first, &last);
+	t = sw->tasks + first;
+	end = sw->tasks + last;
+	for (; t < end; t++) {
 		if (!t->desired_running || t->state != TASK_RUNNING)
 			continue;
 		if (!name_valid(t->id, DT_NAME_MAX))
@@ -397,12 +381,6 @@ copy_strings(char *const *v, size_t n)
 	return out;
 }
 
-static int
-same_str(const char *a, const char *b)
-{
-	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
-}
-
 /*
  * The label on which two services sharing a backend disagree about an
  * option of the backend, or NULL when they agree.
@@ -414,7 +392,7 @@ options_differ(const struct route_spec *a, const struct route_spec *b)
 
 	if (a->rewrite != b->rewrite)
 		return "context_root_rewrite";
-	if (!same_str(a->sticky_cookie, b->sticky_cookie))
+	if (!str_same(a->sticky_cookie, b->sticky_cookie))
 		return "sticky_session_cookie";
 	if (a->ip_hash != b->ip_hash)
 		return "ip_hash";
@@ -1199,6 +1177,175 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 		free_routed(&routed[i]);
 	free(routed);
 	return d;
+}
+
+/* The service of sw named name, or NULL: a walk, for a few lookups. */
+static const struct service *
+service_named(const struct swarm *sw, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sw->nservices; i++)
+		if (strcmp(sw->services[i].name, name) == 0)
+			return &sw->services[i];
+	return NULL;
+}
+
+/*
+ * The servers backend b gets from sw's tasks, as build_backend gives
+ * them, into *out (new) and *n; -1 when a service of b is not routed as
+ * it was, or a task's address is a problem.
+ */
+static int
+backend_servers(const struct swarm *sw, const struct desired_opts *o,
+    const struct dbackend *b, struct dserver **out, size_t *n)
+{
+	struct routed *routed;
+	struct claim *c;
+	struct dbackend t;
+	struct problem pb;
+	char *message = NULL;
+	size_t i, j;
+	int rc = 0;
+
+	routed = xcalloc(b->nservices, sizeof(*routed));
+	c = xcalloc(b->nservices, sizeof(*c));
+	memset(&t, 0, sizeof(t));
+	memset(&pb, 0, sizeof(pb));
+	for (i = 0; i < b->nservices && rc == 0; i++) {
+		struct routed *r = &routed[i];
+
+		c[i].service = b->services[i];
+		c[i].routed = i;
+		r->svc = service_named(sw, b->services[i]);
+		if (r->svc == NULL || labels_parse(r->svc, o->prefix,
+		    o->cluster, &r->spec, &pb) != LABELS_ROUTED) {
+			problem_free(&pb);
+			rc = -1;
+			break;
+		}
+		rc = check_spec_network(sw, r->svc, r->spec.network, &message);
+		if (rc == 0)
+			rc = r->spec.vip ? vip_server(sw, r, &message) :
+			    service_servers(sw, r, &message);
+		free(message);
+		message = NULL;
+		if (rc == 0) {
+			t.servers = xreallocarray(t.servers, t.nservers +
+			    r->nservers, sizeof(*t.servers));
+			for (j = 0; j < r->nservers; j++) {
+				t.servers[t.nservers++] = r->servers[j];
+				memset(&r->servers[j], 0,
+				    sizeof(r->servers[j]));
+			}
+		}
+	}
+	if (rc == 0) {
+		apply_weights(&t, routed, c, b->nservices);
+		sort_array(t.servers, t.nservers, sizeof(*t.servers),
+		    dserver_cmp);
+		*out = t.servers;
+		*n = t.nservers;
+	} else
+		free_servers(t.servers, t.nservers);
+	for (i = 0; i < b->nservices; i++)
+		free_routed(&routed[i]);
+	free(routed);
+	free(c);
+	return rc;
+}
+
+/*
+ * A change of the tasks of the services ids names (sorted or not), and
+ * of nothing else since d was built: d is made what desired_build(sw, o)
+ * would make, by computing again the servers of the backends those
+ * services serve.  Those backends as they were go into *old (new, the
+ * backends only, for the names of the servers that leave).  Returns how
+ * many backends changed, or -1, d left as it was, when the change reaches
+ * beyond servers (a service gone or with a problem, a task's address a
+ * problem, the health-check spacing moving): then build it whole.
+ */
+int
+desired_patch_tasks(struct desired *d, const struct swarm *sw,
+    const struct desired_opts *o, char *const *ids, size_t nids,
+    struct desired **old)
+{
+	const struct service *s;
+	struct problem key;
+	struct dserver **servers = NULL;
+	size_t *touched = NULL, *nservers = NULL, nt = 0, i, j, total;
+	int rc = 0;
+
+	*old = NULL;
+	for (i = 0; i < nids && rc == 0; i++) {
+		s = swarm_service(sw, ids[i]);
+		key.service = s == NULL ? NULL : s->name;
+		if (s == NULL || find_in_array(&key, d->problems,
+		    d->nproblems, sizeof(*d->problems), problem_cmp) != NULL) {
+			rc = -1;
+			break;
+		}
+		for (j = 0; j < d->nbackends; j++) {
+			const struct dbackend *b = &d->backends[j];
+			const char *name = s->name;
+			size_t k;
+
+			if (find_in_array(&name, b->services, b->nservices,
+			    sizeof(char *), str_cmp_ptr) == NULL)
+				continue;
+			for (k = 0; k < nt && touched[k] != j; k++)
+				;
+			if (k < nt)
+				continue;
+			touched = xreallocarray(touched, nt + 1,
+			    sizeof(*touched));
+			touched[nt++] = j;
+		}
+	}
+	servers = xcalloc(nt + 1, sizeof(*servers));
+	nservers = xcalloc(nt + 1, sizeof(*nservers));
+	total = d->nservers;
+	for (i = 0; i < nt && rc == 0; i++) {
+		rc = backend_servers(sw, o, &d->backends[touched[i]],
+		    &servers[i], &nservers[i]);
+		if (rc == 0)
+			total = total - d->backends[touched[i]].nservers +
+			    nservers[i];
+	}
+	/* A new spacing rewrites every server line: a reload. */
+	if (rc == 0 && desired_check_inter(total, LIMIT(o->check_rate,
+	    DT_CHECK_RATE), d->check_inter) != d->check_inter)
+		rc = -1;
+	if (rc == 0) {
+		*old = xcalloc(1, sizeof(**old));
+		(*old)->backends = xcalloc(nt + 1, sizeof(*(*old)->backends));
+		for (i = 0; i < nt; i++) {
+			struct dbackend *b = &d->backends[touched[i]];
+			struct dbackend *was = &(*old)->backends[i];
+
+			was->name = xstrdup(b->name);
+			was->services = copy_strings(b->services,
+			    b->nservices);
+			was->nservices = b->nservices;
+			was->servers = b->servers;
+			was->nservers = b->nservers;
+			was->ws_paths = copy_strings(NULL, 0);
+			b->servers = servers[i];
+			b->nservers = nservers[i];
+			servers[i] = NULL;
+			nservers[i] = 0;
+		}
+		(*old)->nbackends = nt;
+		sort_array((*old)->backends, nt, sizeof(*(*old)->backends),
+		    dbackend_cmp);
+		d->nservers = total;
+	}
+	for (i = 0; i < nt; i++)
+		free_servers(servers[i], nservers[i]);
+	free(servers);
+	free(nservers);
+	free(touched);
+	return rc == 0 ? (int)nt : -1;
 }
 
 /* Seconds of spacing for n servers checked at rate per second at most. */

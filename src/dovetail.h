@@ -61,6 +61,7 @@ void buf_addf(struct buf *, const char *, ...) DT_PRINTF(2, 3);
 void buf_vaddf(struct buf *, const char *, va_list) DT_PRINTF(2, 0);
 char *buf_steal(struct buf *);
 int str_cmp_ptr(const void *, const void *);
+int str_same(const char *, const char *);
 void free_strings(char **, size_t);
 #define HASH_INIT UINT64_C(14695981039346656037)
 uint64_t hash_bytes(const void *, size_t, uint64_t);
@@ -268,6 +269,11 @@ int swarm_parse_secrets(struct swarm *, const char *, size_t, char **cause);
 const struct secret *swarm_secret(const struct swarm *, const char *name);
 int service_has_secret(const struct service *, const char *name);
 const char *swarm_network_name(const struct swarm *, const char *id_or_name);
+void swarm_task_range(const struct swarm *, const char *service_id,
+    size_t *first, size_t *end);
+enum swarm_change { SWARM_SAME, SWARM_TASKS, SWARM_SERVICE };
+enum swarm_change swarm_service_change(const struct swarm *, const char *id,
+    const struct swarm *fresh);
 void swarm_replace_service(struct swarm *, const char *service_id,
     struct swarm *fresh);
 void swarm_merge_services(struct swarm *, struct swarm *other);
@@ -619,6 +625,9 @@ struct desired_opts {
 struct desired *desired_build(const struct swarm *,
     const struct desired_opts *);
 void desired_free(struct desired *);
+int desired_patch_tasks(struct desired *, const struct swarm *,
+    const struct desired_opts *, char *const *ids, size_t nids,
+    struct desired **old);
 unsigned desired_check_inter(size_t nservers, unsigned rate, unsigned prev);
 const struct dbackend *desired_backend(const struct desired *, const char *);
 int dcert_cmp(const void *, const void *);
@@ -713,6 +722,7 @@ unsigned hastate_check_line(const char *out, const char *file,
     char **message);
 int running_has_backend(const struct running *, const char *);
 void running_keep_backends(struct running *, char *const *names, size_t n);
+void running_take_servers(struct running *to, const struct running *from);
 int rmapent_cmp(const void *, const void *);
 int rserver_cmp(const void *, const void *);
 int rserver_in_maint(const struct rserver *);
@@ -764,6 +774,8 @@ void hold_free(struct hold *);
 void plan_build(struct plan *, const struct desired *,
     const struct desired *previous, const struct running *,
     const struct render_opts *);
+void plan_build_servers(struct plan *, const struct desired *,
+    const struct desired *prev, const struct running *);
 void plan_add(struct plan *, enum cmd_kind, char *text, char *what);
 void plan_free(struct plan *);
 void plan_drop_tls(struct plan *);
@@ -784,6 +796,10 @@ int runtime_split_replies(const char *, size_t n, char ***replies,
 int runtime_parse_state(struct running *, const char *const *replies,
     char **cause);
 int runtime_read_state(const char *socket, const struct render_opts *,
+    struct running *, char **cause);
+int runtime_parse_servers(struct running *, char *const *names,
+    const char *const *replies, size_t n, char **cause);
+int runtime_read_servers(const char *socket, char *const *names, size_t n,
     struct running *, char **cause);
 
 /* reload.c: writing the file, checking it and reloading HAProxy */

@@ -17,7 +17,7 @@
 #include "dovetail.h"
 #include "agent.h"
 
-static void apply_doomed(struct agent *);
+static void apply_doomed(struct agent *, struct swarm *);
 
 void
 docker_down(struct agent *a, char *why)
@@ -282,7 +282,7 @@ full_sync(struct agent *a)
 	a->swarm = fresh;
 	a->sync_hash = h;
 	a->sync_hash_valid = 1;
-	apply_doomed(a);
+	apply_doomed(a, a->swarm);
 	a->have_snapshot = 1;
 	a->dirty = 1;
 	return 0;
@@ -297,6 +297,23 @@ valid_id(const char *s)
 		if (!isalnum((unsigned char)*s))
 			return 0;
 	return 1;
+}
+
+/*
+ * The tasks of service id changed, and nothing else of it: the next
+ * reconcile may touch only the backends it serves.
+ */
+static void
+tasks_changed(struct agent *a, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < a->ntasks_changed; i++)
+		if (strcmp(a->tasks_changed[i], id) == 0)
+			return;
+	a->tasks_changed = xreallocarray(a->tasks_changed,
+	    a->ntasks_changed + 1, sizeof(char *));
+	a->tasks_changed[a->ntasks_changed++] = xstrdup(id);
 }
 
 static void
@@ -336,16 +353,15 @@ converged(const struct swarm *sw, const char *id)
 {
 	const struct service *s;
 	uint64_t running = 0;
-	size_t i;
+	size_t i, end;
 
 	s = swarm_service(sw, id);
 	if (s == NULL)
 		return 1;
-	for (i = 0; i < sw->ntasks; i++) {
+	swarm_task_range(sw, id, &i, &end);
+	for (; i < end; i++) {
 		const struct task *t = &sw->tasks[i];
 
-		if (strcmp(t->service_id, id) != 0)
-			continue;
 		if (t->desired_running && t->state != TASK_RUNNING)
 			return 0;
 		if (!t->desired_running && (t->state == TASK_RUNNING ||
@@ -385,6 +401,7 @@ poll_service(struct agent *a, const char *id)
 {
 	struct swarm *fresh;
 	char *fs, *ft, *ps, *pt, *cause = NULL;
+	enum swarm_change change;
 	int rc, followed, changed;
 
 	fs = docker_filter("id", id);
@@ -420,17 +437,29 @@ poll_service(struct agent *a, const char *id)
 		}
 		fresh = swarm_new();
 	}
-	swarm_replace_service(a->swarm, id, fresh);
-	swarm_free(fresh);
-	a->sync_hash_valid = 0;
-	if (new_secret(a, id) && fetch_secrets(a, a->swarm, &changed,
-	    &cause) == -1) {
-		docker_down(a, cause);
-		return 0;
+	/*
+	 * A change of the tasks alone touches the backends the service
+	 * serves, and nothing at all touches nothing.
+	 */
+	apply_doomed(a, fresh);
+	change = swarm_service_change(a->swarm, id, fresh);
+	if (change != SWARM_SAME) {
+		swarm_replace_service(a->swarm, id, fresh);
+		a->sync_hash_valid = 0;
 	}
-	apply_doomed(a);
+	swarm_free(fresh);
+	if (change == SWARM_SERVICE)
+		a->dirty = 1;
+	else if (change == SWARM_TASKS)
+		tasks_changed(a, id);
+	if (new_secret(a, id)) {
+		if (fetch_secrets(a, a->swarm, &changed, &cause) == -1) {
+			docker_down(a, cause);
+			return 0;
+		}
+		a->dirty |= changed;
+	}
 	a->metrics.docker_ok_ms = mono_ms();
-	a->dirty = 1;
 	return converged(a->swarm, id);
 }
 
@@ -503,7 +532,7 @@ fast_polls(struct agent *a)
  * out of the snapshot until Docker catches up or the entry expires.
  */
 static void
-apply_doomed(struct agent *a)
+apply_doomed(struct agent *a, struct swarm *sw)
 {
 	long long now = mono_ms();
 	size_t i, j;
@@ -514,10 +543,9 @@ apply_doomed(struct agent *a)
 			a->doomed[i] = a->doomed[--a->ndoomed];
 			continue;
 		}
-		for (j = 0; j < a->swarm->ntasks; j++) {
-			if (strcmp(a->swarm->tasks[j].id,
-			    a->doomed[i].task_id) == 0)
-				a->swarm->tasks[j].desired_running = 0;
+		for (j = 0; j < sw->ntasks; j++) {
+			if (strcmp(sw->tasks[j].id, a->doomed[i].task_id) == 0)
+				sw->tasks[j].desired_running = 0;
 		}
 		i++;
 	}
@@ -537,9 +565,15 @@ doom_task(struct agent *a, const char *task_id)
 	a->doomed[a->ndoomed].task_id = xstrdup(task_id);
 	a->doomed[a->ndoomed].until = mono_ms() + a->cfg->converge_timeout_ms;
 	a->ndoomed++;
-	apply_doomed(a);
-	a->sync_hash_valid = 0;
-	a->dirty = 1;
+	for (i = 0; i < a->swarm->ntasks; i++) {
+		struct task *t = &a->swarm->tasks[i];
+
+		if (strcmp(t->id, task_id) != 0 || !t->desired_running)
+			continue;
+		t->desired_running = 0;
+		a->sync_hash_valid = 0;
+		tasks_changed(a, t->service_id);
+	}
 }
 
 /*

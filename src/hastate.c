@@ -537,6 +537,39 @@ running_keep_backends(struct running *r, char *const *names, size_t n)
 	r->nbackends = kept;
 }
 
+/*
+ * Puts into to the servers from holds of the backends from lists (from
+ * a read of those backends only), in place of those it had of them.
+ */
+void
+running_take_servers(struct running *to, const struct running *from)
+{
+	size_t i, kept = 0;
+	struct rserver *s;
+
+	for (i = 0; i < to->nservers; i++) {
+		s = &to->servers[i];
+		if (running_has_backend(from, s->backend)) {
+			free(s->backend);
+			free(s->name);
+			free(s->addr);
+		} else
+			to->servers[kept++] = *s;
+	}
+	to->nservers = kept;
+	to->servers = xreallocarray(to->servers, kept + from->nservers + 1,
+	    sizeof(*to->servers));
+	for (i = 0; i < from->nservers; i++) {
+		s = &to->servers[to->nservers++];
+		*s = from->servers[i];
+		s->backend = xstrdup(s->backend);
+		s->name = xstrdup(s->name);
+		s->addr = xstrdup(s->addr);
+	}
+	sort_array(to->servers, to->nservers, sizeof(*to->servers),
+	    rserver_cmp);
+}
+
 int
 rserver_in_maint(const struct rserver *s)
 {

@@ -449,6 +449,28 @@ plan_build(struct plan *p, const struct desired *d,
 	}
 }
 
+/*
+ * Appends to p the commands that make the servers of the backends r
+ * lists (a read of those backends only) equal to d: plan_build's server
+ * commands for them, without TLS or maps.
+ */
+void
+plan_build_servers(struct plan *p, const struct desired *d,
+    const struct desired *prev, const struct running *r)
+{
+	const struct dbackend *be;
+	size_t i;
+	int removals;
+
+	for (removals = 0; removals <= 1; removals++) {
+		for (i = 0; i < r->nbackends; i++) {
+			be = desired_backend(d, r->backends[i]);
+			if (be != NULL)
+				plan_servers(p, d, be, prev, r, removals);
+		}
+	}
+}
+
 /* Whether reply (without its final newline) means cmd succeeded. */
 int
 plan_reply_ok(const struct cmd *cmd, const char *reply)

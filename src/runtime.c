@@ -286,6 +286,58 @@ runtime_read_state(const char *socket, const struct render_opts *o,
 }
 
 /*
+ * Fills r from the replies (borrowed) to "show servers state NAME" for
+ * each of the n names: a backend whose reply is a state dump goes into
+ * r->backends with its servers; one HAProxy does not have ("Can't find
+ * backend.") stays out.  Pure.
+ */
+int
+runtime_parse_servers(struct running *r, char *const *names,
+    const char *const *replies, size_t n, char **cause)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strncmp(replies[i], "1\n", 2) != 0 &&
+		    strcmp(replies[i], "1") != 0)
+			continue;
+		if (hastate_parse_servers(r, replies[i], cause) == -1)
+			return -1;
+		r->backends = xreallocarray(r->backends, r->nbackends + 1,
+		    sizeof(char *));
+		r->backends[r->nbackends++] = xstrdup(names[i]);
+	}
+	sort_array(r->backends, r->nbackends, sizeof(char *), str_cmp_ptr);
+	return 0;
+}
+
+/*
+ * Reads the servers of the n backends named (valid names) into r, in one
+ * session: what a change of some backends' servers needs, not the state
+ * of all.
+ */
+int
+runtime_read_servers(const char *socket, char *const *names, size_t n,
+    struct running *r, char **cause)
+{
+	char **cmds, **replies;
+	size_t i;
+	int rc = -1;
+
+	cmds = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++)
+		cmds[i] = xasprintf("show servers state %s", names[i]);
+	if (runtime_batch(socket, (const char *const *)cmds, n, &replies,
+	    cause) == 0) {
+		rc = runtime_parse_servers(r, names,
+		    (const char *const *)replies, n, cause);
+		runtime_replies_free(replies, n);
+	}
+	free_strings(cmds, n);
+	return rc;
+}
+
+/*
  * Fills r from the RUNTIME_STATE_REPLIES replies (borrowed) to the
  * commands runtime_read_state sends, in its order.  Pure.
  */

@@ -1085,6 +1085,115 @@ swarm_network_name(const struct swarm *sw, const char *target)
 	return NULL;
 }
 
+static int
+same_strings(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (!str_same(a[i], b[i]))
+			return 0;
+	return 1;
+}
+
+/* Everything of a service desired.c may read: all but its replicas. */
+static int
+service_same(const struct service *a, const struct service *b)
+{
+	size_t i;
+
+	if (!str_same(a->id, b->id) || !str_same(a->name, b->name) ||
+	    !str_same(a->created, b->created) ||
+	    a->replicated != b->replicated || a->nlabels != b->nlabels ||
+	    a->nvips != b->nvips ||
+	    !same_strings(a->networks, a->nnetworks, b->networks,
+	    b->nnetworks) ||
+	    !same_strings(a->secrets, a->nsecrets, b->secrets, b->nsecrets))
+		return 0;
+	for (i = 0; i < a->nlabels; i++)
+		if (!str_same(a->labels[i].key, b->labels[i].key) ||
+		    !str_same(a->labels[i].value, b->labels[i].value))
+			return 0;
+	for (i = 0; i < a->nvips; i++)
+		if (!str_same(a->vips[i].network_id, b->vips[i].network_id) ||
+		    !str_same(a->vips[i].addr, b->vips[i].addr))
+			return 0;
+	return 1;
+}
+
+static int
+task_same(const struct task *a, const struct task *b)
+{
+	size_t i;
+
+	if (!str_same(a->id, b->id) || !str_same(a->service_id,
+	    b->service_id) || !str_same(a->node_id, b->node_id) ||
+	    a->desired_running != b->desired_running ||
+	    a->state != b->state || a->nnets != b->nnets ||
+	    a->nports != b->nports)
+		return 0;
+	for (i = 0; i < a->nnets; i++)
+		if (!str_same(a->nets[i].network_id, b->nets[i].network_id) ||
+		    !str_same(a->nets[i].network_name,
+		    b->nets[i].network_name) ||
+		    !str_same(a->nets[i].addr, b->nets[i].addr))
+			return 0;
+	for (i = 0; i < a->nports; i++)
+		if (a->ports[i].target != b->ports[i].target ||
+		    a->ports[i].published != b->ports[i].published)
+			return 0;
+	return 1;
+}
+
+/* The tasks of service id in sw (sorted by service): [*first, *end). */
+void
+swarm_task_range(const struct swarm *sw, const char *id, size_t *first,
+    size_t *end)
+{
+	size_t lo = 0, hi = sw->ntasks;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(sw->tasks[mid].service_id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = lo;
+	while (lo < sw->ntasks && strcmp(sw->tasks[lo].service_id, id) == 0)
+		lo++;
+	*end = lo;
+}
+
+/*
+ * What a read of one service and its tasks (fresh: that service, or no
+ * service when it is gone) changes of sw: nothing, its tasks only, or
+ * more (the service itself, which may change any route).
+ */
+enum swarm_change
+swarm_service_change(const struct swarm *sw, const char *id,
+    const struct swarm *fresh)
+{
+	const struct service *was = swarm_service(sw, id);
+	size_t first, end, ffirst, fend, i;
+
+	if (was == NULL || fresh->nservices != 1 ||
+	    !service_same(was, &fresh->services[0]))
+		return was == NULL && fresh->nservices == 0 ? SWARM_SAME :
+		    SWARM_SERVICE;
+	swarm_task_range(sw, id, &first, &end);
+	swarm_task_range(fresh, id, &ffirst, &fend);
+	if (end - first != fend - ffirst)
+		return SWARM_TASKS;
+	for (i = 0; i < fend - ffirst; i++)
+		if (!task_same(&sw->tasks[first + i], &fresh->tasks[ffirst + i]))
+			return SWARM_TASKS;
+	return SWARM_SAME;
+}
+
 /*
  * Replaces what sw knows of one service (the service and its tasks) with
  * what fresh holds, which came from queries filtered to that service.
@@ -1093,36 +1202,55 @@ swarm_network_name(const struct swarm *sw, const char *target)
 void
 swarm_replace_service(struct swarm *sw, const char *id, struct swarm *fresh)
 {
-	size_t i, n;
+	struct service key, *at;
+	size_t i, n, first, end, pos;
 
-	n = 0;
-	for (i = 0; i < sw->nservices; i++) {
-		if (strcmp(sw->services[i].id, id) == 0)
-			service_free_fields(&sw->services[i]);
-		else
-			sw->services[n++] = sw->services[i];
+	/* Each part stays sorted: a splice, not a sort of the whole. */
+	key.id = (char *)id;
+	at = find_in_array(&key, sw->services, sw->nservices,
+	    sizeof(*sw->services), service_cmp);
+	if (at != NULL) {
+		pos = (size_t)(at - sw->services);
+		service_free_fields(at);
+		memmove(at, at + 1, (sw->nservices - pos - 1) *
+		    sizeof(*sw->services));
+		sw->nservices--;
 	}
-	sw->nservices = n;
 	sw->services = xreallocarray(sw->services,
-	    n + fresh->nservices, sizeof(*sw->services));
-	for (i = 0; i < fresh->nservices; i++)
-		sw->services[sw->nservices++] = fresh->services[i];
-	sort_array(sw->services, sw->nservices, sizeof(*sw->services),
-	    service_cmp);
-
-	n = 0;
-	for (i = 0; i < sw->ntasks; i++) {
-		if (strcmp(sw->tasks[i].service_id, id) == 0)
-			task_free_fields(&sw->tasks[i]);
-		else
-			sw->tasks[n++] = sw->tasks[i];
+	    sw->nservices + fresh->nservices + 1, sizeof(*sw->services));
+	for (i = 0; i < fresh->nservices; i++) {
+		for (pos = sw->nservices; pos > 0 && service_cmp(
+		    &sw->services[pos - 1], &fresh->services[i]) > 0; pos--)
+			;
+		memmove(&sw->services[pos + 1], &sw->services[pos],
+		    (sw->nservices - pos) * sizeof(*sw->services));
+		sw->services[pos] = fresh->services[i];
+		sw->nservices++;
 	}
-	sw->ntasks = n;
-	sw->tasks = xreallocarray(sw->tasks, n + fresh->ntasks,
-	    sizeof(*sw->tasks));
+
+	/* Only the service's own tasks (a filter by name matches too). */
+	for (i = 0, n = 0; i < fresh->ntasks; i++) {
+		if (strcmp(fresh->tasks[i].service_id, id) == 0)
+			fresh->tasks[n++] = fresh->tasks[i];
+		else
+			task_free_fields(&fresh->tasks[i]);
+	}
+	fresh->ntasks = n;
+	sort_array(fresh->tasks, fresh->ntasks, sizeof(*fresh->tasks),
+	    task_cmp);
+	swarm_task_range(sw, id, &first, &end);
+	for (i = first; i < end; i++)
+		task_free_fields(&sw->tasks[i]);
+	/* Room for the larger of before and after: the tail moves first. */
+	if (fresh->ntasks > end - first)
+		sw->tasks = xreallocarray(sw->tasks, sw->ntasks - (end -
+		    first) + fresh->ntasks, sizeof(*sw->tasks));
+	if (end < sw->ntasks)
+		memmove(&sw->tasks[first + fresh->ntasks], &sw->tasks[end],
+		    (sw->ntasks - end) * sizeof(*sw->tasks));
+	sw->ntasks = sw->ntasks - (end - first) + fresh->ntasks;
 	for (i = 0; i < fresh->ntasks; i++)
-		sw->tasks[sw->ntasks++] = fresh->tasks[i];
-	sort_array(sw->tasks, sw->ntasks, sizeof(*sw->tasks), task_cmp);
+		sw->tasks[first + i] = fresh->tasks[i];
 
 	free(fresh->services);
 	fresh->services = NULL;

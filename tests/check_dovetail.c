@@ -1906,6 +1906,97 @@ START_TEST(test_reload_job)
 END_TEST
 
 /* Replies are read one object at a time: the array's own syntax. */
+/* Services and tasks as Docker's JSON, for swarm_service_change. */
+static struct swarm *
+swarm_of(const char *services, const char *tasks)
+{
+	struct swarm *sw = swarm_new();
+	char *cause;
+
+	ck_assert_int_eq(swarm_parse_services(sw, services, strlen(services),
+	    &cause), 0);
+	ck_assert_int_eq(swarm_parse_tasks(sw, tasks, strlen(tasks), &cause),
+	    0);
+	return sw;
+}
+
+#define SVC(id, host) "{\"ID\":\"" id "\",\"Spec\":{\"Name\":\"n" id "\"," \
+	"\"Labels\":{\"com.docker.lb.hosts\":\"" host "\"}}}"
+#define TASK(id, svc, state) "{\"ID\":\"" id "\",\"ServiceID\":\"" svc \
+	"\",\"NodeID\":\"n1\",\"Status\":{\"State\":\"" state "\"}," \
+	"\"DesiredState\":\"running\"}"
+
+START_TEST(test_swarm_service_change)
+{
+	struct swarm *sw, *fresh;
+	size_t first, end;
+
+	sw = swarm_of("[" SVC("a1", "a") "," SVC("c3", "c") "," SVC("b2", "b")
+	    "]", "[" TASK("tc", "c3", "running") "," TASK("tb2", "b2",
+	    "running") "," TASK("ta", "a1", "running") "," TASK("tb1", "b2",
+	    "running") "]");
+	swarm_task_range(sw, "b2", &first, &end);
+	ck_assert_uint_eq(first, 1);
+	ck_assert_uint_eq(end, 3);
+	swarm_task_range(sw, "zz", &first, &end);
+	ck_assert_uint_eq(first, end);
+
+	/* The same read again: nothing changed. */
+	fresh = swarm_of("[" SVC("b2", "b") "]", "[" TASK("tb1", "b2",
+	    "running") "," TASK("tb2", "b2", "running") "]");
+	ck_assert_int_eq(swarm_service_change(sw, "b2", fresh), SWARM_SAME);
+	swarm_free(fresh);
+	/* A task stops, another starts: its tasks only. */
+	fresh = swarm_of("[" SVC("b2", "b") "]", "[" TASK("tb3", "b2",
+	    "running") "," TASK("tb1", "b2", "shutdown") "," TASK("tc", "c3",
+	    "running") "]");
+	ck_assert_int_eq(swarm_service_change(sw, "b2", fresh), SWARM_TASKS);
+	swarm_replace_service(sw, "b2", fresh);
+	swarm_free(fresh);
+	/* Spliced in order; c3's task, matched by a name, not taken twice. */
+	ck_assert_uint_eq(sw->ntasks, 4);
+	ck_assert_str_eq(sw->tasks[0].id, "ta");
+	ck_assert_str_eq(sw->tasks[1].id, "tb1");
+	ck_assert_int_eq(sw->tasks[1].state, TASK_DONE);
+	ck_assert_str_eq(sw->tasks[2].id, "tb3");
+	ck_assert_str_eq(sw->tasks[3].id, "tc");
+	ck_assert_uint_eq(sw->nservices, 3);
+	ck_assert_str_eq(sw->services[1].id, "b2");
+	/* A label changed: the service. */
+	fresh = swarm_of("[" SVC("b2", "b2") "]", "[" TASK("tb3", "b2",
+	    "running") "," TASK("tb1", "b2", "shutdown") "]");
+	ck_assert_int_eq(swarm_service_change(sw, "b2", fresh),
+	    SWARM_SERVICE);
+	swarm_free(fresh);
+	/* A new service goes in its place among the others. */
+	fresh = swarm_of("[" SVC("b0", "b0") "]", "[" TASK("t0", "b0",
+	    "running") "]");
+	ck_assert_int_eq(swarm_service_change(sw, "b0", fresh),
+	    SWARM_SERVICE);
+	swarm_replace_service(sw, "b0", fresh);
+	swarm_free(fresh);
+	ck_assert_uint_eq(sw->nservices, 4);
+	ck_assert_str_eq(sw->services[0].id, "a1");
+	ck_assert_str_eq(sw->services[1].id, "b0");
+	ck_assert_str_eq(sw->services[2].id, "b2");
+	ck_assert_str_eq(sw->tasks[1].id, "t0");
+	/* Gone: the service; one never seen and gone: nothing. */
+	fresh = swarm_new();
+	ck_assert_int_eq(swarm_service_change(sw, "b2", fresh),
+	    SWARM_SERVICE);
+	ck_assert_int_eq(swarm_service_change(sw, "zz", fresh), SWARM_SAME);
+	swarm_replace_service(sw, "b2", fresh);
+	swarm_free(fresh);
+	ck_assert_uint_eq(sw->nservices, 3);
+	ck_assert_uint_eq(sw->ntasks, 3);
+	ck_assert_ptr_null(swarm_service(sw, "b2"));
+	ck_assert_str_eq(sw->tasks[0].id, "ta");
+	ck_assert_str_eq(sw->tasks[1].id, "t0");
+	ck_assert_str_eq(sw->tasks[2].id, "tc");
+	swarm_free(sw);
+}
+END_TEST
+
 START_TEST(test_parse_array_stream)
 {
 	struct swarm *sw = swarm_new();
@@ -2735,6 +2826,7 @@ suite_units(void)
 	tcase_add_test(tc, test_reload_report_parse);
 	tcase_add_test(tc, test_reload_job);
 	tcase_add_test(tc, test_parse_array_stream);
+	tcase_add_test(tc, test_swarm_service_change);
 	tcase_add_test(tc, test_audit_delay);
 	tcase_add_test(tc, test_plan_drop_tls);
 	tcase_add_test(tc, test_map_used);

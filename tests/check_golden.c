@@ -163,54 +163,80 @@ load_acme(struct acme_store *st, const char *dir)
 	return 1;
 }
 
-static void
-run_case(const char *dir)
-{
-	struct swarm *sw = swarm_new();
-	struct desired *d;
-	struct running *r;
-	struct render_opts ro = { ":80", ":443", {
-	    "/etc/haproxy/dovetail.hosts.map",
-	    "/etc/haproxy/dovetail.sni.map",
-	    "/etc/haproxy/dovetail.redirects.map",
-	    "/etc/haproxy/dovetail.acme.map" },
-	    "/etc/haproxy/dovetail.crt-list", "/etc/haproxy/dovetail.certs",
-	    "/etc/haproxy/dovetail.certs/default.pem",
-	    "abns@dovetail-tls-golden", "24h", 1 };
-	struct desired_opts dopts;
+/* A case's swarm and what desired_build takes with it. */
+struct golden {
+	struct swarm *sw;
+	char *cluster;
 	struct cert_store certs;
 	struct acme_store acme;
-	struct secret_io io;
-	struct plan p;
-	struct buf out;
-	char *cluster, *text, *cause = NULL, *nl;
-	size_t i;
+	struct desired_opts dopts;
+};
 
-	load_input(sw, dir, "services.json", swarm_parse_services, 0);
-	load_input(sw, dir, "tasks.json", swarm_parse_tasks, 0);
-	load_input(sw, dir, "nodes.json", swarm_parse_nodes, 0);
-	load_input(sw, dir, "networks.json", swarm_parse_networks, 1);
-	load_input(sw, dir, "secrets.json", swarm_parse_secrets, 1);
-	cluster = read_opt(dir, "cluster.txt");
-	if (cluster != NULL && (nl = strchr(cluster, '\n')) != NULL)
+static void
+golden_load(struct golden *g, const char *dir)
+{
+	struct secret_io io;
+	char *nl;
+
+	g->sw = swarm_new();
+	load_input(g->sw, dir, "services.json", swarm_parse_services, 0);
+	load_input(g->sw, dir, "tasks.json", swarm_parse_tasks, 0);
+	load_input(g->sw, dir, "nodes.json", swarm_parse_nodes, 0);
+	load_input(g->sw, dir, "networks.json", swarm_parse_networks, 1);
+	load_input(g->sw, dir, "secrets.json", swarm_parse_secrets, 1);
+	g->cluster = read_opt(dir, "cluster.txt");
+	if (g->cluster != NULL && (nl = strchr(g->cluster, '\n')) != NULL)
 		*nl = '\0';
 	io.read = read_case_secret;
 	io.check = NULL;
 	io.arg = (void *)dir;
-	cert_store_load(&certs, sw, "com.docker.lb", cluster == NULL ? "" :
-	    cluster, &io);
-	memset(&dopts, 0, sizeof(dopts));
-	dopts.prefix = "com.docker.lb";
-	dopts.cluster = cluster == NULL ? "" : cluster;
-	dopts.https_port = 443;
-	dopts.certs = &certs;
+	cert_store_load(&g->certs, g->sw, "com.docker.lb", g->cluster == NULL ?
+	    "" : g->cluster, &io);
+	memset(&g->dopts, 0, sizeof(g->dopts));
+	g->dopts.prefix = "com.docker.lb";
+	g->dopts.cluster = g->cluster == NULL ? "" : g->cluster;
+	g->dopts.https_port = 443;
+	g->dopts.certs = &g->certs;
 	/* [acme] on, when the case has a store: configs.json, seal.key. */
-	memset(&acme, 0, sizeof(acme));
-	if (load_acme(&acme, dir))
-		dopts.acme = &acme;
-	d = desired_build(sw, &dopts);
-	cert_store_free(&certs);
-	acme_store_free(&acme);
+	memset(&g->acme, 0, sizeof(g->acme));
+	if (load_acme(&g->acme, dir))
+		g->dopts.acme = &g->acme;
+}
+
+static void
+golden_free(struct golden *g)
+{
+	cert_store_free(&g->certs);
+	acme_store_free(&g->acme);
+	free(g->cluster);
+	swarm_free(g->sw);
+}
+
+static const struct render_opts golden_ro = { ":80", ":443", {
+    "/etc/haproxy/dovetail.hosts.map",
+    "/etc/haproxy/dovetail.sni.map",
+    "/etc/haproxy/dovetail.redirects.map",
+    "/etc/haproxy/dovetail.acme.map" },
+    "/etc/haproxy/dovetail.crt-list", "/etc/haproxy/dovetail.certs",
+    "/etc/haproxy/dovetail.certs/default.pem",
+    "abns@dovetail-tls-golden", "24h", 1 };
+
+static void
+run_case(const char *dir)
+{
+	struct golden g;
+	struct swarm *sw;
+	struct desired *d;
+	struct running *r;
+	struct render_opts ro = golden_ro;
+	struct plan p;
+	struct buf out;
+	char *text, *cause = NULL;
+	size_t i;
+
+	golden_load(&g, dir);
+	sw = g.sw;
+	d = desired_build(sw, &g.dopts);
 
 	buf_init(&out);
 	render_config(&out, d, &ro);
@@ -285,9 +311,79 @@ run_case(const char *dir)
 		running_free(r);
 	}
 	buf_free(&out);
-	free(cluster);
 	desired_free(d);
-	swarm_free(sw);
+	golden_free(&g);
+}
+
+/* The file and the maps of d, for comparing two desired states. */
+static char *
+rendered(const struct desired *d)
+{
+	struct buf out;
+	int m;
+
+	buf_init(&out);
+	render_config(&out, d, &golden_ro);
+	for (m = 0; m < MAP_COUNT; m++)
+		render_map(&out, d, m);
+	buf_addf(&out, "# %zu servers, %zu problems, %zu services, inter %u\n",
+	    d->nservers, d->nproblems, d->nservices, d->check_inter);
+	return buf_steal(&out);
+}
+
+/*
+ * Each task of the case changed in turn (it leaves or comes back, it
+ * starts or runs, its published port moves): desired_patch_tasks must
+ * give what desired_build gives, or say it cannot.  Returns how many
+ * changes it patched.
+ */
+static size_t
+patch_case(const char *dir)
+{
+	struct golden g;
+	struct desired *d, *full, *old;
+	struct task *t;
+	char *want, *got, *ids[1];
+	size_t i, patched = 0;
+	int rc;
+
+	golden_load(&g, dir);
+	d = desired_build(g.sw, &g.dopts);
+	for (i = 0; i < g.sw->ntasks * 2; i++) {
+		t = &g.sw->tasks[i % g.sw->ntasks];
+		if (i % 3 == 0 || (i % 3 == 2 && t->nports == 0))
+			t->desired_running = !t->desired_running;
+		else if (i % 3 == 1)
+			t->state = t->state == TASK_RUNNING ? TASK_STARTING :
+			    TASK_RUNNING;
+		else
+			t->ports[0].published++;
+		g.dopts.check_inter = d->check_inter;
+		full = desired_build(g.sw, &g.dopts);
+		ids[0] = t->service_id;
+		rc = desired_patch_tasks(d, g.sw, &g.dopts, ids, 1, &old);
+		if (rc == -1) {
+			ck_assert_ptr_null(old);
+			desired_free(d);
+			d = full;
+			continue;
+		}
+		ck_assert_ptr_nonnull(old);
+		ck_assert_int_eq((int)old->nbackends, rc);
+		want = rendered(full);
+		got = rendered(d);
+		ck_assert_msg(strcmp(want, got) == 0, "%s: task %s changed "
+		    "(%zu): patched\n%s\n--- built\n%s", dir, t->id, i, got,
+		    want);
+		free(want);
+		free(got);
+		desired_free(old);
+		desired_free(full);
+		patched += rc > 0;
+	}
+	desired_free(d);
+	golden_free(&g);
+	return patched;
 }
 
 START_TEST(test_golden_cases)
@@ -312,6 +408,26 @@ START_TEST(test_golden_cases)
 }
 END_TEST
 
+START_TEST(test_golden_patch_tasks)
+{
+	char *root;
+	DIR *dp;
+	struct dirent *de;
+	size_t patched = 0;
+
+	root = xasprintf("%s/golden", test_data_dir());
+	dp = opendir(root);
+	ck_assert_msg(dp != NULL, "cannot open %s", root);
+	while ((de = readdir(dp)) != NULL)
+		if (de->d_name[0] != '.')
+			patched += patch_case(de->d_name);
+	closedir(dp);
+	free(root);
+	/* Most changes reach a routed backend and are patched. */
+	ck_assert_uint_ge(patched, 100);
+}
+END_TEST
+
 Suite *
 suite_golden(void)
 {
@@ -319,6 +435,7 @@ suite_golden(void)
 	TCase *tc = tcase_create("cases");
 
 	tcase_add_test(tc, test_golden_cases);
+	tcase_add_test(tc, test_golden_patch_tasks);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1179,18 +1179,6 @@ desired_build(const struct swarm *sw, const struct desired_opts *o)
 	return d;
 }
 
-/* The service of sw named name, or NULL: a walk, for a few lookups. */
-static const struct service *
-service_named(const struct swarm *sw, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sw->nservices; i++)
-		if (strcmp(sw->services[i].name, name) == 0)
-			return &sw->services[i];
-	return NULL;
-}
-
 /*
  * The servers backend b gets from sw's tasks, as build_backend gives
  * them, into *out (new) and *n; -1 when a service of b is not routed as
@@ -1217,7 +1205,7 @@ backend_servers(const struct swarm *sw, const struct desired_opts *o,
 
 		c[i].service = b->services[i];
 		c[i].routed = i;
-		r->svc = service_named(sw, b->services[i]);
+		r->svc = swarm_service_named(sw, b->services[i]);
 		if (r->svc == NULL || labels_parse(r->svc, o->prefix,
 		    o->cluster, &r->spec, &pb) != LABELS_ROUTED) {
 			problem_free(&pb);

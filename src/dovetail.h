@@ -278,6 +278,8 @@ void swarm_replace_service(struct swarm *, const char *service_id,
     struct swarm *fresh);
 void swarm_merge_services(struct swarm *, struct swarm *other);
 const struct service *swarm_service(const struct swarm *, const char *id);
+const struct service *swarm_service_named(const struct swarm *,
+    const char *name);
 const struct node *swarm_node(const struct swarm *, const char *id);
 char *swarm_sortable_time(const char *);
 int kv_cmp(const void *, const void *);

@@ -88,17 +88,6 @@ labels_text(const struct service *s)
 	return t;
 }
 
-static const struct service *
-service_named(const struct swarm *sw, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sw->nservices; i++)
-		if (strcmp(sw->services[i].name, name) == 0)
-			return &sw->services[i];
-	return NULL;
-}
-
 void
 unquarantine(struct agent *a, size_t i)
 {
@@ -119,7 +108,7 @@ prune_quarantine(struct agent *a)
 	int same;
 
 	while (i < a->nquarantine) {
-		s = service_named(a->swarm, a->quarantine[i].service);
+		s = swarm_service_named(a->swarm, a->quarantine[i].service);
 		now = s == NULL ? NULL : labels_text(s);
 		same = now != NULL && strcmp(now, a->quarantine_labels[i]) == 0;
 		free(now);
@@ -155,7 +144,7 @@ quarantine_refused(struct agent *a, const char *config, const char *out)
 		next = strchr(name, ' ');
 		if (next != NULL)
 			*next++ = '\0';
-		if ((s = service_named(a->swarm, name)) == NULL)
+		if ((s = swarm_service_named(a->swarm, name)) == NULL)
 			continue;
 		a->quarantine = xreallocarray(a->quarantine,
 		    a->nquarantine + 1, sizeof(*a->quarantine));

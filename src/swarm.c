@@ -1292,6 +1292,18 @@ swarm_service(const struct swarm *sw, const char *id)
 	    sizeof(*sw->services), service_cmp);
 }
 
+/* The service named name, or NULL: a walk, for a lookup now and then. */
+const struct service *
+swarm_service_named(const struct swarm *sw, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sw->nservices; i++)
+		if (strcmp(sw->services[i].name, name) == 0)
+			return &sw->services[i];
+	return NULL;
+}
+
 /* Borrowed; NULL for a task not placed on a node yet (id NULL). */
 const struct node *
 swarm_node(const struct swarm *sw, const char *id)

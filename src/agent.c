@@ -640,7 +640,12 @@ agent_run(struct config *cfg, const char *config_path,
 			    (long long)time(NULL), &a.metrics);
 		}
 
+		if (a.file_stale && mono_ms() >= a.file_due)
+			file_catch_up(&a);
+
 		next = a.next_reconcile;
+		if (a.file_stale && a.flight == NULL)
+			next = earliest(next, a.file_due);
 		if (a.docker_up) {
 			next = earliest(next, a.next_full_sync);
 			next = earliest(next, a.next_fast_poll);

@@ -109,6 +109,7 @@ struct agent {
 	char **tasks_changed;
 	size_t ntasks_changed;
 	int file_stale;		/* servers changed since the file was written */
+	long long file_due;	/* when it is written again, if stale */
 	long long next_reconcile;
 	char *haproxy_error;	/* last reported */
 	char *reload_error;	/* last reported */
@@ -217,6 +218,8 @@ void flight_abandon(struct agent *);
 int flight_land(struct agent *);
 /* Makes HAProxy equal to the snapshot; 0 when it (or the file) does. */
 int reconcile(struct agent *);
+/* Writes the files again after task changes patched the last state. */
+void file_catch_up(struct agent *);
 /* Takes in a flight that ended (returns 1); 0 while none did. */
 int flight_check(struct agent *, long long now);
 

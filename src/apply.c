@@ -117,11 +117,11 @@ static const char reload_for_file[] = "frontends or backends changed";
 /* Why HAProxy must load the file again, or NULL. */
 static const char *
 reload_reason(const struct agent *a, const struct desired *d,
-    const struct running *r, const char *config)
+    const struct running *r, int skeleton)
 {
 	size_t i;
 
-	if (skeleton_changed(a->disk_config, config))
+	if (skeleton)
 		return reload_for_file;
 	if (a->reload_pending)
 		return "the last reload did not complete";
@@ -536,9 +536,9 @@ reconcile_tasks(struct agent *a)
 		desired_free(old);
 		return a->in_sync ? 0 : -1;
 	}
+	if (!a->file_stale)
+		a->file_due = mono_ms() + FILE_DELAY_MS;
 	a->file_stale = 1;
-	if (a->next_reconcile > mono_ms() + FILE_DELAY_MS)
-		a->next_reconcile = mono_ms() + FILE_DELAY_MS;
 	a->metrics.servers = a->last->nservers;
 	/* During a flight, the backends of the file HAProxy runs only. */
 	names = xcalloc(old->nbackends, sizeof(char *));
@@ -586,21 +586,29 @@ reconcile(struct agent *a)
 	char *sides[NSIDE];
 	const char *why;
 	char *cause;
-	int rc = -1, i, reuse;
+	int rc = -1, i, reuse, skeleton;
 
+	/*
+	 * Task changes first, into the last desired state; then, when it is
+	 * time (or they reach beyond servers), the whole.
+	 */
+	if (!a->dirty && a->ntasks_changed > 0 && a->last != NULL) {
+		rc = reconcile_tasks(a);
+		if (rc == 1)
+			a->dirty = 1;
+		else if (mono_ms() < a->next_reconcile)
+			return rc;
+	}
+	rc = -1;
+	free_strings(a->tasks_changed, a->ntasks_changed);
+	a->tasks_changed = NULL;
+	a->ntasks_changed = 0;
 	/*
 	 * Nothing changed since a reconcile that left HAProxy in sync: what
 	 * it built stands, and only HAProxy's state is read and compared.
 	 * The whole is built again after a change, and once per
 	 * audit_interval for what no event tells (certificate files).
 	 */
-	if (!a->dirty && a->ntasks_changed > 0 && a->last != NULL &&
-	    mono_ms() < a->next_reconcile && (rc = reconcile_tasks(a)) != 1)
-		return rc;
-	rc = -1;
-	free_strings(a->tasks_changed, a->ntasks_changed);
-	a->tasks_changed = NULL;
-	a->ntasks_changed = 0;
 	reuse = !a->dirty && a->in_sync && a->last != NULL &&
 	    mono_ms() < a->next_rebuild;
 	a->dirty = 0;
@@ -612,8 +620,10 @@ reconcile(struct agent *a)
 		/* Servers changed since the file was written (above). */
 		d = a->last;
 		render_files(a, d, &config, side);
+		skeleton = 0;
 	} else if (reuse) {
 		d = a->last;
+		skeleton = 0;
 		buf_adds(&config, a->disk_config);
 		for (i = 0; i < NSIDE; i++)
 			buf_adds(&side[i], a->disk_side[i] == NULL ? "" :
@@ -621,8 +631,12 @@ reconcile(struct agent *a)
 	} else {
 		d = build(a, &config, side);
 		a->next_rebuild = mono_ms() + a->cfg->audit_interval_ms;
+		skeleton = -1;
 	}
 	a->file_stale = 0;
+	/* Once: it renders the skeleton of two files of megabytes. */
+	if (skeleton == -1)
+		skeleton = skeleton_changed(a->disk_config, config.data);
 	a->in_sync = 0;
 	for (i = 0; i < NSIDE; i++)
 		sides[i] = side[i].data;
@@ -637,7 +651,7 @@ reconcile(struct agent *a)
 		 */
 		if (a->flight != NULL)
 			goto out;
-		if (skeleton_changed(a->disk_config, config.data)) {
+		if (skeleton) {
 			if (write_checked(a, d, config.data, sides) != 0)
 				goto out;
 			a->reload_pending = 1;
@@ -655,7 +669,7 @@ reconcile(struct agent *a)
 	}
 
 	settle_pending_reload(a);
-	why = reload_reason(a, d, r, config.data);
+	why = reload_reason(a, d, r, skeleton);
 	/*
 	 * Right after a reload, HAProxy that seems not to run the file (a
 	 * runtime socket still answered by the old worker, a master started
@@ -699,8 +713,7 @@ reconcile(struct agent *a)
 	 * Server lines and map entries only: no check or reload needed.  The
 	 * files a flight checks and loads are not touched before it ends.
 	 */
-	if (a->flight == NULL && !skeleton_changed(a->disk_config,
-	    config.data)) {
+	if (a->flight == NULL && !skeleton) {
 		if (write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
 		    config.data, &cause) == -1) {
@@ -729,6 +742,49 @@ out:
 	for (i = 0; i < NSIDE; i++)
 		buf_free(&side[i]);
 	return rc;
+}
+
+/*
+ * The file and the maps written again from the last desired state, which
+ * task changes patched since they were (reconcile_tasks): its server
+ * lines only differ.  A flight's files wait for it to end.
+ */
+void
+file_catch_up(struct agent *a)
+{
+	struct buf config, side[NSIDE];
+	char *sides[NSIDE], *cause;
+	int i;
+
+	if (a->flight != NULL || a->last == NULL)
+		return;
+	if (!a->in_sync) {
+		/*
+		 * Only a file the last reconcile wrote, so in sync, is known
+		 * to differ from the last state by its server lines: else
+		 * the whole reconcile decides (a refused file stays out).
+		 */
+		a->file_stale = 0;
+		a->dirty = 1;
+		return;
+	}
+	buf_init(&config);
+	for (i = 0; i < NSIDE; i++)
+		buf_init(&side[i]);
+	render_files(a, a->last, &config, side);
+	for (i = 0; i < NSIDE; i++)
+		sides[i] = side[i].data;
+	a->file_stale = 0;
+	if (write_sides(a, sides, &cause) == -1 ||
+	    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
+	    config.data, &cause) == -1) {
+		/* Reported; the whole reconcile tries again. */
+		file_failed(a, cause);
+		a->dirty = 1;
+	}
+	buf_free(&config);
+	for (i = 0; i < NSIDE; i++)
+		buf_free(&side[i]);
 }
 
 /* A flight that ended is taken in (returns 1). */

@@ -544,30 +544,32 @@ running_keep_backends(struct running *r, char *const *names, size_t n)
 void
 running_take_servers(struct running *to, const struct running *from)
 {
-	size_t i, kept = 0;
-	struct rserver *s;
+	struct rserver *v, *s;
+	size_t i = 0, j = 0, n = 0;
 
-	for (i = 0; i < to->nservers; i++) {
-		s = &to->servers[i];
-		if (running_has_backend(from, s->backend)) {
+	/* Both sorted: one merge, not a sort of all the servers. */
+	v = xcalloc(to->nservers + from->nservers + 1, sizeof(*v));
+	while (i < to->nservers || j < from->nservers) {
+		if (i < to->nservers && running_has_backend(from,
+		    to->servers[i].backend)) {
+			s = &to->servers[i++];
 			free(s->backend);
 			free(s->name);
 			free(s->addr);
-		} else
-			to->servers[kept++] = *s;
+		} else if (j == from->nservers || (i < to->nservers &&
+		    rserver_cmp(&to->servers[i], &from->servers[j]) < 0))
+			v[n++] = to->servers[i++];
+		else {
+			s = &v[n++];
+			*s = from->servers[j++];
+			s->backend = xstrdup(s->backend);
+			s->name = xstrdup(s->name);
+			s->addr = xstrdup(s->addr);
+		}
 	}
-	to->nservers = kept;
-	to->servers = xreallocarray(to->servers, kept + from->nservers + 1,
-	    sizeof(*to->servers));
-	for (i = 0; i < from->nservers; i++) {
-		s = &to->servers[to->nservers++];
-		*s = from->servers[i];
-		s->backend = xstrdup(s->backend);
-		s->name = xstrdup(s->name);
-		s->addr = xstrdup(s->addr);
-	}
-	sort_array(to->servers, to->nservers, sizeof(*to->servers),
-	    rserver_cmp);
+	free(to->servers);
+	to->servers = v;
+	to->nservers = n;
 }
 
 int

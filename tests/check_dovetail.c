@@ -1770,6 +1770,43 @@ START_TEST(test_running_keep_backends)
 }
 END_TEST
 
+/* A read of some backends: what it found goes into the whole state. */
+START_TEST(test_runtime_read_some_servers)
+{
+	struct running *seen = running_new(), *r = running_new();
+	char *names[] = { "svc-demo", "svc-gone" }, *cause = NULL;
+	const char *replies[2];
+	char *one;
+
+	ck_assert_int_eq(hastate_parse_servers(seen, servers_state, &cause),
+	    0);
+	/* svc-demo now has t2 and t3, svc-gone is not HAProxy's. */
+	one = xstrdup(servers_state);
+	*strstr(one, "4 svc-demo 1 t1") = '\0';
+	replies[0] = xasprintf("%s%s", one, "4 svc-demo 2 t2 127.0.0.1 2 0 1 "
+	    "1 1 1 0 2 0 0 0 0 - 9998 - 0 0 - - 0\n4 svc-demo 3 t3 127.0.0.1 "
+	    "2 0 1 1 1 1 0 2 0 0 0 0 - 9997 - 0 0 - - 0\n");
+	replies[1] = "Can't find backend.";
+	ck_assert_msg(runtime_parse_servers(r, names, replies, 2, &cause) == 0,
+	    "%s", cause);
+	ck_assert_uint_eq(r->nbackends, 1);
+	ck_assert_str_eq(r->backends[0], "svc-demo");
+	ck_assert_uint_eq(r->nservers, 2);
+	running_take_servers(seen, r);
+	/* svc-a's t9 stays; svc-demo's t1 left, t3 came; all sorted. */
+	ck_assert_uint_eq(seen->nservers, 3);
+	ck_assert_str_eq(seen->servers[0].backend, "svc-a");
+	ck_assert_str_eq(seen->servers[1].name, "t2");
+	ck_assert_uint_eq(seen->servers[1].op, SRV_OP_RUNNING);
+	ck_assert_str_eq(seen->servers[2].name, "t3");
+	ck_assert_uint_eq(seen->servers[2].port, 9997);
+	free((char *)replies[0]);
+	free(one);
+	running_free(seen);
+	running_free(r);
+}
+END_TEST
+
 START_TEST(test_reload_report_parse)
 {
 	struct reload_result r;
@@ -2823,6 +2860,7 @@ suite_units(void)
 	tcase_add_test(tc, test_add_server_twin);
 	tcase_add_test(tc, test_render_backends);
 	tcase_add_test(tc, test_running_keep_backends);
+	tcase_add_test(tc, test_runtime_read_some_servers);
 	tcase_add_test(tc, test_reload_report_parse);
 	tcase_add_test(tc, test_reload_job);
 	tcase_add_test(tc, test_parse_array_stream);

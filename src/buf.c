@@ -145,7 +145,14 @@ void
 sort_array(void *base, size_t n, size_t size,
     int (*cmp)(const void *, const void *))
 {
-	if (n > 1)
+	const char *p = base;
+	size_t i;
+
+	/* What is sorted already (HAProxy's replies, mostly) stays. */
+	for (i = 1; i < n; i++)
+		if (cmp(p + (i - 1) * size, p + i * size) > 0)
+			break;
+	if (i < n)
 		qsort(base, n, size, cmp);
 }
 

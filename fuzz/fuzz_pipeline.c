@@ -73,8 +73,11 @@ load_running(struct running *r, char **parts)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *parts[PART_COUNT], *cause, *nl;
+	char *parts[PART_COUNT], *cause, *nl, **ids;
 	struct swarm *sw = swarm_new();
+	struct desired *old;
+	size_t i;
+	int n;
 	struct desired_opts dopts;
 	struct cert_store certs;
 	struct secret_io io;
@@ -114,6 +117,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dopts.certs = &certs;
 	d = desired_build(sw, &dopts);
 	again = desired_build(sw, &dopts);
+	/*
+	 * Every service's tasks "changed" to what they are: the patched
+	 * state must render as the built one (compared below), or the patch
+	 * must say it cannot and leave it as it was.
+	 */
+	ids = xcalloc(sw->nservices + 1, sizeof(char *));
+	for (i = 0; i < sw->nservices; i++)
+		ids[i] = sw->services[i].id;
+	n = desired_patch_tasks(again, sw, &dopts, ids, sw->nservices, &old);
+	FUZZ_ASSERT(n == -1 ? old == NULL : old != NULL &&
+	    old->nbackends == (size_t)n);
+	desired_free(old);
+	free(ids);
 
 	r = running_new();
 	load_running(r, parts);

@@ -197,6 +197,21 @@ header_cols(char *header, struct state_cols *c, char **cause)
 	return 0;
 }
 
+/*
+ * Room in *v (of n elements of size) for one more per line of text, made
+ * once: growing by one element at a time costs a copy, or for the mapped
+ * arrays of a large reply a system call, per element.
+ */
+static void *
+reserve_lines(void *v, size_t n, size_t size, const char *text)
+{
+	size_t lines = 1;
+
+	for (; (text = strchr(text, '\n')) != NULL; text++)
+		lines++;
+	return xreallocarray(v, n + lines, size);
+}
+
 /* Appends the servers listed in a "show servers state" reply. */
 int
 hastate_parse_servers(struct running *r, const char *text, char **cause)
@@ -211,6 +226,8 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 	memset(&c, 0, sizeof(c));
 	if (reply_unsafe(text, "show servers state", cause) == -1)
 		return -1;
+	r->servers = reserve_lines(r->servers, r->nservers, sizeof(*r->servers),
+	    text);
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0')
@@ -255,8 +272,6 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 			rc = -1;
 			break;
 		}
-		r->servers = xreallocarray(r->servers, r->nservers + 1,
-		    sizeof(*r->servers));
 		s = &r->servers[r->nservers++];
 		s->backend = xstrdup(f[c.be_name]);
 		s->name = xstrdup(f[c.srv_name]);
@@ -302,10 +317,10 @@ hastate_parse_backends(struct running *r, const char *text, char **cause)
 	return 0;
 }
 
+/* Into room reserve_lines made. */
 static void
 add_entry(struct rmapent **v, size_t *n, const char *key, const char *value)
 {
-	*v = xreallocarray(*v, *n + 1, sizeof(**v));
 	(*v)[*n].key = xstrdup(key);
 	(*v)[*n].value = xstrdup(value);
 	(*n)++;
@@ -321,6 +336,8 @@ hastate_parse_map(struct running *r, enum map_kind m, const char *text,
 
 	if (reply_unsafe(text, "show map", cause) == -1)
 		return -1;
+	r->maps[m] = reserve_lines(r->maps[m], r->nmap[m],
+	    sizeof(*r->maps[m]), text);
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0')
@@ -380,6 +397,8 @@ hastate_parse_crt_list(struct running *r, const char *text, char **cause)
 
 	if (reply_unsafe(text, "show ssl crt-list", cause) == -1)
 		return -1;
+	r->crt_list = reserve_lines(r->crt_list, r->ncrt_list,
+	    sizeof(*r->crt_list), text);
 	copy = xstrdup(text);
 	for (next = copy; (line = next_line(&next)) != NULL;) {
 		if (line[0] == '\0' || line[0] == '#')

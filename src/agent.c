@@ -646,6 +646,9 @@ agent_run(struct config *cfg, const char *config_path,
 		next = a.next_reconcile;
 		if (a.file_stale && a.flight == NULL)
 			next = earliest(next, a.file_due);
+		/* file_catch_up may have asked for the whole reconcile. */
+		if (a.dirty)
+			next = now;
 		if (a.docker_up) {
 			next = earliest(next, a.next_full_sync);
 			next = earliest(next, a.next_fast_poll);
@@ -683,6 +686,9 @@ agent_run(struct config *cfg, const char *config_path,
 		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 			;
 	}
+	/* Servers changed in the last second go into the file. */
+	if (a.file_stale)
+		file_catch_up(&a);
 	flight_abandon(&a);
 	log_info("stopping on signal");
 	notify_send("STOPPING=1");

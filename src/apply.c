@@ -191,7 +191,8 @@ abort_transaction(struct agent *a, const char *file)
 	buf_free(&out);
 }
 
-static void
+/* Returns -1 when the session failed (reported), 0 otherwise. */
+static int
 apply_plan(struct agent *a, const struct plan *p)
 {
 	const char **texts;
@@ -199,7 +200,7 @@ apply_plan(struct agent *a, const struct plan *p)
 	size_t i;
 
 	if (p->ncmds == 0)
-		return;
+		return 0;
 	texts = xcalloc(p->ncmds, sizeof(char *));
 	for (i = 0; i < p->ncmds; i++) {
 		texts[i] = p->cmds[i].text;
@@ -217,7 +218,7 @@ apply_plan(struct agent *a, const struct plan *p)
 		free(cause);
 		free(texts);
 		a->next_reconcile = mono_ms() + BACKOFF_MIN_MS;
-		return;
+		return -1;
 	}
 	for (i = 0; i < p->ncmds; i++) {
 		const struct cmd *c = &p->cmds[i];
@@ -253,6 +254,7 @@ apply_plan(struct agent *a, const struct plan *p)
 	}
 	runtime_replies_free(replies, p->ncmds);
 	free(texts);
+	return 0;
 }
 
 static int
@@ -560,7 +562,8 @@ reconcile_tasks(struct agent *a)
 		poll_fallen(a, r);
 		plan_build_servers(&p, a->last, old, r);
 		hold_filter(&a->hold, &p, mono_ms());
-		apply_plan(a, &p);
+		if (apply_plan(a, &p) == -1)
+			a->in_sync = 0;
 		if (a->seen != NULL)
 			running_take_servers(a->seen, r);
 		rc = a->in_sync ? 0 : -1;

@@ -539,8 +539,10 @@ apply_doomed(struct agent *a, struct swarm *sw)
 
 	for (i = 0; i < a->ndoomed;) {
 		if (now >= a->doomed[i].until) {
+			/* Its task counts again: the next full read parses. */
 			free(a->doomed[i].task_id);
 			a->doomed[i] = a->doomed[--a->ndoomed];
+			a->sync_hash_valid = 0;
 			continue;
 		}
 		for (j = 0; j < sw->ntasks; j++) {

@@ -1184,6 +1184,9 @@ swarm_service_change(const struct swarm *sw, const char *id,
 	    !service_same(was, &fresh->services[0]))
 		return was == NULL && fresh->nservices == 0 ? SWARM_SAME :
 		    SWARM_SERVICE;
+	/* A scale: when it has converged is told by the new count. */
+	if (was->replicas != fresh->services[0].replicas)
+		return SWARM_TASKS;
 	swarm_task_range(sw, id, &first, &end);
 	swarm_task_range(fresh, id, &ffirst, &fend);
 	if (end - first != fend - ffirst)

@@ -1958,7 +1958,8 @@ swarm_of(const char *services, const char *tasks)
 }
 
 #define SVC(id, host) "{\"ID\":\"" id "\",\"Spec\":{\"Name\":\"n" id "\"," \
-	"\"Labels\":{\"com.docker.lb.hosts\":\"" host "\"}}}"
+	"\"Labels\":{\"com.docker.lb.hosts\":\"" host "\"},\"Mode\":" \
+	"{\"Replicated\":{\"Replicas\":2}}}}"
 #define TASK(id, svc, state) "{\"ID\":\"" id "\",\"ServiceID\":\"" svc \
 	"\",\"NodeID\":\"n1\",\"Status\":{\"State\":\"" state "\"}," \
 	"\"DesiredState\":\"running\"}"
@@ -1999,6 +2000,13 @@ START_TEST(test_swarm_service_change)
 	ck_assert_str_eq(sw->tasks[3].id, "tc");
 	ck_assert_uint_eq(sw->nservices, 3);
 	ck_assert_str_eq(sw->services[1].id, "b2");
+	/* A scale, the tasks not made yet: the count is taken in. */
+	fresh = swarm_of("[{\"ID\":\"b2\",\"Spec\":{\"Name\":\"nb2\","
+	    "\"Labels\":{\"com.docker.lb.hosts\":\"b\"},\"Mode\":"
+	    "{\"Replicated\":{\"Replicas\":5}}}}]", "[" TASK("tb3", "b2",
+	    "running") "," TASK("tb1", "b2", "shutdown") "]");
+	ck_assert_int_eq(swarm_service_change(sw, "b2", fresh), SWARM_TASKS);
+	swarm_free(fresh);
 	/* A label changed: the service. */
 	fresh = swarm_of("[" SVC("b2", "b2") "]", "[" TASK("tb3", "b2",
 	    "running") "," TASK("tb1", "b2", "shutdown") "]");

@@ -343,6 +343,19 @@ vip_server(const struct swarm *sw, struct routed *r, char **message)
 	return 0;
 }
 
+/*
+ * r's servers, after its network label is checked: its tasks, or its
+ * virtual IP (backend_mode=vip).  -1 with *message (new) on a problem.
+ */
+static int
+routed_servers(const struct swarm *sw, struct routed *r, char **message)
+{
+	if (check_spec_network(sw, r->svc, r->spec.network, message) == -1)
+		return -1;
+	return r->spec.vip ? vip_server(sw, r, message) :
+	    service_servers(sw, r, message);
+}
+
 /* FNV-1a, to give a stable short name to a set of services. */
 static uint32_t
 fnv1a(const char *s, uint32_t h)
@@ -1086,10 +1099,7 @@ route_service(struct desired *d, const struct swarm *sw,
 	} else if (r->spec.acme)
 		message = acme_cert(o->acme, r, &label);
 	if (message == NULL) {
-		rc = check_spec_network(sw, r->svc, r->spec.network, &message);
-		if (rc == 0)
-			rc = r->spec.vip ? vip_server(sw, r, &message) :
-			    service_servers(sw, r, &message);
+		rc = routed_servers(sw, r, &message);
 		if (rc == -1)
 			label = r->spec.vip && r->spec.network == NULL ?
 			    "backend_mode" : "network";
@@ -1212,10 +1222,7 @@ backend_servers(const struct swarm *sw, const struct desired_opts *o,
 			rc = -1;
 			break;
 		}
-		rc = check_spec_network(sw, r->svc, r->spec.network, &message);
-		if (rc == 0)
-			rc = r->spec.vip ? vip_server(sw, r, &message) :
-			    service_servers(sw, r, &message);
+		rc = routed_servers(sw, r, &message);
 		free(message);
 		message = NULL;
 		if (rc == 0) {

@@ -164,6 +164,14 @@ char *config_control_path(const struct config *);
 /* sun_path's size on Linux: a UNIX socket's path is shorter. */
 #define CONFIG_SOCKET_PATH_MAX 108
 
+/* jsonkeep.c: the members of a JSON value dovetail reads (no I/O) */
+struct json_keep {
+	const char *key;			/* NULL ends a shape */
+	const struct json_keep *sub;		/* NULL: the whole value */
+};
+int json_keep(const char *, size_t, const struct json_keep *, struct buf *,
+    size_t *used);
+
 /* swarm.c: Docker Engine JSON to the swarm model (no I/O) */
 struct kv {
 	char *key;
@@ -269,6 +277,9 @@ int swarm_parse_secrets(struct swarm *, const char *, size_t, char **cause);
 const struct secret *swarm_secret(const struct swarm *, const char *name);
 int service_has_secret(const struct service *, const char *name);
 const char *swarm_network_name(const struct swarm *, const char *id_or_name);
+int swarm_same(const struct swarm *, const struct swarm *);
+/* The members of a service and of a task the parsers read. */
+extern const struct json_keep swarm_service_keep[], swarm_task_keep[];
 void swarm_task_range(const struct swarm *, const char *service_id,
     size_t *first, size_t *end);
 enum swarm_change { SWARM_SAME, SWARM_TASKS, SWARM_SERVICE };

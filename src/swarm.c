@@ -177,15 +177,18 @@ skip_space(const char *text, size_t len, size_t i)
  * tree are held.
  */
 static int
-parse_array(const char *text, size_t len, size_t size,
-    int (*parse)(json_t *, void *), void (*free_elem)(void *),
+parse_array(const char *text, size_t len, const struct json_keep *keep,
+    size_t size, int (*parse)(json_t *, void *), void (*free_elem)(void *),
     int (*cmp)(const void *, const void *), void **out, size_t *nout,
     char **cause)
 {
 	json_error_t err;
 	json_t *elem;
-	size_t i, n = 0, cap = 0;
+	struct buf kept;
+	size_t i, n = 0, cap = 0, used;
 	char *v = NULL;
+
+	buf_init(&kept);
 
 	i = skip_space(text, len, 0);
 	if (i == len || text[i] != '[') {
@@ -203,21 +206,35 @@ parse_array(const char *text, size_t len, size_t size,
 			    xstrdup("expected a JSON array of objects");
 			goto fail;
 		}
-		elem = json_loadb(text + i, len - i, JSON_DISABLE_EOF_CHECK,
-		    &err);
+		elem = NULL;
+		if (keep != NULL) {
+			buf_reset(&kept);
+			if (json_keep(text + i, len - i, keep, &kept,
+			    &used) == 0)
+				elem = json_loadb(kept.data, kept.len, 0, &err);
+		}
+		/* Whole, when there is no shape or the copy failed: then
+		 * jansson's error names the line of the reply. */
 		if (elem == NULL) {
-			*cause = xasprintf("bad JSON at line %d: %s",
-			    line_at(text, i) + err.line - 1, err.text);
-			goto fail;
+			elem = json_loadb(text + i, len - i,
+			    JSON_DISABLE_EOF_CHECK, &err);
+			if (elem == NULL) {
+				*cause = xasprintf("bad JSON at line %d: %s",
+				    line_at(text, i) + err.line - 1, err.text);
+				goto fail;
+			}
+			/* Where the object ended, which jansson says. */
+			if (err.position <= 0 ||
+			    (size_t)err.position > len - i) {
+				json_decref(elem);
+				*cause = xasprintf("bad JSON at line %d: an "
+				    "object of the array is too big",
+				    line_at(text, i));
+				goto fail;
+			}
+			used = (size_t)err.position;
 		}
-		/* Where the object ended, which jansson says on success. */
-		if (err.position <= 0 || (size_t)err.position > len - i) {
-			json_decref(elem);
-			*cause = xasprintf("bad JSON at line %d: an object of "
-			    "the array is too big", line_at(text, i));
-			goto fail;
-		}
-		i += (size_t)err.position;
+		i += used;
 		if (n == cap) {
 			cap = cap == 0 ? 64 : cap * 2;
 			v = xreallocarray(v, cap, size);
@@ -244,11 +261,13 @@ end:
 		    line_at(text, i));
 		goto fail;
 	}
+	buf_free(&kept);
 	sort_array(v, n, size, cmp);
 	*out = v == NULL ? xcalloc(1, size) : v;
 	*nout = n;
 	return 0;
 fail:
+	buf_free(&kept);
 	for (i = 0; i < n; i++)
 		free_elem(v + i * size);
 	free(v);
@@ -460,6 +479,26 @@ swarm_sortable_time(const char *s)
 	return xstrdup(out);
 }
 
+/* What parse_service reads of a service: jsonkeep.c drops the rest. */
+static const struct json_keep service_keep_container[] = {
+	{ "Secrets", NULL }, { NULL, NULL }
+};
+static const struct json_keep service_keep_template[] = {
+	{ "Networks", NULL }, { "ContainerSpec", service_keep_container },
+	{ NULL, NULL }
+};
+static const struct json_keep service_keep_spec[] = {
+	{ "Name", NULL }, { "Labels", NULL }, { "Mode", NULL },
+	{ "TaskTemplate", service_keep_template }, { NULL, NULL }
+};
+static const struct json_keep service_keep_endpoint[] = {
+	{ "VirtualIPs", NULL }, { NULL, NULL }
+};
+const struct json_keep swarm_service_keep[] = {
+	{ "ID", NULL }, { "CreatedAt", NULL }, { "Spec", service_keep_spec },
+	{ "Endpoint", service_keep_endpoint }, { NULL, NULL }
+};
+
 static int
 parse_service(json_t *js, void *elem)
 {
@@ -548,8 +587,9 @@ swarm_parse_services(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, sizeof(struct service), parse_service,
-	    service_elem_free, service_cmp, &out, &n, cause) == -1)
+	if (parse_array(text, len, swarm_service_keep,
+	    sizeof(struct service), parse_service, service_elem_free,
+	    service_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_services(sw);
 	sw->services = out;
@@ -579,6 +619,27 @@ task_state_of(const char *s)
 			return TASK_DONE;
 	return TASK_OTHER;
 }
+
+/* What parse_task reads of a task: jsonkeep.c drops the rest (its spec,
+ * its container's status, timestamps), most of a task's bytes. */
+static const struct json_keep task_keep_status[] = {
+	{ "State", NULL }, { "PortStatus", NULL }, { NULL, NULL }
+};
+static const struct json_keep task_keep_netspec[] = {
+	{ "Name", NULL }, { "Ingress", NULL }, { NULL, NULL }
+};
+static const struct json_keep task_keep_network[] = {
+	{ "ID", NULL }, { "Spec", task_keep_netspec }, { NULL, NULL }
+};
+static const struct json_keep task_keep_attachment[] = {
+	{ "Network", task_keep_network }, { "Addresses", NULL },
+	{ NULL, NULL }
+};
+const struct json_keep swarm_task_keep[] = {
+	{ "ID", NULL }, { "ServiceID", NULL }, { "NodeID", NULL },
+	{ "DesiredState", NULL }, { "Status", task_keep_status },
+	{ "NetworksAttachments", task_keep_attachment }, { NULL, NULL }
+};
 
 static int
 parse_task(json_t *jt, void *elem)
@@ -656,8 +717,8 @@ swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, sizeof(struct task), parse_task,
-	    task_elem_free, task_cmp, &out, &n, cause) == -1)
+	if (parse_array(text, len, swarm_task_keep, sizeof(struct task),
+	    parse_task, task_elem_free, task_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_tasks(sw);
 	sw->tasks = out;
@@ -711,7 +772,7 @@ swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t i, n;
 
-	if (parse_array(text, len, sizeof(struct node), parse_node,
+	if (parse_array(text, len, NULL, sizeof(struct node), parse_node,
 	    node_elem_free, node_cmp, &out, &n, cause) == -1)
 		return -1;
 	for (i = 0; i < sw->nnodes; i++)
@@ -749,7 +810,7 @@ swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, sizeof(struct network), parse_network,
+	if (parse_array(text, len, NULL, sizeof(struct network), parse_network,
 	    network_elem_free, network_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_networks(sw);
@@ -793,7 +854,7 @@ swarm_parse_secrets(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, sizeof(struct secret), parse_secret,
+	if (parse_array(text, len, NULL, sizeof(struct secret), parse_secret,
 	    secret_elem_free, secret_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_secrets(sw);
@@ -939,7 +1000,7 @@ swarm_parse_configs(const char *text, size_t len, struct dconfig **out,
 {
 	void *v;
 
-	if (parse_array(text, len, sizeof(struct dconfig), parse_dconfig,
+	if (parse_array(text, len, NULL, sizeof(struct dconfig), parse_dconfig,
 	    dconfig_elem_free, dconfig_cmp, &v, n, cause) == -1)
 		return -1;
 	*out = v;
@@ -1143,6 +1204,24 @@ task_same(const struct task *a, const struct task *b)
 	for (i = 0; i < a->nports; i++)
 		if (a->ports[i].target != b->ports[i].target ||
 		    a->ports[i].published != b->ports[i].published)
+			return 0;
+	return 1;
+}
+
+/* Whether a and b hold the same services (replicas too) and tasks. */
+int
+swarm_same(const struct swarm *a, const struct swarm *b)
+{
+	size_t i;
+
+	if (a->nservices != b->nservices || a->ntasks != b->ntasks)
+		return 0;
+	for (i = 0; i < a->nservices; i++)
+		if (!service_same(&a->services[i], &b->services[i]) ||
+		    a->services[i].replicas != b->services[i].replicas)
+			return 0;
+	for (i = 0; i < a->ntasks; i++)
+		if (!task_same(&a->tasks[i], &b->tasks[i]))
 			return 0;
 	return 1;
 }

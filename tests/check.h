@@ -13,6 +13,7 @@ Suite *suite_control(void);
 Suite *suite_status(void);
 Suite *suite_acmestate(void);
 Suite *suite_acme(void);
+Suite *suite_jsonkeep(void);
 
 char *test_read_file(const char *path);	/* new, or NULL */
 const char *test_data_dir(void);

@@ -42,6 +42,7 @@ main(void)
 	srunner_add_suite(sr, suite_status());
 	srunner_add_suite(sr, suite_acme());
 	srunner_add_suite(sr, suite_acmestate());
+	srunner_add_suite(sr, suite_jsonkeep());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -586,7 +586,8 @@ reconcile(struct agent *a)
 	struct running *r = NULL;
 	struct plan p;
 	struct buf config, side[NSIDE];
-	char *sides[NSIDE];
+	static char none[] = "";
+	char *sides[NSIDE], *text;
 	const char *why;
 	char *cause;
 	int rc = -1, i, reuse, skeleton;
@@ -627,10 +628,6 @@ reconcile(struct agent *a)
 	} else if (reuse) {
 		d = a->last;
 		skeleton = 0;
-		buf_adds(&config, a->disk_config);
-		for (i = 0; i < NSIDE; i++)
-			buf_adds(&side[i], a->disk_side[i] == NULL ? "" :
-			    a->disk_side[i]);
 	} else {
 		d = build(a, &config, side);
 		a->next_rebuild = mono_ms() + a->cfg->audit_interval_ms;
@@ -641,8 +638,20 @@ reconcile(struct agent *a)
 	if (skeleton == -1)
 		skeleton = skeleton_changed(a->disk_config, config.data);
 	a->in_sync = 0;
+	/*
+	 * Reused, the files on disk are the state's own: borrowed, not
+	 * copied (megabytes at thousands of servers, every poll_interval),
+	 * and every write of them below is one of the same text, a no-op.
+	 */
+	text = config.data;
 	for (i = 0; i < NSIDE; i++)
 		sides[i] = side[i].data;
+	if (reuse && text == NULL) {
+		text = a->disk_config;
+		for (i = 0; i < NSIDE; i++)
+			sides[i] = a->disk_side[i] == NULL ? none :
+			    a->disk_side[i];
+	}
 	memset(&p, 0, sizeof(p));
 
 	if (read_running(a, &r) == -1) {
@@ -655,14 +664,14 @@ reconcile(struct agent *a)
 		if (a->flight != NULL)
 			goto out;
 		if (skeleton) {
-			if (write_checked(a, d, config.data, sides) != 0)
+			if (write_checked(a, d, text, sides) != 0)
 				goto out;
 			a->reload_pending = 1;
 			a->pending_master = -1;
 		} else if (write_certs(a, d, master_pid(a) == -1, &cause) == -1 ||
 		    write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
-		    config.data, &cause) == -1) {
+		    text, &cause) == -1) {
 			file_failed(a, cause);
 			goto out;
 		}
@@ -690,8 +699,8 @@ reconcile(struct agent *a)
 	 * the next (a burst of new services makes one reload after it).
 	 */
 	if (why != NULL && a->flight == NULL && (a->refused_config == NULL ||
-	    strcmp(a->refused_config, config.data) != 0) &&
-	    flight_start(a, d, why, config.data, sides) == 0)
+	    strcmp(a->refused_config, text) != 0) &&
+	    flight_start(a, d, why, text, sides) == 0)
 		log_backend_changes(d, r);
 	/*
 	 * Meanwhile only the backends of the file HAProxy runs are changed:
@@ -719,7 +728,7 @@ reconcile(struct agent *a)
 	if (a->flight == NULL && !skeleton) {
 		if (write_sides(a, sides, &cause) == -1 ||
 		    write_if_changed(a->cfg->haproxy_config, &a->disk_config,
-		    config.data, &cause) == -1) {
+		    text, &cause) == -1) {
 			file_failed(a, cause);
 			goto out;
 		}

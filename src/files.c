@@ -34,7 +34,8 @@ int
 write_if_changed(const char *path, char **disk, const char *text,
     char **cause)
 {
-	if (*disk != NULL && strcmp(*disk, text) == 0)
+	/* The text on disk itself, as an idle reconcile passes it. */
+	if (*disk == text || (*disk != NULL && strcmp(*disk, text) == 0))
 		return 0;
 	if (file_write_atomic(path, text, strlen(text), cause) == -1)
 		return -1;

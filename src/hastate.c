@@ -223,7 +223,7 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 	struct rserver *s;
 	struct buf one;
 	unsigned long op, admin, port, weight, check;
-	size_t n;
+	size_t n, i, j, first = r->nservers;
 	int have_header = 0, rc = 0, max;
 
 	memset(&c, 0, sizeof(c));
@@ -294,6 +294,18 @@ hastate_parse_servers(struct running *r, const char *text, char **cause)
 		    check <= 255 ? (unsigned)check : 0;
 	}
 	buf_free(&one);
+	/*
+	 * HAProxy lists a backend's servers together, in the order they were
+	 * made: sorted a backend at a time, the whole is sorted when the
+	 * backends are (dovetail writes them so), with no sort of it all.
+	 */
+	for (i = first; i < r->nservers; i = j) {
+		for (j = i + 1; j < r->nservers && strcmp(r->servers[j].backend,
+		    r->servers[i].backend) == 0; j++)
+			;
+		sort_array(&r->servers[i], j - i, sizeof(*r->servers),
+		    rserver_cmp);
+	}
 	sort_array(r->servers, r->nservers, sizeof(*r->servers), rserver_cmp);
 	return rc;
 }
@@ -440,12 +452,39 @@ hastate_parse_crt_list(struct running *r, const char *text, char **cause)
  * a task's service comes to be read again.  Returns how many; *out (new
  * array, free it) borrows the servers of now.
  */
+/*
+ * The first of v[from..n) (sorted) not before key: galloping from from,
+ * so that keys looked up in order cost what lies between them.
+ */
+static size_t
+rserver_gallop(const struct rserver *key, const struct rserver *v,
+    size_t from, size_t n)
+{
+	size_t lo = from, hi = from, step = 1, mid;
+
+	while (hi < n && rserver_cmp(&v[hi], key) < 0) {
+		lo = hi + 1;
+		hi += step;
+		step *= 2;
+	}
+	if (hi > n)
+		hi = n;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (rserver_cmp(&v[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 size_t
 hastate_fallen(const struct running *before, const struct running *now,
     const struct rserver ***out)
 {
 	const struct rserver *s, *was;
-	size_t i, n = 0;
+	size_t i, j = 0, n = 0;
 
 	*out = NULL;
 	if (before == NULL || now == NULL)
@@ -454,8 +493,10 @@ hastate_fallen(const struct running *before, const struct running *now,
 		s = &now->servers[i];
 		if (s->op != SRV_OP_STOPPED || rserver_in_maint(s))
 			continue;
-		was = find_in_array(s, before->servers, before->nservers,
-		    sizeof(*before->servers), rserver_cmp);
+		j = rserver_gallop(s, before->servers, j, before->nservers);
+		was = j < before->nservers &&
+		    rserver_cmp(&before->servers[j], s) == 0 ?
+		    &before->servers[j] : NULL;
 		if (was == NULL || was->op != SRV_OP_RUNNING ||
 		    (was->check_result != SRV_CHECK_PASSED &&
 		    was->check_result != SRV_CHECK_CONDPASS))

@@ -223,6 +223,18 @@ runtime_batch(const char *socket, const char *const *commands, size_t n,
  * reply.  On success *replies (new) holds n replies without trailing
  * newlines; -1 with *cause when fewer came.  Pure.
  */
+/* The next "\n> " in text, or NULL: strchr finds a newline fast. */
+static const char *
+next_prompt(const char *text)
+{
+	const char *p;
+
+	for (p = text; (p = strchr(p, '\n')) != NULL; p++)
+		if (p[1] == '>' && p[2] == ' ')
+			return p;
+	return NULL;
+}
+
 int
 runtime_split_replies(const char *text, size_t n, char ***replies,
     char **cause)
@@ -236,7 +248,7 @@ runtime_split_replies(const char *text, size_t n, char ***replies,
 	prompt = strstr(text, "> ");
 	while (prompt != NULL && got < n) {
 		start = prompt + 2;
-		p = strstr(start, "\n> ");
+		p = next_prompt(start);
 		len = p == NULL ? strlen(start) : (size_t)(p + 1 - start);
 		while (len > 0 && start[len - 1] == '\n')
 			len--;

@@ -1153,6 +1153,46 @@ START_TEST(test_hastate_servers)
 	ck_assert_uint_eq(r->servers[1].check_result, 0);
 	running_free(r);
 
+	/* A backend's servers in HAProxy's order, the backends sorted
+	 * (as dovetail writes them), then a second reply added. */
+	r = running_new();
+	{
+#define TAIL " 2 0 1 1 1 15 3 2 0 0 0 0 - 80 - 0 0 - - 0\n"
+		static const char *const order[] = { "svc-a/t9", "svc-b/t2",
+		    "svc-b/t5", "svc-b/t7", "svc-c/t1", "svc-c/t3" };
+		const char *head = strchr(strchr(servers_state, '\n') + 1,
+		    '\n') + 1;
+		char *one, *two;
+		size_t i;
+
+		one = xasprintf("1\n%.*s"
+		    "3 svc-a 1 t9 10.0.0.9" TAIL
+		    "5 svc-b 1 t5 10.0.0.5" TAIL
+		    "5 svc-b 2 t2 10.0.0.2" TAIL
+		    "5 svc-b 3 t7 10.0.0.7" TAIL,
+		    (int)(head - servers_state - 2), servers_state + 2);
+		two = xasprintf("1\n%.*s"
+		    "6 svc-c 2 t3 10.0.0.3" TAIL
+		    "6 svc-c 1 t1 10.0.0.1" TAIL,
+		    (int)(head - servers_state - 2), servers_state + 2);
+		ck_assert_msg(hastate_parse_servers(r, one, &cause) == 0, "%s",
+		    cause);
+		ck_assert_msg(hastate_parse_servers(r, two, &cause) == 0, "%s",
+		    cause);
+		ck_assert_uint_eq(r->nservers, 6);
+		for (i = 0; i < 6; i++) {
+			char *got = xasprintf("%s/%s", r->servers[i].backend,
+			    r->servers[i].name);
+
+			ck_assert_str_eq(got, order[i]);
+			free(got);
+		}
+		free(one);
+		free(two);
+#undef TAIL
+	}
+	running_free(r);
+
 	r = running_new();
 	ck_assert_int_eq(hastate_parse_servers(r, "1\n# be_id be_name\n"
 	    "1 x\n", &cause), -1);
@@ -1244,6 +1284,41 @@ START_TEST(test_hastate_fallen)
 	ck_assert_ptr_null(fallen);
 	ck_assert_uint_eq(hastate_fallen(&after, &after, &fallen), 0);
 	free(fallen);
+
+	/* Many fall, far apart and at the end: each found where it is. */
+	{
+		struct rserver many_was[100], many_now[100];
+		char names[100][8];
+		size_t i, n;
+
+		for (i = 0; i < 100; i++) {
+			snprintf(names[i], sizeof(names[i]), "s%03zu", i);
+			memset(&many_was[i], 0, sizeof(many_was[i]));
+			many_was[i].backend = (char *)"b";
+			many_was[i].name = names[i];
+			many_was[i].op = SRV_OP_RUNNING;
+			many_was[i].check_result = SRV_CHECK_PASSED;
+			many_now[i] = many_was[i];
+			if (i % 7 == 0 || i == 99)
+				many_now[i].op = SRV_OP_STOPPED;
+		}
+		before.servers = many_was;
+		before.nservers = 100;
+		after.servers = many_now;
+		after.nservers = 100;
+		n = hastate_fallen(&before, &after, &fallen);
+		ck_assert_uint_eq(n, 16);
+		for (i = 0; i < 15; i++)
+			ck_assert_str_eq(fallen[i]->name, names[i * 7]);
+		ck_assert_str_eq(fallen[15]->name, "s099");
+		free(fallen);
+		/* Before holds only the last: found past all the others. */
+		before.servers = &many_was[99];
+		before.nservers = 1;
+		ck_assert_uint_eq(hastate_fallen(&before, &after, &fallen), 1);
+		ck_assert_str_eq(fallen[0]->name, "s099");
+		free(fallen);
+	}
 }
 END_TEST
 

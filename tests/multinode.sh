@@ -36,7 +36,7 @@ DOCKER_CLI=${DOCKER:-/usr/bin/docker}
 
 lab_init "${MULTINODE_DIR:-/tmp/dovetail-multinode-lab}"
 echo "# HAProxy under test: $("$LAB_HAPROXY" -v 2>&1 | sed -n 1p)"
-echo "# Docker: $(dockerd --version)"
+echo "# Docker: $(${DTMN_ROOT:+chroot "$DTMN_ROOT"} dockerd --version)"
 DT_PID=
 finish() {
 	local rc=$?
@@ -127,6 +127,16 @@ if ! "$SN" up >>"$LAB_LOG_DIR/swarmnet.log" 2>&1; then
 fi
 ok "a swarm of 3 managers and a worker, each a dockerd in its own network namespace"
 check "... its 4 nodes are Ready" test "$(mdk node ls --format '{{.Status}}' | grep -c Ready)" -eq 4
+# The daemon each node runs is the one asked for (Debian 13's under DTMN_ROOT).
+want=$(${DTMN_ROOT:+chroot "$DTMN_ROOT"} dockerd --version | sed -n 's/^Docker version \([^,]*\),.*/\1/p')
+nodes_run() {
+	local n v
+	for n in 1 2 3 4; do
+		v=$(DOCKER_HOST=unix://$(sock "$n") "$DOCKER_CLI" version --format '{{.Server.Version}}' 2>/dev/null)
+		[ -n "$want" ] && [ "$v" = "$want" ] || return 1
+	done
+}
+check "... each node runs Docker $want" nodes_run
 
 # ---- dovetail and HAProxy on the host ----------------------------------------------
 

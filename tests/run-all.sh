@@ -15,7 +15,7 @@
 #      faults (tests/faults.sh), with Debian 12's HAProxy 2.6 and Docker
 #      20.10, then again with Debian 13's HAProxy 3.0 and Docker 26 (from a
 #      trixie tree made with mmdebstrap, tests/trixie.sh); and, with
-#      Debian 12's, a swarm of four nodes in network namespaces
+#      each, a swarm of four nodes in network namespaces
 #      (tests/multinode.sh);
 #   7. the packaging tests: systemd unit and notify protocol, Debian
 #      package, container images, swarm stack (tests/packaging.sh);
@@ -186,7 +186,10 @@ if trixie_up; then
 	run_suite e2e-labels-debian13 "$top/tests/e2e-labels.sh" "$top/build/src/dovetail"
 	run_suite acme-debian13 "$top/tests/acme.sh" "$top/build/src/dovetail"
 	run_suite faults-debian13 "$top/tests/faults.sh" "$top/build/src/dovetail"
-	unset LAB_HAPROXY LAB_DOCKERD
+	# Each node's dockerd from the tree, which sees the host's /tmp.
+	export DTMN_ROOT=$TRIXIE_ROOT MULTINODE_BASE=/tmp/dovetail-multinode13
+	run_suite multinode-debian13 "$top/tests/multinode.sh" "$top/build/src/dovetail"
+	unset LAB_HAPROXY LAB_DOCKERD DTMN_ROOT MULTINODE_BASE
 	trixie_down
 else
 	suite_failed=$((suite_failed + 1))

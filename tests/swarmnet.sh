@@ -17,6 +17,9 @@
 #   swarmnet.sh start N     node N's dockerd started again
 #   swarmnet.sh sock N      the path of node N's Docker socket
 #
+# DTMN_ROOT=<a Debian 13 tree, tests/trixie.sh> runs that tree's dockerd
+# in each node instead of the host's; DTMN_BASE must then be under /tmp.
+#
 # Nothing of the host's own dockerd is touched: each node has its own
 # sockets, data and exec roots, pidfile, cgroup parent /dtmnN, an empty
 # daemon.json, and its own containerd.  Only processes started here are
@@ -45,7 +48,16 @@ node_inner() {
         else mount -t cgroup -o "${opts#rw,relatime,}" cgroup "$dir"; fi
     done <"$B/cgroup-mounts"
     hostname "dtn$n"
-    exec dockerd --config-file "$B/n$n/daemon.json" \
+    local root=
+    if [ -n "${DTMN_ROOT:-}" ]; then
+        # Debian 13's dockerd, from the tree tests/trixie.sh makes ($B
+        # under /tmp, which the tree shares): this node's /sys (its
+        # network namespace, the cgroups above) and a /run of its own.
+        mount --rbind /sys "$DTMN_ROOT/sys"
+        mount -t tmpfs -o mode=755 dtmn_run "$DTMN_ROOT/run"
+        root="chroot $DTMN_ROOT"
+    fi
+    exec $root dockerd --config-file "$B/n$n/daemon.json" \
         -H "unix://$B/n$n/docker.sock" \
         --data-root "$B/n$n/data" --exec-root "$B/n$n/exec" \
         --pidfile "$B/n$n/docker.pid" \

@@ -97,7 +97,8 @@ unkeepable(struct buf *b, const char *text, size_t size)
 		else if (text[i] == '[' || text[i] == '{') {
 			if (text[i] == '{' && depth == 1) {
 				for (j = i + 1; j < size && (text[j] == ' ' ||
-				    text[j] == '\n'); j++)
+				    text[j] == '\n' || text[j] == '\t' ||
+				    text[j] == '\r'); j++)
 					;
 				buf_adds(b, j < size && text[j] == '}' ?
 				    "\"\\u0058\":0" : "\"\\u0058\":0,");

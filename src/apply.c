@@ -587,7 +587,7 @@ reconcile(struct agent *a)
 	struct plan p;
 	struct buf config, side[NSIDE];
 	static char none[] = "";
-	char *sides[NSIDE], *text;
+	char *sides[NSIDE], *text = NULL;
 	const char *why;
 	char *cause;
 	int rc = -1, i, reuse, skeleton;
@@ -626,32 +626,34 @@ reconcile(struct agent *a)
 		render_files(a, d, &config, side);
 		skeleton = 0;
 	} else if (reuse) {
+		/*
+		 * The files on disk are the state's own: borrowed, not
+		 * copied (megabytes at thousands of servers, every
+		 * poll_interval); every write of them below is one of the
+		 * same text, a no-op.
+		 */
 		d = a->last;
 		skeleton = 0;
+		text = a->disk_config;
+		for (i = 0; i < NSIDE; i++)
+			sides[i] = a->disk_side[i] == NULL ? none :
+			    a->disk_side[i];
 	} else {
 		d = build(a, &config, side);
 		a->next_rebuild = mono_ms() + a->cfg->audit_interval_ms;
 		skeleton = -1;
 	}
+	if (config.data != NULL) {
+		/* Rendered above. */
+		text = config.data;
+		for (i = 0; i < NSIDE; i++)
+			sides[i] = side[i].data;
+	}
 	a->file_stale = 0;
 	/* Once: it renders the skeleton of two files of megabytes. */
 	if (skeleton == -1)
-		skeleton = skeleton_changed(a->disk_config, config.data);
+		skeleton = skeleton_changed(a->disk_config, text);
 	a->in_sync = 0;
-	/*
-	 * Reused, the files on disk are the state's own: borrowed, not
-	 * copied (megabytes at thousands of servers, every poll_interval),
-	 * and every write of them below is one of the same text, a no-op.
-	 */
-	text = config.data;
-	for (i = 0; i < NSIDE; i++)
-		sides[i] = side[i].data;
-	if (reuse && text == NULL) {
-		text = a->disk_config;
-		for (i = 0; i < NSIDE; i++)
-			sides[i] = a->disk_side[i] == NULL ? none :
-			    a->disk_side[i];
-	}
 	memset(&p, 0, sizeof(p));
 
 	if (read_running(a, &r) == -1) {

@@ -5,8 +5,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -444,15 +442,6 @@ hastate_parse_crt_list(struct running *r, const char *text, char **cause)
 }
 
 /*
- * The servers that were up, by a health check that passed, at the
- * earlier read and are down now, out of maintenance: a task that stopped
- * answering its health checks (not one that never answered: a new worker
- * counts its servers up until their first check).  Docker
- * says nothing of a task that fails on another node, so this is how such
- * a task's service comes to be read again.  Returns how many; *out (new
- * array, free it) borrows the servers of now.
- */
-/*
  * The first of v[from..n) (sorted) not before key: galloping from from,
  * so that keys looked up in order cost what lies between them.
  */
@@ -479,6 +468,15 @@ rserver_gallop(const struct rserver *key, const struct rserver *v,
 	return lo;
 }
 
+/*
+ * The servers that were up, by a health check that passed, at the
+ * earlier read and are down now, out of maintenance: a task that stopped
+ * answering its health checks (not one that never answered: a new worker
+ * counts its servers up until their first check).  Docker
+ * says nothing of a task that fails on another node, so this is how such
+ * a task's service comes to be read again.  Returns how many; *out (new
+ * array, free it) borrows the servers of now.
+ */
 size_t
 hastate_fallen(const struct running *before, const struct running *now,
     const struct rserver ***out)

@@ -217,12 +217,6 @@ runtime_batch(const char *socket, const char *const *commands, size_t n,
 	return rc;
 }
 
-/*
- * Splits what an interactive session printed into the replies of n
- * commands: the reply to "prompt" comes first, then "> " before each
- * reply.  On success *replies (new) holds n replies without trailing
- * newlines; -1 with *cause when fewer came.  Pure.
- */
 /* The next "\n> " in text, or NULL: strchr finds a newline fast. */
 static const char *
 next_prompt(const char *text)
@@ -235,6 +229,12 @@ next_prompt(const char *text)
 	return NULL;
 }
 
+/*
+ * Splits what an interactive session printed into the replies of n
+ * commands: the reply to "prompt" comes first, then "> " before each
+ * reply.  On success *replies (new) holds n replies without trailing
+ * newlines; -1 with *cause when fewer came.  Pure.
+ */
 int
 runtime_split_replies(const char *text, size_t n, char ***replies,
     char **cause)

@@ -174,7 +174,9 @@ skip_space(const char *text, size_t len, size_t i)
  *
  * One object is parsed at a time, so that a reply of ten thousand tasks
  * never becomes one tree in memory: only the elements and one object's
- * tree are held.
+ * tree are held.  With keep, jansson is given only the members it names
+ * (jsonkeep.c); an object json_keep cannot copy, or whose copy jansson
+ * refuses, is parsed whole, so that an error is jansson's, with its line.
  */
 static int
 parse_array(const char *text, size_t len, const struct json_keep *keep,

@@ -166,6 +166,28 @@ find_in_array(const void *key, const void *base, size_t n, size_t size,
 }
 
 /*
+ * The first element of base[0..n) (sorted) that cmp(element, key) does
+ * not place before key: where key is, or goes.  cmp may compare an
+ * element with a key of another type (a name, say).
+ */
+size_t
+lower_bound(const void *key, const void *base, size_t n, size_t size,
+    int (*cmp)(const void *elem, const void *key))
+{
+	const char *p = base;
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (cmp(p + mid * size, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
  * FNV-1a, 64 bits, continuing from h (HASH_INIT to start): to tell
  * whether Docker's replies changed without keeping them.
  */

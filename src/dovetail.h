@@ -68,6 +68,8 @@ uint64_t hash_bytes(const void *, size_t, uint64_t);
 void sort_array(void *, size_t, size_t, int (*)(const void *, const void *));
 void *find_in_array(const void *, const void *, size_t, size_t,
     int (*)(const void *, const void *));
+size_t lower_bound(const void *key, const void *, size_t, size_t,
+    int (*)(const void *elem, const void *key));
 
 /* log.c: logging to standard error */
 enum log_level {

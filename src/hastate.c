@@ -449,7 +449,7 @@ static size_t
 rserver_gallop(const struct rserver *key, const struct rserver *v,
     size_t from, size_t n)
 {
-	size_t lo = from, hi = from, step = 1, mid;
+	size_t lo = from, hi = from, step = 1;
 
 	while (hi < n && rserver_cmp(&v[hi], key) < 0) {
 		lo = hi + 1;
@@ -458,14 +458,8 @@ rserver_gallop(const struct rserver *key, const struct rserver *v,
 	}
 	if (hi > n)
 		hi = n;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (rserver_cmp(&v[mid], key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return lo + lower_bound(key, v + lo, hi - lo, sizeof(*v),
+	    rserver_cmp);
 }
 
 /*

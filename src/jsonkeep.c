@@ -13,6 +13,7 @@
 
 #include "config.h"
 
+#include <ctype.h>
 #include <string.h>
 
 #include "dovetail.h"
@@ -37,13 +38,6 @@ keep_space(struct keep_scan *sc)
 		sc->p++;
 }
 
-static int
-is_hex(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	    (c >= 'A' && c <= 'F');
-}
-
 /*
  * Steps over a string from its opening quote. *escaped is set when it
  * holds a backslash. Bytes of 0x80 and above pass unread: a string that
@@ -66,8 +60,9 @@ keep_string(struct keep_scan *sc, int *escaped)
 		if (++p == end)
 			return -1;
 		if (*p == 'u') {
-			if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) ||
-			    !is_hex(p[3]) || !is_hex(p[4]))
+			if (end - p < 5 || !isxdigit(p[1]) ||
+			    !isxdigit(p[2]) || !isxdigit(p[3]) ||
+			    !isxdigit(p[4]))
 				return -1;
 			p += 5;
 		} else if (*p != '\0' && strchr("\"\\/bfnrt", *p) != NULL)

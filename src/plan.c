@@ -178,20 +178,19 @@ plan_remove_server(struct plan *p, const struct desired *prev,
 	free(svc);
 }
 
-/* First running server of backend name, by binary search. */
+/* A running server against a backend's name, for lower_bound. */
+static int
+rserver_backend_cmp(const void *elem, const void *name)
+{
+	return strcmp(((const struct rserver *)elem)->backend, name);
+}
+
+/* First running server of backend name. */
 static size_t
 first_rserver(const struct running *r, const char *name)
 {
-	size_t lo = 0, hi = r->nservers, mid;
-
-	while (lo < hi) {
-		mid = (lo + hi) / 2;
-		if (strcmp(r->servers[mid].backend, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return lower_bound(name, r->servers, r->nservers, sizeof(*r->servers),
+	    rserver_backend_cmp);
 }
 
 static void

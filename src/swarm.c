@@ -1228,21 +1228,22 @@ swarm_same(const struct swarm *a, const struct swarm *b)
 	return 1;
 }
 
+/* A task against a service's ID, for lower_bound. */
+static int
+task_service_cmp(const void *elem, const void *id)
+{
+	return strcmp(((const struct task *)elem)->service_id, id);
+}
+
 /* The tasks of service id in sw (sorted by service): [*first, *end). */
 void
 swarm_task_range(const struct swarm *sw, const char *id, size_t *first,
     size_t *end)
 {
-	size_t lo = 0, hi = sw->ntasks;
+	size_t lo;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (strcmp(sw->tasks[mid].service_id, id) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	lo = lower_bound(id, sw->tasks, sw->ntasks, sizeof(*sw->tasks),
+	    task_service_cmp);
 	*first = lo;
 	while (lo < sw->ntasks && strcmp(sw->tasks[lo].service_id, id) == 0)
 		lo++;

@@ -1238,6 +1238,32 @@ START_TEST(test_name_valid)
 }
 END_TEST
 
+static int
+int_cmp_key(const void *elem, const void *key)
+{
+	int a = *(const int *)elem, b = *(const int *)key;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Where a key is or goes, duplicates taken from their first. */
+START_TEST(test_lower_bound)
+{
+	static const int v[] = { 1, 3, 3, 3, 7 };
+	static const struct { int key; size_t at; } want[] = {
+		{ 0, 0 }, { 1, 0 }, { 2, 1 }, { 3, 1 }, { 4, 4 }, { 7, 4 },
+		{ 8, 5 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		ck_assert_uint_eq(lower_bound(&want[i].key, v, 5, sizeof(int),
+		    int_cmp_key), want[i].at);
+	ck_assert_uint_eq(lower_bound(&want[0].key, NULL, 0, sizeof(int),
+	    int_cmp_key), 0);
+}
+END_TEST
+
 START_TEST(test_hastate_fallen)
 {
 	struct rserver was[] = {
@@ -2931,6 +2957,7 @@ suite_units(void)
 
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
+	tcase_add_test(tc, test_lower_bound);
 	tcase_add_test(tc, test_hastate_fallen);
 	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_hastate_reload_reply);

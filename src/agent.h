@@ -125,6 +125,10 @@ struct agent {
 	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
 	int in_sync;		/* HAProxy and the files matched last */
+	/* The last reconcile found nothing to do, HAProxy's state then
+	 * (runtime_state_digest): an idle one that finds it so stops. */
+	int quiet;
+	uint64_t quiet_digest;
 	long long next_rebuild;	/* when last is built again regardless */
 	char *disk_config;	/* what the file on disk holds */
 	struct hold hold;	/* commands HAProxy refused, held back */

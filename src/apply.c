@@ -257,29 +257,54 @@ apply_plan(struct agent *a, const struct plan *p)
 	return 0;
 }
 
-static int
-read_running(struct agent *a, struct running **out)
+static void
+haproxy_unread(struct agent *a, char *cause)
 {
-	char *cause;
+	if (a->once)
+		log_info("haproxy: runtime API: %s; the file is written for "
+		    "HAProxy to start with", cause);
+	else
+		report_once(&a->haproxy_error, xasprintf("haproxy: runtime "
+		    "API: %s; will apply the changes when it answers", cause));
+	free(cause);
+}
 
-	*out = running_new();
-	if (runtime_read_state(a->cfg->runtime_socket, &a->ro, *out,
+/*
+ * What HAProxy runs, in *out (new), and the digest of its replies; -1
+ * when its runtime API does not answer.  When may_skip and the digest is
+ * that of the last reconcile, which found nothing to do, there is nothing
+ * to parse: 0 with *out NULL.
+ */
+static int
+read_running(struct agent *a, int may_skip, struct running **out,
+    uint64_t *digest)
+{
+	char **replies, *cause;
+	int rc = 0;
+
+	*out = NULL;
+	if (runtime_read_state(a->cfg->runtime_socket, &a->ro, &replies,
 	    &cause) == -1) {
-		if (a->once)
-			log_info("haproxy: runtime API: %s; the file is "
-			    "written for HAProxy to start with", cause);
-		else
-			report_once(&a->haproxy_error, xasprintf("haproxy: "
-			    "runtime API: %s; will apply the changes when it "
-			    "answers", cause));
-		free(cause);
-		running_free(*out);
-		*out = NULL;
+		haproxy_unread(a, cause);
 		return -1;
 	}
-	report_clear(&a->haproxy_error, "haproxy: runtime API answers");
-	a->metrics.haproxy_ok_ms = mono_ms();
-	return 0;
+	*digest = runtime_state_digest((const char *const *)replies);
+	if (!may_skip || *digest != a->quiet_digest) {
+		*out = running_new();
+		if (runtime_parse_state(*out, (const char *const *)replies,
+		    &cause) == -1) {
+			haproxy_unread(a, cause);
+			running_free(*out);
+			*out = NULL;
+			rc = -1;
+		}
+	}
+	runtime_replies_free(replies, RUNTIME_STATE_REPLIES);
+	if (rc == 0) {
+		report_clear(&a->haproxy_error, "haproxy: runtime API answers");
+		a->metrics.haproxy_ok_ms = mono_ms();
+	}
+	return rc;
 }
 
 /* A reload tried, for dovetailctl's "show reloads". */
@@ -538,6 +563,8 @@ reconcile_tasks(struct agent *a)
 		desired_free(old);
 		return a->in_sync ? 0 : -1;
 	}
+	/* The desired state moved: the next reconcile compares again. */
+	a->quiet = 0;
 	if (!a->file_stale)
 		a->file_due = mono_ms() + FILE_DELAY_MS;
 	a->file_stale = 1;
@@ -590,7 +617,9 @@ reconcile(struct agent *a)
 	char *sides[NSIDE], *text = NULL;
 	const char *why;
 	char *cause;
-	int rc = -1, i, reuse, skeleton;
+	uint64_t digest = 0;
+	int rc = -1, i, reuse, skeleton, may_skip, quiet = 0, put_off = 0;
+	size_t planned;
 
 	/*
 	 * Task changes first, into the last desired state; then, when it is
@@ -615,6 +644,13 @@ reconcile(struct agent *a)
 	 */
 	reuse = !a->dirty && a->in_sync && a->last != NULL &&
 	    mono_ms() < a->next_rebuild;
+	/*
+	 * Nor is HAProxy's state parsed and compared when it reads as the
+	 * last reconcile, which found nothing to do, left it: with thousands
+	 * of servers, most of an idle poll_interval's work.
+	 */
+	may_skip = reuse && !a->file_stale && a->quiet && a->flight == NULL;
+	a->quiet = 0;
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
 	buf_init(&config);
@@ -656,7 +692,7 @@ reconcile(struct agent *a)
 	a->in_sync = 0;
 	memset(&p, 0, sizeof(p));
 
-	if (read_running(a, &r) == -1) {
+	if (read_running(a, may_skip, &r, &digest) == -1) {
 		/*
 		 * HAProxy is away: leave a file it will start right with.  If
 		 * it is only its runtime socket that is away, the file must
@@ -681,6 +717,12 @@ reconcile(struct agent *a)
 		rc = 0;
 		goto out;
 	}
+	if (r == NULL) {
+		/* As the last reconcile left it (may_skip). */
+		quiet = 1;
+		rc = 0;
+		goto out;
+	}
 
 	settle_pending_reload(a);
 	why = reload_reason(a, d, r, skeleton);
@@ -693,6 +735,7 @@ reconcile(struct agent *a)
 	if (why != NULL && why != reload_for_file &&
 	    mono_ms() < a->reload_settle_until) {
 		why = NULL;
+		put_off = 1;
 		a->next_reconcile = a->reload_settle_until;
 	}
 	/*
@@ -714,6 +757,7 @@ reconcile(struct agent *a)
 	poll_fallen(a, r);
 	read_committed(a, d, r);
 	plan_build(&p, d, a->last, r, &a->ro);
+	planned = p.ncmds;
 	/*
 	 * Certificates wait for the flight: the new worker may read a file
 	 * before or after it is written, and what it holds would be unknown.
@@ -735,6 +779,9 @@ reconcile(struct agent *a)
 			goto out;
 		}
 		rc = 0;
+		/* Nothing to do, and nothing that waits on time: no reload
+		 * owed or put off, no command held back. */
+		quiet = why == NULL && !put_off && planned == 0;
 	}
 out:
 	if (rc == 0)
@@ -746,7 +793,9 @@ out:
 		running_free(a->seen);
 		a->seen = r;
 	}
-	a->in_sync = rc == 0 && r != NULL;
+	a->in_sync = rc == 0 && (r != NULL || quiet);
+	a->quiet = rc == 0 && quiet;
+	a->quiet_digest = digest;
 	if (!reuse) {
 		desired_free(a->last);
 		a->last = d;

@@ -188,18 +188,34 @@ lower_bound(const void *key, const void *base, size_t n, size_t size,
 }
 
 /*
- * FNV-1a, 64 bits, continuing from h (HASH_INIT to start): to tell
- * whether Docker's replies changed without keeping them.
+ * A 64-bit hash continuing from h (HASH_INIT to start): to tell whether
+ * Docker's or HAProxy's replies changed without keeping them, and to
+ * place names in tables.  Not for anything kept or sent: it depends on
+ * the machine's byte order.  Eight bytes a step (the replies are
+ * megabytes), each multiplied in and its high bits folded down; FNV-1a
+ * for the last few bytes; then MurmurHash3's finalizer, so that every
+ * input bit reaches the low bits the tables use (a product's high bits
+ * never reach them by themselves).
  */
 uint64_t
 hash_bytes(const void *data, size_t len, uint64_t h)
 {
 	const unsigned char *p = data;
-	size_t i;
+	uint64_t w;
 
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, sizeof(w));
+		h = (h ^ w) * UINT64_C(0x9e3779b97f4a7c15);
+		h ^= h >> 32;
+	}
+	for (; len > 0; p++, len--) {
+		h ^= *p;
 		h *= UINT64_C(1099511628211);
 	}
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
 	return h;
 }

@@ -725,6 +725,7 @@ struct proc_info {
 struct running *running_new(void);
 void running_free(struct running *);
 int hastate_parse_servers(struct running *, const char *, char **cause);
+uint64_t hastate_servers_digest(const char *);
 int hastate_parse_backends(struct running *, const char *, char **cause);
 int hastate_parse_map(struct running *, enum map_kind, const char *,
     char **cause);
@@ -811,7 +812,8 @@ int runtime_split_replies(const char *, size_t n, char ***replies,
 int runtime_parse_state(struct running *, const char *const *replies,
     char **cause);
 int runtime_read_state(const char *socket, const struct render_opts *,
-    struct running *, char **cause);
+    char ***replies, char **cause);
+uint64_t runtime_state_digest(const char *const *replies);
 int runtime_parse_servers(struct running *, char *const *names,
     const char *const *replies, size_t n, char **cause);
 int runtime_read_servers(const char *socket, char *const *names, size_t n,

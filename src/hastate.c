@@ -156,6 +156,21 @@ struct state_cols {
 	int srv_check_result;	/* optional */
 };
 
+/* The column named name in a header line (modified), or -1. */
+static int
+header_col(char *header, const char *name)
+{
+	char *f[STATE_MAX_FIELDS];
+	size_t n, i;
+
+	n = split_fields(header, f, STATE_MAX_FIELDS);
+	/* f[0] is "#" */
+	for (i = 1; i < n; i++)
+		if (strcmp(f[i], name) == 0)
+			return (int)i - 1;
+	return -1;
+}
+
 static int
 header_cols(char *header, struct state_cols *c, char **cause)
 {
@@ -209,6 +224,63 @@ reserve_lines(void *v, size_t n, size_t size, const char *text)
 	for (; (text = strchr(text, '\n')) != NULL; text++)
 		lines++;
 	return xreallocarray(v, n + lines, size);
+}
+
+/*
+ * A digest of a "show servers state" reply that leaves out the seconds
+ * since each server's last change, which move by themselves: each line
+ * but that field, and where it was.  hastate_parse_servers does not read
+ * the field, so equal digests mean equal servers parsed (hash collisions
+ * aside; and a byte it would refuse in that field goes unseen, harmless
+ * as the field is not read), which lets an idle reconcile that finds
+ * HAProxy as it left it stop there.  A few times cheaper than the parse.
+ */
+uint64_t
+hastate_servers_digest(const char *text)
+{
+	const char *at, *end, *p, *f;
+	char *line;
+	uint64_t h = HASH_INIT;
+	size_t len, n;
+	int skip = -1;
+
+	for (at = text; *at != '\0'; at = end + (*end == '\n')) {
+		end = strchr(at, '\n');
+		if (end == NULL)
+			end = at + strlen(at);
+		len = (size_t)(end - at);
+		if (*at == '#') {
+			/* The header: where the field is, if anywhere. */
+			line = xstrndup(at, len);
+			skip = header_col(line, "srv_time_since_last_change");
+			free(line);
+		}
+		/* The field as split_fields cuts it, in a server's line. */
+		p = at;
+		f = NULL;
+		if (skip >= 0 && *at != '#') {
+			for (n = 0; n <= (size_t)skip; n++) {
+				while (p < end && (*p == ' ' || *p == '\t'))
+					p++;
+				if (p == end)
+					break;
+				for (f = p; p < end && *p != ' ' && *p != '\t';
+				    p++)
+					;
+			}
+			if (n <= (size_t)skip)
+				f = NULL;
+		}
+		if (f == NULL) {
+			h = hash_bytes(at, len + 1, h);
+			continue;
+		}
+		n = (size_t)(f - at);
+		h = hash_bytes(&n, sizeof(n), h);
+		h = hash_bytes(at, n, h);
+		h = hash_bytes(p, (size_t)(end - p) + 1, h);
+	}
+	return h;
 }
 
 /* Appends the servers listed in a "show servers state" reply. */

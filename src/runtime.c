@@ -266,19 +266,18 @@ runtime_split_replies(const char *text, size_t n, char ***replies,
 }
 
 /*
- * Reads what HAProxy runs: its servers, backends, dovetail's maps and
- * certificates, in one session.  A map HAProxy has not loaded reads as
- * empty, with its map_missing set; r->tls is set when the crt-list is
- * loaded (the terminating frontend runs).
+ * Asks what HAProxy runs: its servers, backends, dovetail's maps and
+ * certificates, in one session.  *replies (new, RUNTIME_STATE_REPLIES of
+ * them) is for runtime_parse_state.
  */
 int
 runtime_read_state(const char *socket, const struct render_opts *o,
-    struct running *r, char **cause)
+    char ***replies, char **cause)
 {
 	const char *cmds[RUNTIME_STATE_REPLIES];
-	char **replies, *owned[1 + MAP_COUNT];
+	char *owned[1 + MAP_COUNT];
 	size_t n = 0, i;
-	int m, rc = -1;
+	int m, rc;
 
 	cmds[n++] = "show servers state";
 	cmds[n++] = "show backend";
@@ -287,14 +286,25 @@ runtime_read_state(const char *socket, const struct render_opts *o,
 	for (m = 0; m < MAP_COUNT; m++)
 		cmds[n++] = owned[1 + m] = xasprintf("show map %s",
 		    o->map_paths[m]);
-	if (runtime_batch(socket, cmds, n, &replies, cause) == 0) {
-		rc = runtime_parse_state(r, (const char *const *)replies,
-		    cause);
-		runtime_replies_free(replies, n);
-	}
+	rc = runtime_batch(socket, cmds, n, replies, cause);
 	for (i = 0; i < 1 + MAP_COUNT; i++)
 		free(owned[i]);
 	return rc;
+}
+
+/*
+ * A digest of what runtime_parse_state reads of the replies: equal
+ * digests, an equal state parsed.  Pure.
+ */
+uint64_t
+runtime_state_digest(const char *const *replies)
+{
+	uint64_t h = hastate_servers_digest(replies[0]);
+	size_t i;
+
+	for (i = 1; i < RUNTIME_STATE_REPLIES; i++)
+		h = hash_bytes(replies[i], strlen(replies[i]) + 1, h);
+	return h;
 }
 
 /*
@@ -351,7 +361,9 @@ runtime_read_servers(const char *socket, char *const *names, size_t n,
 
 /*
  * Fills r from the RUNTIME_STATE_REPLIES replies (borrowed) to the
- * commands runtime_read_state sends, in its order.  Pure.
+ * commands runtime_read_state sends, in its order.  A map HAProxy has
+ * not loaded reads as empty, with its map_missing set; r->tls is set
+ * when the crt-list is loaded (the terminating frontend runs).  Pure.
  */
 int
 runtime_parse_state(struct running *r, const char *const *replies,

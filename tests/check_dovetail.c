@@ -1264,6 +1264,145 @@ START_TEST(test_lower_bound)
 }
 END_TEST
 
+/* A bit flipped anywhere changes the hash; names spread over a table. */
+START_TEST(test_hash_bytes)
+{
+	unsigned char b[37];
+	uint64_t h0, *low;
+	size_t i, bit, distinct = 0;
+	char name[32];
+
+	for (i = 0; i < sizeof(b); i++)
+		b[i] = (unsigned char)(i * 7 + 1);
+	h0 = hash_bytes(b, sizeof(b), HASH_INIT);
+	ck_assert_uint_eq(hash_bytes(b, sizeof(b), HASH_INIT), h0);
+	ck_assert_uint_ne(hash_bytes(b, sizeof(b) - 1, HASH_INIT), h0);
+	for (i = 0; i < sizeof(b); i++)
+		for (bit = 0; bit < 8; bit++) {
+			b[i] ^= (unsigned char)(1u << bit);
+			ck_assert_uint_ne(hash_bytes(b, sizeof(b), HASH_INIT),
+			    h0);
+			b[i] ^= (unsigned char)(1u << bit);
+		}
+	/* 10,000 names in 16,384 slots: about 7,480 used if the low bits
+	 * are as good as random; a poor mix leaves far fewer. */
+	low = xcalloc(16384, sizeof(*low));
+	for (i = 0; i < 10000; i++) {
+		snprintf(name, sizeof(name), "svc-s%zu", i);
+		low[hash_bytes(name, strlen(name), HASH_INIT) & 16383]++;
+	}
+	for (i = 0; i < 16384; i++)
+		distinct += low[i] > 0;
+	ck_assert_uint_gt(distinct, 7000);
+	free(low);
+}
+END_TEST
+
+/* servers_state with one field of t1's line (0-based) replaced. */
+static char *
+state_with(size_t field, const char *value)
+{
+	const char *line = strstr(servers_state, "\n4 svc-demo 1 t1 ") + 1;
+	const char *p = line, *f;
+	size_t n;
+
+	for (n = 0; n < field; n++)
+		p = strchr(p, ' ') + 1;
+	f = p;
+	p += strcspn(p, " \n");
+	return xasprintf("%.*s%s%s", (int)(f - servers_state), servers_state,
+	    value, p);
+}
+
+static int
+servers_parse_same(const char *a, const char *b)
+{
+	struct running *x = running_new(), *y = running_new();
+	char *cause = NULL;
+	size_t i;
+	int same;
+
+	same = hastate_parse_servers(x, a, &cause) == 0;
+	free(cause);
+	cause = NULL;
+	same = same == (hastate_parse_servers(y, b, &cause) == 0) &&
+	    x->nservers == y->nservers;
+	free(cause);
+	for (i = 0; same && i < x->nservers; i++) {
+		const struct rserver *s = &x->servers[i], *t = &y->servers[i];
+
+		same = strcmp(s->backend, t->backend) == 0 &&
+		    strcmp(s->name, t->name) == 0 &&
+		    strcmp(s->addr, t->addr) == 0 && s->port == t->port &&
+		    s->op == t->op && s->admin == t->admin &&
+		    s->weight == t->weight &&
+		    s->check_result == t->check_result;
+	}
+	running_free(x);
+	running_free(y);
+	return same;
+}
+
+/*
+ * The digest an idle reconcile compares: blind to the seconds since a
+ * server's last change, which move by themselves, and to nothing that
+ * hastate_parse_servers reads.
+ */
+START_TEST(test_hastate_servers_digest)
+{
+	static const struct { size_t field; const char *value; } edits[] = {
+		{ 9, "4711" },		/* srv_time_since_last_change */
+		{ 1, "svc-x" }, { 3, "t7" }, { 4, "127.0.0.2" },
+		{ 5, "0" },		/* srv_op_state */
+		{ 6, "1" },		/* srv_admin_state */
+		{ 7, "9" },		/* srv_uweight */
+		{ 11, "3" },		/* srv_check_result */
+		{ 18, "9990" },		/* srv_port */
+		{ 12, "1" },		/* srv_check_health: not read */
+		{ 18, "99999" },	/* a port the parse refuses */
+		{ 9, "1 2" },		/* one field more */
+	};
+	const size_t n = sizeof(edits) / sizeof(edits[0]);
+	char *v[sizeof(edits) / sizeof(edits[0]) + 3];
+	uint64_t base = hastate_servers_digest(servers_state), h;
+	char *renamed;
+	size_t i, j;
+
+	for (i = 0; i < n; i++)
+		v[i] = state_with(edits[i].field, edits[i].value);
+	/* The same servers, written otherwise. */
+	v[n] = state_with(9, "1\t");
+	v[n + 1] = xasprintf("%s3 svc-b 1 t8 10.0.0.8 2 0 1 1 1 15 3 2 0 0 0 0 "
+	    "- 80 - 0 0 - - 0\n", servers_state);
+	/* No such column: every line whole. */
+	v[n + 2] = xstrdup(servers_state);
+	memcpy(strstr(v[n + 2], "srv_time_since"), "srv_XXXX", 8);
+
+	ck_assert_uint_eq(hastate_servers_digest(servers_state), base);
+	ck_assert_uint_eq(hastate_servers_digest(v[0]), base);
+	for (i = 1; i < n + 3; i++) {
+		h = hastate_servers_digest(v[i]);
+		ck_assert_msg(h != base, "edit %zu reads as unchanged", i);
+	}
+	/* Equal digests, equal servers: every pair. */
+	for (i = 0; i < n + 3; i++)
+		for (j = 0; j < n + 3; j++)
+			if (hastate_servers_digest(v[i]) ==
+			    hastate_servers_digest(v[j]))
+				ck_assert_msg(servers_parse_same(v[i], v[j]),
+				    "%zu and %zu", i, j);
+	ck_assert(servers_parse_same(servers_state, v[0]));
+	/* With the column renamed, a time change is a change. */
+	renamed = xstrdup(v[0]);
+	memcpy(strstr(renamed, "srv_time_since"), "srv_XXXX", 8);
+	ck_assert_uint_ne(hastate_servers_digest(renamed),
+	    hastate_servers_digest(v[n + 2]));
+	free(renamed);
+	for (i = 0; i < n + 3; i++)
+		free(v[i]);
+}
+END_TEST
+
 START_TEST(test_hastate_fallen)
 {
 	struct rserver was[] = {
@@ -1483,10 +1622,11 @@ END_TEST
 
 /*
  * The reload decision rests on this: hosts and servers never change the
- * skeleton, backends always do.
+ * skeleton, backends and the servers' options always do.
  */
 static char *
-skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
+skeleton_of(size_t nhosts, size_t nservers, size_t nbackends,
+    unsigned check_inter)
 {
 	static const char *hosts[] = { "a.example", "b.example", "c.example" };
 	static const char *names[] = { "svc-a", "svc-b" };
@@ -1520,6 +1660,7 @@ skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
 	}
 	d.backends = be;
 	d.nbackends = nbackends;
+	d.check_inter = check_inter;
 	d.maps[MAP_ROUTES] = routes;
 	d.nmap[MAP_ROUTES] = nhosts;
 	buf_init(&text);
@@ -1532,16 +1673,20 @@ skeleton_of(size_t nhosts, size_t nservers, size_t nbackends)
 
 START_TEST(test_skeleton_invariant)
 {
-	char *base = skeleton_of(1, 1, 1), *other;
+	char *base = skeleton_of(1, 1, 1, 1), *other;
 
-	other = skeleton_of(3, 1, 1);
+	other = skeleton_of(3, 1, 1, 1);
 	ck_assert_str_eq(base, other);	/* more hosts: no reload */
 	free(other);
-	other = skeleton_of(1, 3, 1);
+	other = skeleton_of(1, 3, 1, 1);
 	ck_assert_str_eq(base, other);	/* more servers: no reload */
 	free(other);
-	other = skeleton_of(1, 1, 2);
+	other = skeleton_of(1, 1, 2, 1);
 	ck_assert_str_ne(base, other);	/* a new backend: reload */
+	free(other);
+	/* Other server options: servers added at run time would keep theirs. */
+	other = skeleton_of(1, 1, 1, 2);
+	ck_assert_str_ne(base, other);
 	free(other);
 	free(base);
 }
@@ -1549,9 +1694,10 @@ END_TEST
 
 /*
  * A server added at run time must be its twin in the file: "add server"
- * takes exactly the words after the name on the written server line,
- * pool settings included (HAProxy 2.6 gives an added server no idle
- * connection pool unless told).
+ * takes exactly the words after the name on the written server line
+ * followed by those of its backend's default-server line (which "add
+ * server" does not apply), pool settings included (HAProxy 2.6 gives an
+ * added server no idle connection pool unless told).
  */
 static void
 check_add_server_twin(int tcp, int weight)
@@ -1566,9 +1712,9 @@ check_add_server_twin(int tcp, int weight)
 	struct running *r = running_new();
 	struct plan p;
 	struct buf text;
-	const char *line, *add = NULL;
+	const char *line, *opts, *add = NULL;
 	char *cause = NULL, *want;
-	size_t i, len;
+	size_t i, len, olen;
 
 	memset(&d, 0, sizeof(d));
 	memset(&be, 0, sizeof(be));
@@ -1588,9 +1734,13 @@ check_add_server_twin(int tcp, int weight)
 	ck_assert_ptr_nonnull(line);
 	line += strlen("\n\tserver t1 ");
 	len = strcspn(line, "\n");
-	ck_assert_ptr_nonnull(strstr(text.data, "\n# Every server, here and "
-	    "added at run time: check inter 7s fastinter 1s fall 2 "));
-	ck_assert_ptr_nonnull(strstr(line, " check inter 7s fastinter 1s fall 2 "));
+	ck_assert_ptr_null(memmem(line, len, " check", 6));
+	opts = strstr(text.data, "\n\tdefault-server ");
+	ck_assert_ptr_nonnull(opts);
+	ck_assert(opts < line);
+	opts += strlen("\n\tdefault-server ");
+	olen = strcspn(opts, "\n");
+	ck_assert_ptr_nonnull(strstr(opts, "check inter 7s fastinter 1s fall 2 "));
 
 	ck_assert_int_eq(hastate_parse_backends(r, "# name\nsvc-a\n", &cause),
 	    0);
@@ -1599,7 +1749,9 @@ check_add_server_twin(int tcp, int weight)
 		if (p.cmds[i].kind == CMD_ADD_SERVER)
 			add = p.cmds[i].text;
 	ck_assert_ptr_nonnull(add);
-	want = xasprintf("add server svc-a/t1 %.*s", (int)len, line);
+	/* The server line and its backend's default-server, as one. */
+	want = xasprintf("add server svc-a/t1 %.*s %.*s", (int)len, line,
+	    (int)olen, opts);
 	ck_assert_str_eq(add, want);
 	ck_assert_ptr_nonnull(strstr(add, " [2001:db8::7]:8080 "));
 	ck_assert_ptr_nonnull(strstr(add, " pool-purge-delay 5s "
@@ -2958,6 +3110,8 @@ suite_units(void)
 	tc = tcase_create("haproxy");
 	tcase_add_test(tc, test_hastate_servers);
 	tcase_add_test(tc, test_lower_bound);
+	tcase_add_test(tc, test_hash_bytes);
+	tcase_add_test(tc, test_hastate_servers_digest);
 	tcase_add_test(tc, test_hastate_fallen);
 	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_hastate_reload_reply);

@@ -174,6 +174,30 @@ struct json_keep {
 int json_keep(const char *, size_t, const struct json_keep *, struct buf *,
     size_t *used);
 
+/* jnode.c: a JSON value in an arena, for the task parser (no I/O) */
+enum jnode_type {
+	JNODE_NULL, JNODE_FALSE, JNODE_TRUE, JNODE_INT, JNODE_REAL,
+	JNODE_STRING, JNODE_ARRAY, JNODE_OBJECT
+};
+struct jnode {
+	enum jnode_type type;
+	const char *key;		/* a member's name, in an object */
+	const char *str;		/* JNODE_STRING */
+	long long num;			/* JNODE_INT */
+	struct jnode *first, *next;	/* arrays and objects: the members */
+	size_t n;			/* how many */
+};
+struct jarena {
+	struct jarena_block *head;	/* NULL: empty */
+};
+struct json_t;
+struct jnode *jnode_parse(struct jarena *, const char *, size_t);
+struct jnode *jnode_from_json(struct jarena *, struct json_t *);
+const struct jnode *jnode_get(const struct jnode *, const char *path);
+const char *jnode_str(const struct jnode *, const char *path);
+void jarena_reset(struct jarena *);
+void jarena_free(struct jarena *);
+
 /* swarm.c: Docker Engine JSON to the swarm model (no I/O) */
 struct kv {
 	char *key;

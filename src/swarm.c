@@ -174,21 +174,27 @@ skip_space(const char *text, size_t len, size_t i)
  *
  * One object is parsed at a time, so that a reply of ten thousand tasks
  * never becomes one tree in memory: only the elements and one object's
- * tree are held.  With keep, jansson is given only the members it names
- * (jsonkeep.c); an object json_keep cannot copy, or whose copy jansson
- * refuses, is parsed whole, so that an error is jansson's, with its line.
+ * tree are held.  The objects are given to parse as jansson parsed them,
+ * or to parse_node, with keep, as jnodes (jnode.c) of only the members
+ * keep names (jsonkeep.c): no jansson tree of megabytes of tasks.  An
+ * object json_keep cannot copy, or whose copy is refused, is parsed whole
+ * by jansson, so that an error is jansson's, with its line.
  */
 static int
 parse_array(const char *text, size_t len, const struct json_keep *keep,
-    size_t size, int (*parse)(json_t *, void *), void (*free_elem)(void *),
-    int (*cmp)(const void *, const void *), void **out, size_t *nout,
-    char **cause)
+    size_t size, int (*parse)(json_t *, void *),
+    int (*parse_node)(const struct jnode *, void *),
+    void (*free_elem)(void *), int (*cmp)(const void *, const void *),
+    void **out, size_t *nout, char **cause)
 {
 	json_error_t err;
 	json_t *elem;
+	struct jnode *node;
+	struct jarena arena = { NULL };
 	struct buf kept;
 	size_t i, n = 0, cap = 0, used;
 	char *v = NULL;
+	int rc;
 
 	buf_init(&kept);
 
@@ -209,15 +215,17 @@ parse_array(const char *text, size_t len, const struct json_keep *keep,
 			goto fail;
 		}
 		elem = NULL;
+		node = NULL;
+		jarena_reset(&arena);
 		if (keep != NULL) {
 			buf_reset(&kept);
 			if (json_keep(text + i, len - i, keep, &kept,
 			    &used) == 0)
-				elem = json_loadb(kept.data, kept.len, 0, &err);
+				node = jnode_parse(&arena, kept.data, kept.len);
 		}
 		/* Whole, when there is no shape or the copy failed: then
 		 * jansson's error names the line of the reply. */
-		if (elem == NULL) {
+		if (elem == NULL && node == NULL) {
 			elem = json_loadb(text + i, len - i,
 			    JSON_DISABLE_EOF_CHECK, &err);
 			if (elem == NULL) {
@@ -242,7 +250,16 @@ parse_array(const char *text, size_t len, const struct json_keep *keep,
 			v = xreallocarray(v, cap, size);
 		}
 		memset(v + n * size, 0, size);
-		if (parse(elem, v + n * size) == 0)
+		if (parse_node == NULL)
+			rc = parse(elem, v + n * size);
+		else {
+			if (node == NULL) {
+				jarena_reset(&arena);
+				node = jnode_from_json(&arena, elem);
+			}
+			rc = parse_node(node, v + n * size);
+		}
+		if (rc == 0)
 			n++;
 		json_decref(elem);
 		i = skip_space(text, len, i);
@@ -264,12 +281,14 @@ end:
 		goto fail;
 	}
 	buf_free(&kept);
+	jarena_free(&arena);
 	sort_array(v, n, size, cmp);
 	*out = v == NULL ? xcalloc(1, size) : v;
 	*nout = n;
 	return 0;
 fail:
 	buf_free(&kept);
+	jarena_free(&arena);
 	for (i = 0; i < n; i++)
 		free_elem(v + i * size);
 	free(v);
@@ -501,82 +520,109 @@ const struct json_keep swarm_service_keep[] = {
 	{ "Endpoint", service_keep_endpoint }, { NULL, NULL }
 };
 
+/* A member of an object and where it stood, to find a name's last. */
+struct member_at {
+	const struct jnode *m;
+	size_t at;
+};
+
 static int
-parse_service(json_t *js, void *elem)
+member_at_cmp(const void *a, const void *b)
+{
+	const struct member_at *x = a, *y = b;
+	int c = strcmp(x->m->key, y->m->key);
+
+	return c != 0 ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/*
+ * The string members of object o as labels, sorted by name; a name given
+ * twice is its last value, as jansson keeps it.
+ */
+static void
+parse_labels(struct service *s, const struct jnode *o)
+{
+	struct member_at *m;
+	const struct jnode *v;
+	size_t i, n = 0;
+
+	if (o == NULL || o->type != JNODE_OBJECT || o->n == 0)
+		return;
+	m = xreallocarray(NULL, o->n, sizeof(*m));
+	for (v = o->first; v != NULL; v = v->next, n++) {
+		m[n].m = v;
+		m[n].at = n;
+	}
+	sort_array(m, n, sizeof(*m), member_at_cmp);
+	s->labels = xreallocarray(NULL, n, sizeof(*s->labels));
+	for (i = 0; i < n; i++) {
+		v = m[i].m;
+		if ((i + 1 < n && strcmp(m[i + 1].m->key, v->key) == 0) ||
+		    v->type != JNODE_STRING)
+			continue;
+		s->labels[s->nlabels].key = xstrdup(v->key);
+		s->labels[s->nlabels].value = xstrdup(v->str);
+		s->nlabels++;
+	}
+	free(m);
+}
+
+static int
+parse_service(const struct jnode *js, void *elem)
 {
 	struct service *s = elem;
-	json_t *labels, *v, *nets, *vips, *secrets, *replicas;
-	const char *key, *id, *name;
-	size_t i, n;
+	const struct jnode *v, *nets, *vips, *secrets, *replicas;
+	const char *id, *name, *str, *net;
 
-	id = jstr(js, "ID");
-	name = jstr(js, "Spec.Name");
+	id = jnode_str(js, "ID");
+	name = jnode_str(js, "Spec.Name");
 	if (id == NULL || name == NULL)
 		return -1;
 	memset(s, 0, sizeof(*s));
 	s->id = xstrdup(id);
 	s->name = xstrdup(name);
-	s->created = swarm_sortable_time(jstr(js, "CreatedAt"));
+	s->created = swarm_sortable_time(jnode_str(js, "CreatedAt"));
+	parse_labels(s, jnode_get(js, "Spec.Labels"));
 
-	labels = jget(js, "Spec.Labels");
-	if (json_is_object(labels)) {
-		s->labels = xreallocarray(NULL, json_object_size(labels),
-		    sizeof(*s->labels));
-		json_object_foreach(labels, key, v) {
-			if (!json_is_string(v))
-				continue;
-			s->labels[s->nlabels].key = xstrdup(key);
-			s->labels[s->nlabels].value =
-			    xstrdup(json_string_value(v));
-			s->nlabels++;
-		}
-		sort_array(s->labels, s->nlabels, sizeof(*s->labels), kv_cmp);
+	nets = jnode_get(js, "Spec.TaskTemplate.Networks");
+	if (nets != NULL && nets->type == JNODE_ARRAY && nets->n > 0) {
+		s->networks = xreallocarray(NULL, nets->n, sizeof(char *));
+		for (v = nets->first; v != NULL; v = v->next)
+			if ((str = jnode_str(v, "Target")) != NULL)
+				s->networks[s->nnetworks++] = xstrdup(str);
 	}
 
-	nets = jget(js, "Spec.TaskTemplate.Networks");
-	if (json_is_array(nets) && (n = json_array_size(nets)) > 0) {
-		s->networks = xreallocarray(NULL, n, sizeof(char *));
-		json_array_foreach(nets, i, v) {
-			if (jstr(v, "Target") != NULL)
-				s->networks[s->nnetworks++] =
-				    xstrdup(jstr(v, "Target"));
-		}
-	}
-
-	vips = jget(js, "Endpoint.VirtualIPs");
-	if (json_is_array(vips) && (n = json_array_size(vips)) > 0) {
-		s->vips = xreallocarray(NULL, n, sizeof(*s->vips));
-		json_array_foreach(vips, i, v) {
-			if (jstr(v, "NetworkID") == NULL ||
-			    jstr(v, "Addr") == NULL)
+	vips = jnode_get(js, "Endpoint.VirtualIPs");
+	if (vips != NULL && vips->type == JNODE_ARRAY && vips->n > 0) {
+		s->vips = xreallocarray(NULL, vips->n, sizeof(*s->vips));
+		for (v = vips->first; v != NULL; v = v->next) {
+			net = jnode_str(v, "NetworkID");
+			if (net == NULL || (str = jnode_str(v, "Addr")) == NULL)
 				continue;
-			s->vips[s->nvips].addr = strip_prefixlen(jstr(v,
-			    "Addr"));
+			s->vips[s->nvips].addr = strip_prefixlen(str);
 			if (s->vips[s->nvips].addr == NULL)
 				continue;
-			s->vips[s->nvips].network_id =
-			    xstrdup(jstr(v, "NetworkID"));
+			s->vips[s->nvips].network_id = xstrdup(net);
 			s->nvips++;
 		}
 	}
 
 	/* The secrets the service's own tasks are given, by name. */
-	secrets = jget(js, "Spec.TaskTemplate.ContainerSpec.Secrets");
-	if (json_is_array(secrets) && (n = json_array_size(secrets)) > 0) {
-		s->secrets = xreallocarray(NULL, n, sizeof(char *));
-		json_array_foreach(secrets, i, v) {
-			if (jstr(v, "SecretName") != NULL)
-				s->secrets[s->nsecrets++] =
-				    xstrdup(jstr(v, "SecretName"));
-		}
+	secrets = jnode_get(js, "Spec.TaskTemplate.ContainerSpec.Secrets");
+	if (secrets != NULL && secrets->type == JNODE_ARRAY &&
+	    secrets->n > 0) {
+		s->secrets = xreallocarray(NULL, secrets->n, sizeof(char *));
+		for (v = secrets->first; v != NULL; v = v->next)
+			if ((str = jnode_str(v, "SecretName")) != NULL)
+				s->secrets[s->nsecrets++] = xstrdup(str);
 		sort_array(s->secrets, s->nsecrets, sizeof(char *),
 		    str_cmp_ptr);
 	}
 
-	replicas = jget(js, "Spec.Mode.Replicated.Replicas");
-	if (json_is_integer(replicas)) {
+	replicas = jnode_get(js, "Spec.Mode.Replicated.Replicas");
+	if (replicas != NULL && replicas->type == JNODE_INT) {
 		s->replicated = 1;
-		s->replicas = (uint64_t)json_integer_value(replicas);
+		s->replicas = (uint64_t)replicas->num;
 	}
 	return 0;
 }
@@ -590,7 +636,7 @@ swarm_parse_services(struct swarm *sw, const char *text, size_t len,
 	size_t n;
 
 	if (parse_array(text, len, swarm_service_keep,
-	    sizeof(struct service), parse_service, service_elem_free,
+	    sizeof(struct service), NULL, parse_service, service_elem_free,
 	    service_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_services(sw);
@@ -644,60 +690,61 @@ const struct json_keep swarm_task_keep[] = {
 };
 
 static int
-parse_task(json_t *jt, void *elem)
+parse_task(const struct jnode *jt, void *elem)
 {
 	struct task *t = elem;
-	json_t *atts, *att, *addrs, *ports, *p, *ingress;
-	const char *id, *svc, *desired, *mode, *name;
-	size_t i, n;
-	json_int_t target, published;
+	const struct jnode *atts, *att, *addrs, *ports, *p, *ingress, *v;
+	const char *id, *svc, *desired, *mode, *name, *net;
+	long long target, published;
 
-	id = jstr(jt, "ID");
-	svc = jstr(jt, "ServiceID");
+	id = jnode_str(jt, "ID");
+	svc = jnode_str(jt, "ServiceID");
 	if (id == NULL || svc == NULL)
 		return -1;
 	memset(t, 0, sizeof(*t));
 	t->id = xstrdup(id);
 	t->service_id = xstrdup(svc);
-	t->node_id = dupornull(jstr(jt, "NodeID"));
-	desired = jstr(jt, "DesiredState");
+	t->node_id = dupornull(jnode_str(jt, "NodeID"));
+	desired = jnode_str(jt, "DesiredState");
 	t->desired_running = desired != NULL && strcmp(desired,
 	    "running") == 0;
-	t->state = task_state_of(jstr(jt, "Status.State"));
+	t->state = task_state_of(jnode_str(jt, "Status.State"));
 
-	atts = jget(jt, "NetworksAttachments");
-	if (json_is_array(atts) && (n = json_array_size(atts)) > 0) {
-		t->nets = xcalloc(n, sizeof(*t->nets));
-		json_array_foreach(atts, i, att) {
-			ingress = jget(att, "Network.Spec.Ingress");
-			name = jstr(att, "Network.Spec.Name");
-			if (json_is_true(ingress) || (name != NULL &&
-			    strcmp(name, "ingress") == 0))
+	atts = jnode_get(jt, "NetworksAttachments");
+	if (atts != NULL && atts->type == JNODE_ARRAY && atts->n > 0) {
+		t->nets = xcalloc(atts->n, sizeof(*t->nets));
+		for (att = atts->first; att != NULL; att = att->next) {
+			ingress = jnode_get(att, "Network.Spec.Ingress");
+			name = jnode_str(att, "Network.Spec.Name");
+			if ((ingress != NULL && ingress->type == JNODE_TRUE) ||
+			    (name != NULL && strcmp(name, "ingress") == 0))
 				continue;
-			addrs = jget(att, "Addresses");
-			if (jstr(att, "Network.ID") == NULL ||
-			    !json_is_array(addrs) ||
-			    !json_is_string(json_array_get(addrs, 0)))
+			addrs = jnode_get(att, "Addresses");
+			net = jnode_str(att, "Network.ID");
+			if (net == NULL || addrs == NULL ||
+			    addrs->type != JNODE_ARRAY ||
+			    (v = addrs->first) == NULL ||
+			    v->type != JNODE_STRING)
 				continue;
 			/* NULL when not an address: the task is on the
 			 * network, but cannot be reached there. */
-			t->nets[t->nnets].addr = strip_prefixlen(
-			    json_string_value(json_array_get(addrs, 0)));
-			t->nets[t->nnets].network_id =
-			    xstrdup(jstr(att, "Network.ID"));
+			t->nets[t->nnets].addr = strip_prefixlen(v->str);
+			t->nets[t->nnets].network_id = xstrdup(net);
 			t->nets[t->nnets].network_name = dupornull(name);
 			t->nnets++;
 		}
 	}
 
-	ports = jget(jt, "Status.PortStatus.Ports");
-	if (json_is_array(ports) && (n = json_array_size(ports)) > 0) {
-		t->ports = xcalloc(n, sizeof(*t->ports));
-		json_array_foreach(ports, i, p) {
-			mode = jstr(p, "PublishMode");
-			target = json_integer_value(jget(p, "TargetPort"));
-			published = json_integer_value(jget(p,
-			    "PublishedPort"));
+	ports = jnode_get(jt, "Status.PortStatus.Ports");
+	if (ports != NULL && ports->type == JNODE_ARRAY && ports->n > 0) {
+		t->ports = xcalloc(ports->n, sizeof(*t->ports));
+		for (p = ports->first; p != NULL; p = p->next) {
+			mode = jnode_str(p, "PublishMode");
+			v = jnode_get(p, "TargetPort");
+			target = v != NULL && v->type == JNODE_INT ? v->num : 0;
+			v = jnode_get(p, "PublishedPort");
+			published = v != NULL && v->type == JNODE_INT ?
+			    v->num : 0;
 			if (mode != NULL && strcmp(mode, "host") != 0)
 				continue;
 			if (target <= 0 || target > 65535 || published <= 0 ||
@@ -720,7 +767,8 @@ swarm_parse_tasks(struct swarm *sw, const char *text, size_t len,
 	size_t n;
 
 	if (parse_array(text, len, swarm_task_keep, sizeof(struct task),
-	    parse_task, task_elem_free, task_cmp, &out, &n, cause) == -1)
+	    NULL, parse_task, task_elem_free, task_cmp, &out, &n,
+	    cause) == -1)
 		return -1;
 	free_tasks(sw);
 	sw->tasks = out;
@@ -774,7 +822,7 @@ swarm_parse_nodes(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t i, n;
 
-	if (parse_array(text, len, NULL, sizeof(struct node), parse_node,
+	if (parse_array(text, len, NULL, sizeof(struct node), parse_node, NULL,
 	    node_elem_free, node_cmp, &out, &n, cause) == -1)
 		return -1;
 	for (i = 0; i < sw->nnodes; i++)
@@ -812,7 +860,7 @@ swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, NULL, sizeof(struct network), parse_network,
+	if (parse_array(text, len, NULL, sizeof(struct network), parse_network, NULL,
 	    network_elem_free, network_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_networks(sw);
@@ -856,7 +904,7 @@ swarm_parse_secrets(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, NULL, sizeof(struct secret), parse_secret,
+	if (parse_array(text, len, NULL, sizeof(struct secret), parse_secret, NULL,
 	    secret_elem_free, secret_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_secrets(sw);
@@ -1003,7 +1051,7 @@ swarm_parse_configs(const char *text, size_t len, struct dconfig **out,
 	void *v;
 
 	if (parse_array(text, len, NULL, sizeof(struct dconfig), parse_dconfig,
-	    dconfig_elem_free, dconfig_cmp, &v, n, cause) == -1)
+	    NULL, dconfig_elem_free, dconfig_cmp, &v, n, cause) == -1)
 		return -1;
 	*out = v;
 	return 0;

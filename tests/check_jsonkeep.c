@@ -281,6 +281,161 @@ START_TEST(test_json_keep_fallback)
 }
 END_TEST
 
+/* Whether n (jnode.c) is the value jansson parsed as j. */
+static int
+jnode_is(const struct jnode *n, json_t *j)
+{
+	const struct jnode *m, *later;
+	size_t keys = 0, i;
+
+	switch (n->type) {
+	case JNODE_OBJECT:
+		if (!json_is_object(j))
+			return 0;
+		/* A member named twice is its last, as jansson keeps. */
+		for (m = n->first; m != NULL; m = m->next) {
+			for (later = m->next; later != NULL; later = later->next)
+				if (strcmp(later->key, m->key) == 0)
+					break;
+			if (later != NULL)
+				continue;
+			keys++;
+			if (json_object_get(j, m->key) == NULL ||
+			    !jnode_is(m, json_object_get(j, m->key)))
+				return 0;
+		}
+		return keys == json_object_size(j);
+	case JNODE_ARRAY:
+		if (!json_is_array(j) || n->n != json_array_size(j))
+			return 0;
+		for (m = n->first, i = 0; m != NULL; m = m->next, i++)
+			if (!jnode_is(m, json_array_get(j, i)))
+				return 0;
+		return 1;
+	case JNODE_STRING:
+		return json_is_string(j) &&
+		    strcmp(n->str, json_string_value(j)) == 0;
+	case JNODE_INT:
+		return json_is_integer(j) && n->num == json_integer_value(j);
+	case JNODE_REAL:
+		return json_is_real(j);
+	case JNODE_TRUE:
+		return json_is_true(j);
+	case JNODE_FALSE:
+		return json_is_false(j);
+	default:
+		return json_is_null(j);
+	}
+}
+
+/* jnode_parse takes what jansson takes, to the same value: 1 if both do. */
+static int
+assert_jnode_like_jansson(const char *text, size_t len, const char *what)
+{
+	struct jarena a = { NULL };
+	struct jnode *n = jnode_parse(&a, text, len);
+	json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+
+	ck_assert_msg((n != NULL) == (j != NULL), "%s: jnode %s, jansson %s",
+	    what, n != NULL ? "takes it" : "refuses it",
+	    j != NULL ? "takes it" : "refuses it");
+	if (n != NULL) {
+		ck_assert_msg(jnode_is(n, j), "%s: another value", what);
+		jarena_reset(&a);
+		ck_assert_msg(jnode_is(jnode_from_json(&a, j), j),
+		    "%s: converted to another value", what);
+	}
+	json_decref(j);
+	jarena_free(&a);
+	return n != NULL;
+}
+
+START_TEST(test_jnode_like_jansson)
+{
+	static const char *const texts[] = {
+		"{\"a\":1,\"b\":[true,false,null],\"a\":[2,{}],\"c\":{\"d\":"
+		    "{\"e\":\"x\"}}}",
+		"\"q\\\"b\\\\s\\/\\b\\f\\n\\r\\t\\u00e9\\u20ac"
+		    "\\ud83d\\ude00\"",
+		"\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
+		" [ 1 , -0 , 0 , 1.5e3 , -2E-2 , 10.25 ] ",
+		"9223372036854775807", "-9223372036854775808", "[]", "{}",
+		"\"\"", "[1e-400]",
+		/* refused */
+		"9223372036854775808", "-9223372036854775809", "[01]", "[1.]",
+		"[-]", "[1e]", "[.5]", "[+1]", "\"\\u0000\"", "\"\\ud800\"",
+		"\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\\u12g4\"",
+		"\"\xc0\x80\"", "\"\xed\xa0\x80\"", "\"\xf5\x80\x80\x80\"",
+		"\"\xe2\x82\"", "\"\x80\"", "\"\x01\"", "\"\\x\"", "[1,]",
+		"{\"a\"}", "{\"a\":1,}", "{1:2}", "[1] x", "\"abc", "tru",
+		"nul", "", "  ", "[1 2]", "{\"a\" 1}", "[1e400]", "[-1E999]",
+	};
+	struct buf deep;
+	size_t i, taken = 0;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		taken += assert_jnode_like_jansson(texts[i], strlen(texts[i]),
+		    texts[i]);
+	ck_assert_uint_eq(taken, 10);	/* those above "refused" */
+	/* jansson's depth: 2,048 values within each other, not one more
+	 * (arrays alone, then arrays around a number). */
+	for (i = 2047; i <= 2049; i++) {
+		buf_init(&deep);
+		while (deep.len < i)
+			buf_addc(&deep, '[');
+		while (deep.len < 2 * i)
+			buf_addc(&deep, ']');
+		ck_assert_int_eq(assert_jnode_like_jansson(deep.data,
+		    deep.len, "deep"), i <= 2048);
+		buf_reset(&deep);
+		while (deep.len < i - 1)
+			buf_addc(&deep, '[');
+		buf_addc(&deep, '7');
+		while (deep.len < 2 * i - 1)
+			buf_addc(&deep, ']');
+		ck_assert_int_eq(assert_jnode_like_jansson(deep.data,
+		    deep.len, "deep around a number"), i <= 2048);
+		buf_free(&deep);
+	}
+}
+END_TEST
+
+/* Every golden case's Docker replies, whole, as jansson reads them. */
+START_TEST(test_jnode_golden_replies)
+{
+	static const char *const files[] = { "services.json", "tasks.json",
+	    "nodes.json", "networks.json" };
+	char *dir, *path, *text;
+	struct dirent *de;
+	DIR *d;
+	size_t i;
+	int n = 0;
+
+	dir = xasprintf("%s/golden", test_data_dir());
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			path = xasprintf("%s/%s/%s", dir, de->d_name,
+			    files[i]);
+			text = test_read_file(path);
+			if (text != NULL) {
+				assert_jnode_like_jansson(text, strlen(text),
+				    path);
+				n++;
+			}
+			free(text);
+			free(path);
+		}
+	}
+	closedir(d);
+	free(dir);
+	ck_assert_int_ge(n, 40);
+}
+END_TEST
+
 Suite *
 suite_jsonkeep(void)
 {
@@ -291,6 +446,8 @@ suite_jsonkeep(void)
 	tcase_add_test(tc, test_json_keep_refuses);
 	tcase_add_test(tc, test_json_keep_golden_replies);
 	tcase_add_test(tc, test_json_keep_fallback);
+	tcase_add_test(tc, test_jnode_like_jansson);
+	tcase_add_test(tc, test_jnode_golden_replies);
 	suite_add_tcase(s, tc);
 	return s;
 }

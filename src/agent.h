@@ -125,10 +125,8 @@ struct agent {
 	char *status;		/* last STATUS= sent */
 	struct desired *last;	/* the previous desired state, for names */
 	int in_sync;		/* HAProxy and the files matched last */
-	/* The last reconcile found nothing to do, HAProxy's state then
-	 * (runtime_state_digest): an idle one that finds it so stops. */
-	int quiet;
-	uint64_t quiet_digest;
+	int quiet;		/* the last reconcile found nothing to do */
+	uint64_t quiet_digest;	/* HAProxy's state and the certificates then */
 	long long next_rebuild;	/* when last is built again regardless */
 	char *disk_config;	/* what the file on disk holds */
 	struct hold hold;	/* commands HAProxy refused, held back */
@@ -193,6 +191,7 @@ void cert_applied(struct agent *, const struct cmd *c);
 /* Reads, combines and checks the pairs the services name into st. */
 void load_certs(struct agent *, struct cert_store *st);
 /* Adds to r what the certificate files of d hold on disk. */
+uint64_t committed_digest(const struct agent *, const struct desired *);
 void read_committed(struct agent *, const struct desired *d,
     struct running *r);
 /* Removes the certificate files neither d nor keep (sorted) names. */

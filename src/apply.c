@@ -270,14 +270,37 @@ haproxy_unread(struct agent *a, char *cause)
 }
 
 /*
- * What HAProxy runs, in *out (new), and the digest of its replies; -1
- * when its runtime API does not answer.  When may_skip and the digest is
- * that of the last reconcile, which found nothing to do, there is nothing
- * to parse: 0 with *out NULL.
+ * Whether a reconcile may stop once HAProxy's state reads as the last
+ * one left it: it reuses the last desired state, the file on disk is as
+ * that state wrote it, no check or reload is under way, and the last
+ * reconcile found nothing to do.  Pure.
+ */
+int
+reconcile_may_skip(int reuse, int file_stale, int in_flight, int was_quiet)
+{
+	return reuse && !file_stale && !in_flight && was_quiet;
+}
+
+/*
+ * Whether a reconcile that wrote its files found nothing to do and
+ * nothing that waits on time: no reload owed or put off, no command
+ * planned (one held back included).  Pure.
+ */
+int
+reconcile_quiet(const char *reload_why, int put_off, size_t planned)
+{
+	return reload_why == NULL && !put_off && planned == 0;
+}
+
+/*
+ * What HAProxy runs, in *out (new), and the digest of its replies and of
+ * the certificate files (certs); -1 when its runtime API does not answer.
+ * When may_skip and the digest is that of the last reconcile, which found
+ * nothing to do, there is nothing to parse: 0 with *out NULL.
  */
 static int
-read_running(struct agent *a, int may_skip, struct running **out,
-    uint64_t *digest)
+read_running(struct agent *a, int may_skip, uint64_t certs,
+    struct running **out, uint64_t *digest)
 {
 	char **replies, *cause;
 	int rc = 0;
@@ -288,7 +311,8 @@ read_running(struct agent *a, int may_skip, struct running **out,
 		haproxy_unread(a, cause);
 		return -1;
 	}
-	*digest = runtime_state_digest((const char *const *)replies);
+	*digest = hash_bytes(&certs, sizeof(certs),
+	    runtime_state_digest((const char *const *)replies));
 	if (!may_skip || *digest != a->quiet_digest) {
 		*out = running_new();
 		if (runtime_parse_state(*out, (const char *const *)replies,
@@ -649,7 +673,8 @@ reconcile(struct agent *a)
 	 * last reconcile, which found nothing to do, left it: with thousands
 	 * of servers, most of an idle poll_interval's work.
 	 */
-	may_skip = reuse && !a->file_stale && a->quiet && a->flight == NULL;
+	may_skip = reconcile_may_skip(reuse, a->file_stale, a->flight != NULL,
+	    a->quiet);
 	a->quiet = 0;
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
@@ -692,7 +717,8 @@ reconcile(struct agent *a)
 	a->in_sync = 0;
 	memset(&p, 0, sizeof(p));
 
-	if (read_running(a, may_skip, &r, &digest) == -1) {
+	if (read_running(a, may_skip, committed_digest(a, d), &r,
+	    &digest) == -1) {
 		/*
 		 * HAProxy is away: leave a file it will start right with.  If
 		 * it is only its runtime socket that is away, the file must
@@ -779,9 +805,7 @@ reconcile(struct agent *a)
 			goto out;
 		}
 		rc = 0;
-		/* Nothing to do, and nothing that waits on time: no reload
-		 * owed or put off, no command held back. */
-		quiet = why == NULL && !put_off && planned == 0;
+		quiet = reconcile_quiet(why, put_off, planned);
 	}
 out:
 	if (rc == 0)

@@ -266,6 +266,38 @@ load_certs(struct agent *a, struct cert_store *st)
 	}
 }
 
+/*
+ * What identifies the certificate files read_committed reads (each one's
+ * size, times and inode, or its absence), so that one changed by hand
+ * makes an idle reconcile compare again.
+ */
+uint64_t
+committed_digest(const struct agent *a, const struct desired *d)
+{
+	struct stat st;
+	uint64_t h = HASH_INIT, v[6];
+	const char *file;
+	char *path;
+	size_t i;
+
+	for (i = 0; i <= d->ncerts; i++) {
+		file = i == d->ncerts ? "default.pem" : d->certs[i].file;
+		path = xasprintf("%s/%s", a->certs_dir, file);
+		memset(v, 0, sizeof(v));
+		if (stat(path, &st) == 0) {
+			v[0] = (uint64_t)st.st_size;
+			v[1] = (uint64_t)st.st_mtim.tv_sec;
+			v[2] = (uint64_t)st.st_mtim.tv_nsec;
+			v[3] = (uint64_t)st.st_ctim.tv_sec;
+			v[4] = (uint64_t)st.st_ctim.tv_nsec;
+			v[5] = (uint64_t)st.st_ino;
+		}
+		h = hash_bytes(v, sizeof(v), h);
+		free(path);
+	}
+	return h;
+}
+
 /* What the certificate files on disk hold: what HAProxy was given. */
 void
 read_committed(struct agent *a, const struct desired *d, struct running *r)

@@ -176,7 +176,7 @@ int json_keep(const char *, size_t, const struct json_keep *, struct buf *,
 
 /* jnode.c: a JSON value in an arena, for the task parser (no I/O) */
 enum jnode_type {
-	JNODE_NULL, JNODE_FALSE, JNODE_TRUE, JNODE_INT, JNODE_REAL,
+	JNODE_NULL = 0, JNODE_FALSE, JNODE_TRUE, JNODE_INT, JNODE_REAL,
 	JNODE_STRING, JNODE_ARRAY, JNODE_OBJECT
 };
 struct jnode {
@@ -190,9 +190,8 @@ struct jnode {
 struct jarena {
 	struct jarena_block *head;	/* NULL: empty */
 };
-struct json_t;
+/* Borrowed from the arena: valid until it is reset or freed. */
 struct jnode *jnode_parse(struct jarena *, const char *, size_t);
-struct jnode *jnode_from_json(struct jarena *, struct json_t *);
 const struct jnode *jnode_get(const struct jnode *, const char *path);
 const char *jnode_str(const struct jnode *, const char *path);
 void jarena_reset(struct jarena *);
@@ -1208,5 +1207,10 @@ struct config_override {
 };
 int agent_run(struct config *, const char *config_path,
     const struct config_override *, size_t, int once);
+
+/* apply.c: when an idle reconcile may stop early (pure) */
+int reconcile_may_skip(int reuse, int file_stale, int in_flight,
+    int was_quiet);
+int reconcile_quiet(const char *reload_why, int put_off, size_t planned);
 
 #endif /* DOVETAIL_H */

@@ -156,52 +156,37 @@ struct state_cols {
 	int srv_check_result;	/* optional */
 };
 
-/* The column named name in a header line (modified), or -1. */
+/*
+ * The column named name among a header's n fields (f[0] is "#"): the
+ * last so named, or -1.
+ */
 static int
-header_col(char *header, const char *name)
+col_named(char *const *f, size_t n, const char *name)
 {
-	char *f[STATE_MAX_FIELDS];
-	size_t n, i;
+	int col = -1;
+	size_t i;
 
-	n = split_fields(header, f, STATE_MAX_FIELDS);
-	/* f[0] is "#" */
 	for (i = 1; i < n; i++)
 		if (strcmp(f[i], name) == 0)
-			return (int)i - 1;
-	return -1;
+			col = (int)i - 1;
+	return col;
 }
 
 static int
 header_cols(char *header, struct state_cols *c, char **cause)
 {
 	char *f[STATE_MAX_FIELDS];
-	size_t n, i;
+	size_t n;
 
-	c->be_name = c->srv_name = c->srv_addr = c->srv_op_state =
-	    c->srv_admin_state = c->srv_port = c->srv_uweight =
-	    c->srv_check_result = -1;
 	n = split_fields(header, f, STATE_MAX_FIELDS);
-	/* f[0] is "#" */
-	for (i = 1; i < n; i++) {
-		int col = (int)i - 1;
-
-		if (strcmp(f[i], "be_name") == 0)
-			c->be_name = col;
-		else if (strcmp(f[i], "srv_name") == 0)
-			c->srv_name = col;
-		else if (strcmp(f[i], "srv_addr") == 0)
-			c->srv_addr = col;
-		else if (strcmp(f[i], "srv_op_state") == 0)
-			c->srv_op_state = col;
-		else if (strcmp(f[i], "srv_admin_state") == 0)
-			c->srv_admin_state = col;
-		else if (strcmp(f[i], "srv_port") == 0)
-			c->srv_port = col;
-		else if (strcmp(f[i], "srv_uweight") == 0)
-			c->srv_uweight = col;
-		else if (strcmp(f[i], "srv_check_result") == 0)
-			c->srv_check_result = col;
-	}
+	c->be_name = col_named(f, n, "be_name");
+	c->srv_name = col_named(f, n, "srv_name");
+	c->srv_addr = col_named(f, n, "srv_addr");
+	c->srv_op_state = col_named(f, n, "srv_op_state");
+	c->srv_admin_state = col_named(f, n, "srv_admin_state");
+	c->srv_port = col_named(f, n, "srv_port");
+	c->srv_uweight = col_named(f, n, "srv_uweight");
+	c->srv_check_result = col_named(f, n, "srv_check_result");
 	if (c->be_name < 0 || c->srv_name < 0 || c->srv_addr < 0 ||
 	    c->srv_op_state < 0 || c->srv_admin_state < 0 || c->srv_port < 0 ||
 	    c->srv_uweight < 0) {
@@ -238,8 +223,8 @@ reserve_lines(void *v, size_t n, size_t size, const char *text)
 uint64_t
 hastate_servers_digest(const char *text)
 {
-	const char *at, *end, *p, *f;
-	char *line;
+	const char *at, *end, *p, *fs;
+	char *line, *f[STATE_MAX_FIELDS];
 	uint64_t h = HASH_INIT;
 	size_t len, n;
 	int skip = -1;
@@ -252,30 +237,31 @@ hastate_servers_digest(const char *text)
 		if (*at == '#') {
 			/* The header: where the field is, if anywhere. */
 			line = xstrndup(at, len);
-			skip = header_col(line, "srv_time_since_last_change");
+			skip = col_named(f, split_fields(line, f,
+			    STATE_MAX_FIELDS), "srv_time_since_last_change");
 			free(line);
 		}
 		/* The field as split_fields cuts it, in a server's line. */
 		p = at;
-		f = NULL;
+		fs = NULL;
 		if (skip >= 0 && *at != '#') {
 			for (n = 0; n <= (size_t)skip; n++) {
 				while (p < end && (*p == ' ' || *p == '\t'))
 					p++;
 				if (p == end)
 					break;
-				for (f = p; p < end && *p != ' ' && *p != '\t';
+				for (fs = p; p < end && *p != ' ' && *p != '\t';
 				    p++)
 					;
 			}
 			if (n <= (size_t)skip)
-				f = NULL;
+				fs = NULL;
 		}
-		if (f == NULL) {
+		if (fs == NULL) {
 			h = hash_bytes(at, len + 1, h);
 			continue;
 		}
-		n = (size_t)(f - at);
+		n = (size_t)(fs - at);
 		h = hash_bytes(&n, sizeof(n), h);
 		h = hash_bytes(at, n, h);
 		h = hash_bytes(p, (size_t)(end - p) + 1, h);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "dovetail.h"
+#include "jnode.h"
 
 /* jansson's own limit. */
 #define JNODE_MAX_DEPTH 2048
@@ -42,7 +43,7 @@ jalloc(struct jarena *a, size_t n)
 	struct jarena_block *b = a->head;
 	void *p;
 
-	n = (n + 15) & ~(size_t)15;
+	n = (n + 7) & ~(size_t)7;	/* data[] is 8-aligned */
 	if (b == NULL || b->cap - b->used < n) {
 		size_t cap = n > JARENA_BLOCK ? n : JARENA_BLOCK;
 
@@ -418,7 +419,8 @@ jp_value_here(struct jparse *jp)
 
 /*
  * The JSON value that is the whole of text (blanks around it aside), in
- * the arena, or NULL where jansson would refuse it.
+ * the arena (borrowed: valid until it is reset), or NULL where jansson
+ * would refuse it.
  */
 struct jnode *
 jnode_parse(struct jarena *a, const char *text, size_t len)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Docker Engine JSON to the swarm model.  No json_t leaves this file: the
- * rest of dovetail sees plain structs with copied strings.  Unknown or
+ * Docker Engine JSON to the swarm model.  No json_t leaves this file (but
+ * for jnode.c, which takes one as a jnode): the rest of dovetail sees
+ * plain structs with copied strings.  Unknown or
  * missing fields are treated as absent, not as errors, so that a newer
  * engine's answers still parse; only a malformed document is an error.
  */
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "dovetail.h"
+#include "jnode.h"
 
 /* Borrowed value at a dotted path of object keys ("Spec.Name"), or NULL. */
 static json_t *
@@ -175,7 +177,7 @@ skip_space(const char *text, size_t len, size_t i)
  * One object is parsed at a time, so that a reply of ten thousand tasks
  * never becomes one tree in memory: only the elements and one object's
  * tree are held.  The objects are given to parse as jansson parsed them,
- * or to parse_node, with keep, as jnodes (jnode.c) of only the members
+ * or to parse_jnode, with keep, as jnodes (jnode.c) of only the members
  * keep names (jsonkeep.c): no jansson tree of megabytes of tasks.  An
  * object json_keep cannot copy, or whose copy is refused, is parsed whole
  * by jansson, so that an error is jansson's, with its line.
@@ -183,7 +185,7 @@ skip_space(const char *text, size_t len, size_t i)
 static int
 parse_array(const char *text, size_t len, const struct json_keep *keep,
     size_t size, int (*parse)(json_t *, void *),
-    int (*parse_node)(const struct jnode *, void *),
+    int (*parse_jnode)(const struct jnode *, void *),
     void (*free_elem)(void *), int (*cmp)(const void *, const void *),
     void **out, size_t *nout, char **cause)
 {
@@ -225,7 +227,7 @@ parse_array(const char *text, size_t len, const struct json_keep *keep,
 		}
 		/* Whole, when there is no shape or the copy failed: then
 		 * jansson's error names the line of the reply. */
-		if (elem == NULL && node == NULL) {
+		if (node == NULL) {
 			elem = json_loadb(text + i, len - i,
 			    JSON_DISABLE_EOF_CHECK, &err);
 			if (elem == NULL) {
@@ -250,14 +252,14 @@ parse_array(const char *text, size_t len, const struct json_keep *keep,
 			v = xreallocarray(v, cap, size);
 		}
 		memset(v + n * size, 0, size);
-		if (parse_node == NULL)
+		if (parse_jnode == NULL)
 			rc = parse(elem, v + n * size);
 		else {
 			if (node == NULL) {
 				jarena_reset(&arena);
 				node = jnode_from_json(&arena, elem);
 			}
-			rc = parse_node(node, v + n * size);
+			rc = parse_jnode(node, v + n * size);
 		}
 		if (rc == 0)
 			n++;
@@ -860,8 +862,9 @@ swarm_parse_networks(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, NULL, sizeof(struct network), parse_network, NULL,
-	    network_elem_free, network_cmp, &out, &n, cause) == -1)
+	if (parse_array(text, len, NULL, sizeof(struct network),
+	    parse_network, NULL, network_elem_free, network_cmp, &out, &n,
+	    cause) == -1)
 		return -1;
 	free_networks(sw);
 	sw->networks = out;
@@ -904,8 +907,8 @@ swarm_parse_secrets(struct swarm *sw, const char *text, size_t len,
 	void *out;
 	size_t n;
 
-	if (parse_array(text, len, NULL, sizeof(struct secret), parse_secret, NULL,
-	    secret_elem_free, secret_cmp, &out, &n, cause) == -1)
+	if (parse_array(text, len, NULL, sizeof(struct secret), parse_secret,
+	    NULL, secret_elem_free, secret_cmp, &out, &n, cause) == -1)
 		return -1;
 	free_secrets(sw);
 	sw->secrets = out;

@@ -1298,6 +1298,29 @@ START_TEST(test_hash_bytes)
 }
 END_TEST
 
+/* An idle reconcile stops early only when nothing can be owed. */
+START_TEST(test_reconcile_skip)
+{
+	int reuse, stale, flight, quiet;
+
+	for (reuse = 0; reuse <= 1; reuse++)
+		for (stale = 0; stale <= 1; stale++)
+			for (flight = 0; flight <= 1; flight++)
+				for (quiet = 0; quiet <= 1; quiet++)
+					ck_assert_int_eq(reconcile_may_skip(
+					    reuse, stale, flight, quiet),
+					    reuse && !stale && !flight &&
+					    quiet);
+	ck_assert(reconcile_quiet(NULL, 0, 0));
+	/* A reload owed, one put off by the settle window, a command
+	 * planned (applied, refused or held back). */
+	ck_assert(!reconcile_quiet("the last reload did not complete", 0,
+	    0));
+	ck_assert(!reconcile_quiet(NULL, 1, 0));
+	ck_assert(!reconcile_quiet(NULL, 0, 1));
+}
+END_TEST
+
 /* servers_state with one field of t1's line (0-based) replaced. */
 static char *
 state_with(size_t field, const char *value)
@@ -3112,6 +3135,7 @@ suite_units(void)
 	tcase_add_test(tc, test_lower_bound);
 	tcase_add_test(tc, test_hash_bytes);
 	tcase_add_test(tc, test_hastate_servers_digest);
+	tcase_add_test(tc, test_reconcile_skip);
 	tcase_add_test(tc, test_hastate_fallen);
 	tcase_add_test(tc, test_name_valid);
 	tcase_add_test(tc, test_hastate_reload_reply);

@@ -194,6 +194,8 @@ struct jarena {
 struct jnode *jnode_parse(struct jarena *, const char *, size_t);
 const struct jnode *jnode_get(const struct jnode *, const char *path);
 const char *jnode_str(const struct jnode *, const char *path);
+const struct jnode *jnode_array(const struct jnode *, const char *path);
+long long jnode_int(const struct jnode *, const char *path);
 void jarena_reset(struct jarena *);
 void jarena_free(struct jarena *);
 

@@ -524,3 +524,21 @@ jnode_str(const struct jnode *o, const char *path)
 
 	return n != NULL && n->type == JNODE_STRING ? n->str : NULL;
 }
+
+/* The array at a dotted path when it has members, else NULL. */
+const struct jnode *
+jnode_array(const struct jnode *o, const char *path)
+{
+	const struct jnode *n = jnode_get(o, path);
+
+	return n != NULL && n->type == JNODE_ARRAY && n->n > 0 ? n : NULL;
+}
+
+/* The integer at a dotted path, or 0 when absent or not an integer. */
+long long
+jnode_int(const struct jnode *o, const char *path)
+{
+	const struct jnode *n = jnode_get(o, path);
+
+	return n != NULL && n->type == JNODE_INT ? n->num : 0;
+}

@@ -569,11 +569,31 @@ parse_labels(struct service *s, const struct jnode *o)
 	free(m);
 }
 
+/* The string member of each object of array a (or NULL), new. */
+static char **
+member_strings(const struct jnode *a, const char *member, size_t *n)
+{
+	const struct jnode *v;
+	const char *str;
+	char **out;
+
+	*n = 0;
+	if (a == NULL)
+		return NULL;
+	out = xreallocarray(NULL, a->n, sizeof(char *));
+	for (v = a->first; v != NULL; v = v->next) {
+		str = jnode_str(v, member);
+		if (str != NULL)
+			out[(*n)++] = xstrdup(str);
+	}
+	return out;
+}
+
 static int
 parse_service(const struct jnode *js, void *elem)
 {
 	struct service *s = elem;
-	const struct jnode *v, *nets, *vips, *secrets, *replicas;
+	const struct jnode *v, *vips, *replicas;
 	const char *id, *name, *str, *net;
 
 	id = jnode_str(js, "ID");
@@ -586,16 +606,11 @@ parse_service(const struct jnode *js, void *elem)
 	s->created = swarm_sortable_time(jnode_str(js, "CreatedAt"));
 	parse_labels(s, jnode_get(js, "Spec.Labels"));
 
-	nets = jnode_get(js, "Spec.TaskTemplate.Networks");
-	if (nets != NULL && nets->type == JNODE_ARRAY && nets->n > 0) {
-		s->networks = xreallocarray(NULL, nets->n, sizeof(char *));
-		for (v = nets->first; v != NULL; v = v->next)
-			if ((str = jnode_str(v, "Target")) != NULL)
-				s->networks[s->nnetworks++] = xstrdup(str);
-	}
+	s->networks = member_strings(jnode_array(js,
+	    "Spec.TaskTemplate.Networks"), "Target", &s->nnetworks);
 
-	vips = jnode_get(js, "Endpoint.VirtualIPs");
-	if (vips != NULL && vips->type == JNODE_ARRAY && vips->n > 0) {
+	vips = jnode_array(js, "Endpoint.VirtualIPs");
+	if (vips != NULL) {
 		s->vips = xreallocarray(NULL, vips->n, sizeof(*s->vips));
 		for (v = vips->first; v != NULL; v = v->next) {
 			net = jnode_str(v, "NetworkID");
@@ -610,16 +625,10 @@ parse_service(const struct jnode *js, void *elem)
 	}
 
 	/* The secrets the service's own tasks are given, by name. */
-	secrets = jnode_get(js, "Spec.TaskTemplate.ContainerSpec.Secrets");
-	if (secrets != NULL && secrets->type == JNODE_ARRAY &&
-	    secrets->n > 0) {
-		s->secrets = xreallocarray(NULL, secrets->n, sizeof(char *));
-		for (v = secrets->first; v != NULL; v = v->next)
-			if ((str = jnode_str(v, "SecretName")) != NULL)
-				s->secrets[s->nsecrets++] = xstrdup(str);
-		sort_array(s->secrets, s->nsecrets, sizeof(char *),
-		    str_cmp_ptr);
-	}
+	s->secrets = member_strings(jnode_array(js,
+	    "Spec.TaskTemplate.ContainerSpec.Secrets"), "SecretName",
+	    &s->nsecrets);
+	sort_array(s->secrets, s->nsecrets, sizeof(char *), str_cmp_ptr);
 
 	replicas = jnode_get(js, "Spec.Mode.Replicated.Replicas");
 	if (replicas != NULL && replicas->type == JNODE_INT) {
@@ -695,7 +704,7 @@ static int
 parse_task(const struct jnode *jt, void *elem)
 {
 	struct task *t = elem;
-	const struct jnode *atts, *att, *addrs, *ports, *p, *ingress, *v;
+	const struct jnode *atts, *att, *addrs, *ports, *p, *ingress;
 	const char *id, *svc, *desired, *mode, *name, *net;
 	long long target, published;
 
@@ -712,8 +721,8 @@ parse_task(const struct jnode *jt, void *elem)
 	    "running") == 0;
 	t->state = task_state_of(jnode_str(jt, "Status.State"));
 
-	atts = jnode_get(jt, "NetworksAttachments");
-	if (atts != NULL && atts->type == JNODE_ARRAY && atts->n > 0) {
+	atts = jnode_array(jt, "NetworksAttachments");
+	if (atts != NULL) {
 		t->nets = xcalloc(atts->n, sizeof(*t->nets));
 		for (att = atts->first; att != NULL; att = att->next) {
 			ingress = jnode_get(att, "Network.Spec.Ingress");
@@ -721,32 +730,28 @@ parse_task(const struct jnode *jt, void *elem)
 			if ((ingress != NULL && ingress->type == JNODE_TRUE) ||
 			    (name != NULL && strcmp(name, "ingress") == 0))
 				continue;
-			addrs = jnode_get(att, "Addresses");
+			addrs = jnode_array(att, "Addresses");
 			net = jnode_str(att, "Network.ID");
 			if (net == NULL || addrs == NULL ||
-			    addrs->type != JNODE_ARRAY ||
-			    (v = addrs->first) == NULL ||
-			    v->type != JNODE_STRING)
+			    addrs->first->type != JNODE_STRING)
 				continue;
 			/* NULL when not an address: the task is on the
 			 * network, but cannot be reached there. */
-			t->nets[t->nnets].addr = strip_prefixlen(v->str);
+			t->nets[t->nnets].addr = strip_prefixlen(
+			    addrs->first->str);
 			t->nets[t->nnets].network_id = xstrdup(net);
 			t->nets[t->nnets].network_name = dupornull(name);
 			t->nnets++;
 		}
 	}
 
-	ports = jnode_get(jt, "Status.PortStatus.Ports");
-	if (ports != NULL && ports->type == JNODE_ARRAY && ports->n > 0) {
+	ports = jnode_array(jt, "Status.PortStatus.Ports");
+	if (ports != NULL) {
 		t->ports = xcalloc(ports->n, sizeof(*t->ports));
 		for (p = ports->first; p != NULL; p = p->next) {
 			mode = jnode_str(p, "PublishMode");
-			v = jnode_get(p, "TargetPort");
-			target = v != NULL && v->type == JNODE_INT ? v->num : 0;
-			v = jnode_get(p, "PublishedPort");
-			published = v != NULL && v->type == JNODE_INT ?
-			    v->num : 0;
+			target = jnode_int(p, "TargetPort");
+			published = jnode_int(p, "PublishedPort");
 			if (mode != NULL && strcmp(mode, "host") != 0)
 				continue;
 			if (target <= 0 || target > 65535 || published <= 0 ||

@@ -675,7 +675,6 @@ reconcile(struct agent *a)
 	 */
 	may_skip = reconcile_may_skip(reuse, a->file_stale, a->flight != NULL,
 	    a->quiet);
-	a->quiet = 0;
 	a->dirty = 0;
 	a->next_reconcile = mono_ms() + a->cfg->poll_interval_ms;
 	buf_init(&config);

@@ -267,6 +267,20 @@ load_certs(struct agent *a, struct cert_store *st)
 }
 
 /*
+ * The name of the certificate file i of d (0 to ncerts: the last is the
+ * default one), and its path (new) in *path.
+ */
+static const char *
+committed_file(const struct agent *a, const struct desired *d, size_t i,
+    char **path)
+{
+	const char *file = i == d->ncerts ? "default.pem" : d->certs[i].file;
+
+	*path = xasprintf("%s/%s", a->certs_dir, file);
+	return file;
+}
+
+/*
  * What identifies the certificate files read_committed reads (each one's
  * size, times and inode, or its absence), so that one changed by hand
  * makes an idle reconcile compare again.
@@ -276,13 +290,11 @@ committed_digest(const struct agent *a, const struct desired *d)
 {
 	struct stat st;
 	uint64_t h = HASH_INIT, v[6];
-	const char *file;
 	char *path;
 	size_t i;
 
 	for (i = 0; i <= d->ncerts; i++) {
-		file = i == d->ncerts ? "default.pem" : d->certs[i].file;
-		path = xasprintf("%s/%s", a->certs_dir, file);
+		committed_file(a, d, i, &path);
 		memset(v, 0, sizeof(v));
 		if (stat(path, &st) == 0) {
 			v[0] = (uint64_t)st.st_size;
@@ -309,8 +321,7 @@ read_committed(struct agent *a, const struct desired *d, struct running *r)
 
 	buf_init(&b);
 	for (i = 0; i <= d->ncerts; i++) {
-		file = i == d->ncerts ? "default.pem" : d->certs[i].file;
-		path = xasprintf("%s/%s", a->certs_dir, file);
+		file = committed_file(a, d, i, &path);
 		buf_reset(&b);
 		if (file_read(path, &b, &cause) == 0) {
 			r->committed = xreallocarray(r->committed,

@@ -173,6 +173,7 @@ struct json_keep {
 };
 int json_keep(const char *, size_t, const struct json_keep *, struct buf *,
     size_t *used);
+const char *json_space(const char *, const char *end);
 
 /* jnode.c: a JSON value in an arena, for the task parser (no I/O) */
 enum jnode_type {

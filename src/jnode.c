@@ -115,9 +115,8 @@ static struct jnode *jp_value_here(struct jparse *);
 static void
 jp_space(struct jparse *jp)
 {
-	while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\t' ||
-	    *jp->p == '\n' || *jp->p == '\r'))
-		jp->p++;
+	jp->p = (const unsigned char *)json_space((const char *)jp->p,
+	    (const char *)jp->end);
 }
 
 static int

@@ -30,12 +30,20 @@ struct keep_scan {
 static int keep_value(struct keep_scan *, const struct json_keep *,
     struct buf *);
 
+/* Past the JSON whitespace at p (end: the end of the text). */
+const char *
+json_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
+	    *p == '\r'))
+		p++;
+	return p;
+}
+
 static void
 keep_space(struct keep_scan *sc)
 {
-	while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' ||
-	    *sc->p == '\n' || *sc->p == '\r'))
-		sc->p++;
+	sc->p = json_space(sc->p, sc->end);
 }
 
 /*

@@ -163,10 +163,7 @@ line_at(const char *text, size_t i)
 static size_t
 skip_space(const char *text, size_t len, size_t i)
 {
-	while (i < len && (text[i] == ' ' || text[i] == '\t' ||
-	    text[i] == '\r' || text[i] == '\n'))
-		i++;
-	return i;
+	return (size_t)(json_space(text + i, text + len) - text);
 }
 
 /*

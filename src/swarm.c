@@ -163,6 +163,8 @@ line_at(const char *text, size_t i)
 static size_t
 skip_space(const char *text, size_t len, size_t i)
 {
+	if (i >= len)
+		return i;	/* text may be NULL when len is 0 */
 	return (size_t)(json_space(text + i, text + len) - text);
 }
 
